@@ -1,0 +1,109 @@
+# Socket.IO server in C: stated (state daemon), sio-fcgi (FastCGI polling
+# gateway), sio-front (WebSocket + embedded front), sioctl (command line).
+#
+#   make            install missing packages, build into bin/
+#   make run        build and start the embedded default on 127.0.0.1:$(PORT)
+#   make test       build and run every test (unit, fuzz smoke, integration)
+#   make asan       build the ASan/UBSan variant into build/asan/bin/
+#   make test-asan  run the whole suite against the ASan/UBSan build
+#   make fuzz       run every libFuzzer driver for FUZZ_SECONDS each
+#   make bench      side-by-side benchmarks against the Node reference
+#   make install    copy the programs to $(PREFIX)/bin
+
+PREFIX ?= /usr/local
+PORT ?= 3000
+FUZZ_SECONDS ?= 20
+
+CC ?= cc
+PKGS := libcjson lmdb fcgi libwebsockets
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g $(WARN) -Ishared
+LDLIBS := -lcjson -llmdb -lpthread
+
+ifeq ($(MODE),asan)
+OUT := build/asan
+OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+MODE := release
+OUT := build/release
+OPT := -O2
+endif
+BINDIR := $(if $(filter asan,$(MODE)),$(OUT)/bin,bin)
+CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(CFLAGS)
+LDFLAGS_ALL = $(OPT) $(LDFLAGS)
+
+SHARED_SRC := $(wildcard shared/*.c)
+SHARED_OBJ := $(SHARED_SRC:%.c=$(OUT)/%.o)
+LIB := $(OUT)/libsio.a
+
+PROGS := $(BINDIR)/stated $(BINDIR)/sioctl $(BINDIR)/sio-fcgi
+ifneq ($(wildcard gateway/front.c),)
+PROGS += $(BINDIR)/sio-front
+endif
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
+
+.PHONY: all deps build run test test-asan asan unit fuzz bench install clean
+all: deps build
+
+deps:
+	@scripts/install-deps
+
+build: $(PROGS) $(UNIT_BIN)
+
+$(OUT)/%.o: %.c $(wildcard shared/*.h) $(wildcard gateway/*.h) $(wildcard stated/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(LIB): $(SHARED_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BINDIR)/stated: $(OUT)/stated/stated.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/sioctl: $(OUT)/stated/sioctl.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/sio-fcgi: $(OUT)/gateway/fcgi.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lfcgi $(LDLIBS)
+
+$(BINDIR)/sio-front: $(patsubst %.c,$(OUT)/%.o,$(wildcard gateway/front*.c)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ -lwebsockets $(LDLIBS)
+
+$(OUT)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS)
+
+unit: deps build
+	@tests/run-unit $(OUT)/tests
+
+asan:
+	@$(MAKE) --no-print-directory MODE=asan build
+
+run: all
+	PORT=$(PORT) scripts/run-embedded
+
+test: all
+	@tests/run
+
+test-asan: deps
+	@$(MAKE) --no-print-directory MODE=asan build
+	@SIO_BIN=$(CURDIR)/build/asan/bin SIO_UNIT=$(CURDIR)/build/asan/tests tests/run
+
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run
+
+bench: all
+	@tests/bench/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build bin

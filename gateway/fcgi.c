@@ -1,0 +1,197 @@
+/* sio-fcgi: the FastCGI long-polling gateway.
+ *
+ * A thin main over engine.h: it turns each FastCGI request into an
+ * engine_http_req, holds GETs by waiting on the notify subscriber (never in a
+ * store transaction), and writes the engine's response.  A pool of threads
+ * accepts on one listening socket (FCGX_Accept_r under a mutex), so one
+ * process holds as many waiting polls as it has threads.
+ *
+ * Where the socket comes from:
+ *   - spawned by the web server (lighttpd bin-path, Apache mod_fcgid): fd 0;
+ *   - --socket PATH: it binds a Unix socket itself (nginx, Apache
+ *     mod_proxy_fcgi, lighttpd with "socket" only). */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+static engine g_engine;
+static int g_listen_fd = 0;
+static pthread_mutex_t g_accept_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *status_text(int status) {
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    }
+    return "Unknown";
+}
+
+static void write_resp(FCGX_Request *r, const engine_http_resp *resp) {
+    buf h = BUF_INIT;
+    buf_printf(&h, "Status: %d %s\r\n", resp->status, status_text(resp->status));
+    if (resp->content_type) buf_printf(&h, "Content-Type: %s\r\n", resp->content_type);
+    buf_printf(&h, "Content-Length: %zu\r\n", resp->body.len);
+    if (resp->status == 200) buf_puts(&h, "Cache-Control: no-store\r\n");
+    if (resp->headers.len) buf_append(&h, resp->headers.data, resp->headers.len);
+    buf_puts(&h, "\r\n");
+    FCGX_PutStr(h.data, (int)h.len, r->out);
+    if (resp->body.len) FCGX_PutStr(resp->body.data, (int)resp->body.len, r->out);
+    buf_free(&h);
+}
+
+/* The request path must be under the configured path (/socket.io/). */
+static int path_ok(const char *uri, const char *path) {
+    if (!uri) return 1;
+    size_t pl = strlen(path);
+    size_t ul = strcspn(uri, "?");
+    if (ul >= pl && !strncmp(uri, path, pl)) return 1;
+    return ul == pl - 1 && !strncmp(uri, path, pl - 1); /* "/socket.io" */
+}
+
+static void handle(FCGX_Request *r) {
+    engine *e = &g_engine;
+    char **env = r->envp;
+    engine_http_req req = {0};
+    req.method = FCGX_GetParam("REQUEST_METHOD", env);
+    if (!req.method) req.method = "GET";
+    req.query = FCGX_GetParam("QUERY_STRING", env);
+    req.content_type = FCGX_GetParam("CONTENT_TYPE", env);
+    req.origin = FCGX_GetParam("HTTP_ORIGIN", env);
+    req.remote_addr = FCGX_GetParam("REMOTE_ADDR", env);
+    const char *cl = FCGX_GetParam("CONTENT_LENGTH", env);
+    req.content_length = cl && *cl ? strtol(cl, NULL, 10) : -1;
+    const char *up = FCGX_GetParam("HTTP_UPGRADE", env);
+    req.upgrade = up && !strcasecmp(up, "websocket");
+
+    engine_http_resp resp = {0};
+    if (!path_ok(FCGX_GetParam("REQUEST_URI", env), e->cfg.path)) {
+        resp.status = 404;
+        resp.content_type = "text/plain";
+        buf_puts(&resp.body, "Not Found");
+        write_resp(r, &resp);
+        engine_resp_free(&resp);
+        return;
+    }
+    engine_poll p;
+    int rc = engine_http_begin(e, &req, &p, &resp);
+    if (rc == ENGINE_READ_BODY) {
+        size_t max = (size_t)e->cfg.max_http_buffer_size;
+        buf body = BUF_INIT;
+        int too_big = 0;
+        char chunk[16384];
+        int n;
+        while ((n = FCGX_GetStr(chunk, sizeof chunk, r->in)) > 0) {
+            if (body.len + (size_t)n > max) { too_big = 1; break; }
+            if (buf_append(&body, chunk, (size_t)n)) { too_big = 1; break; }
+        }
+        engine_post(e, &p, &req, (uint8_t *)(body.data ? body.data : ""), body.len, too_big, &resp);
+        buf_free(&body);
+    } else if (rc == ENGINE_WAIT) {
+        int64_t deadline;
+        while ((rc = engine_poll_step(e, &p, &resp, &deadline)) == ENGINE_WAIT)
+            notify_sub_wait(e->sub, p.gen, deadline);
+    }
+    write_resp(r, &resp);
+    engine_resp_free(&resp);
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    FCGX_Request r;
+    if (FCGX_InitRequest(&r, g_listen_fd, 0)) return NULL;
+    for (;;) {
+        pthread_mutex_lock(&g_accept_mu);
+        int rc = FCGX_Accept_r(&r);
+        pthread_mutex_unlock(&g_accept_mu);
+        if (rc < 0) break;
+        handle(&r);
+        FCGX_Finish_r(&r);
+    }
+    return NULL;
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: sio-fcgi [--socket PATH] [--threads N] [--state DIR] [--config FILE]\n"
+            "  Answers Engine.IO long-polling for a web server over FastCGI.\n"
+            "  Without --socket it accepts on fd 0, as spawned by lighttpd (bin-path) or\n"
+            "  Apache mod_fcgid.  Env: SIO_STATE_DIR, SIO_CONFIG, SIO_FCGI_THREADS.\n");
+}
+
+int main(int argc, char **argv) {
+    const char *sock = NULL, *dir = NULL, *cfgp = NULL, *threads_s = getenv("SIO_FCGI_THREADS");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--socket") && v) sock = v, i++;
+        else if (!strcmp(a, "--threads") && v) threads_s = v, i++;
+        else if (!strcmp(a, "--state") && v) dir = v, i++;
+        else if (!strcmp(a, "--config") && v) cfgp = v, i++;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else { usage(); return 2; }
+    }
+    log_init("sio-fcgi");
+    signal(SIGPIPE, SIG_IGN);
+    if (FCGX_Init()) {
+        log_error("FCGX_Init failed");
+        return 1;
+    }
+    if (sock) {
+        unlink(sock);
+        mode_t old = umask(0);
+        g_listen_fd = FCGX_OpenSocket(sock, 1024);
+        umask(old);
+        if (g_listen_fd < 0) {
+            log_error("cannot listen on %s", sock);
+            return 1;
+        }
+    } else if (FCGX_IsCGI()) {
+        fprintf(stderr, "sio-fcgi: stdin is not a FastCGI socket: start it from a web server "
+                        "(lighttpd bin-path, Apache mod_fcgid) or with --socket PATH\n");
+        return 2;
+    }
+    char err[512];
+    if (engine_open(&g_engine, dir, cfgp, ENGINE_SUBSCRIBE, err, sizeof err)) {
+        log_error("%s", err);
+        return 1;
+    }
+    long nthreads = g_engine.cfg.fcgi_threads;
+    if (threads_s && util_parse_long(threads_s, 1, 10000, &nthreads)) {
+        log_error("bad thread count '%s' (1..10000)", threads_s);
+        return 2;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_t *tids = calloc((size_t)nthreads, sizeof *tids);
+    long started = 0;
+    for (long i = 0; tids && i < nthreads; i++)
+        if (pthread_create(&tids[i], &attr, worker, NULL) == 0) started++;
+    pthread_attr_destroy(&attr);
+    if (started == 0) {
+        log_error("could not start any worker thread");
+        return 1;
+    }
+    log_info("serving %s with %ld threads, state %s%s%s", g_engine.cfg.path, started, g_engine.dir,
+             sock ? ", socket " : "", sock ? sock : "");
+    for (long i = 0; i < started; i++) pthread_join(tids[i], NULL);
+    free(tids);
+    engine_close(&g_engine);
+    return 0;
+}

@@ -1,0 +1,63 @@
+/* cfg: the configuration file and its defaults.
+ *
+ * Format: lines of `key = value`; `#` starts a comment; a `[namespace NAME]`
+ * line opens a section for a namespace that clients may connect to.  NAME is
+ * an exact name starting with '/', or '~' followed by a POSIX extended regular
+ * expression matched against the whole name (the Node server's dynamic
+ * namespaces).  `/` always exists.  Keys before the first section are server
+ * options (see cfg_keys in cfg.c and the README for the list and limits). */
+#ifndef SIO_CFG_H
+#define SIO_CFG_H
+
+#include <regex.h>
+#include <stddef.h>
+
+typedef struct cfg_kv {
+    char *key;
+    char *value;
+} cfg_kv;
+
+typedef struct cfg_nsp {
+    char *name;       /* exact name, or the pattern text without '~' */
+    int is_pattern;
+    regex_t re;       /* compiled when is_pattern */
+    cfg_kv *kv;       /* the section's own settings */
+    size_t nkv;
+} cfg_nsp;
+
+typedef struct cfg {
+    long ping_interval;        /* ms */
+    long ping_timeout;         /* ms */
+    long connect_timeout;      /* ms */
+    long upgrade_timeout;      /* ms */
+    long max_http_buffer_size; /* bytes: POST body, WebSocket message, maxPayload */
+    long max_sessions;         /* Engine.IO sessions held at once */
+    long max_log_bytes;        /* packet log kept for readers that lag */
+    long map_size_mb;          /* LMDB map size */
+    long fcgi_threads;         /* threads of the FastCGI gateway */
+    char *path;                /* "/socket.io/" */
+    char *cors_origin;         /* Access-Control-Allow-Origin, NULL = none */
+    cfg_nsp *nsps;
+    size_t nnsp;
+    char *source;              /* file it came from, or NULL for defaults */
+} cfg;
+
+/* Fills c with the defaults (namespace "/" only). */
+void cfg_defaults(cfg *c);
+/* Parses text into c (which it first sets to defaults).  On error returns
+ * -EINVAL and writes "line N: reason" into err. */
+int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen);
+/* Reads and parses a file; -errno when it cannot be read. */
+int cfg_load(cfg *c, const char *path, char *err, size_t errlen);
+/* Loads $SIO_CONFIG (or path when not NULL) or the defaults when neither is
+ * given.  Logs nothing; err explains failures. */
+int cfg_load_default(cfg *c, const char *path, char *err, size_t errlen);
+void cfg_free(cfg *c);
+
+/* The namespace section that admits name: an exact name first, then the
+ * patterns in file order.  NULL when the namespace does not exist. */
+const cfg_nsp *cfg_nsp_find(const cfg *c, const char *name);
+/* The value of key in a namespace section, or NULL. */
+const char *cfg_nsp_get(const cfg_nsp *n, const char *key);
+
+#endif

@@ -1,0 +1,126 @@
+/* engine: Engine.IO v4 sessions kept in the store, so that any worker of any
+ * process can serve any request of any session (no sticky sessions).
+ *
+ * It owns the session life cycle (handshake, heartbeat, upgrade, close), the
+ * HTTP long-polling rules and their error answers (the Node server's status
+ * codes and JSON bodies), and the delivery of queued packets: a poll walks
+ * the store's log from the session's cursor (see store.h and adapter.h).
+ * Socket.IO packets found in client messages are handed to srv.
+ *
+ * It is transport neutral: the FastCGI gateway and the embedded front call
+ * the same functions.  Deadlines (ping, ping timeout, connect timeout) are
+ * wall-clock times in the session record and are checked lazily by every
+ * request and by stated's reaper, so no process needs a timer per session.
+ *
+ * Threads: one engine per process, shared by all threads. */
+#ifndef SIO_ENGINE_H
+#define SIO_ENGINE_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "cfg.h"
+#include "notify.h"
+#include "store.h"
+
+typedef struct engine {
+    store *st;
+    notify_sub *sub; /* NULL in short-lived tools: they notify one-shot */
+    cfg cfg;
+    char dir[PATH_MAX];
+} engine;
+
+enum {
+    ENGINE_CREATE = 1,    /* create the store (stated only) */
+    ENGINE_SUBSCRIBE = 2, /* start a notify subscriber (long-lived readers) */
+};
+
+/* Opens the store in the state directory (dir, else util_state_dir()) and
+ * loads the config: cfg_path, else $SIO_CONFIG, else (without ENGINE_CREATE)
+ * the config text stated published in the store, else the defaults.  With
+ * ENGINE_CREATE (stated) the loaded config text is published.  On failure
+ * returns <0 and writes a sentence for the user into err. */
+int engine_open(engine *e, const char *dir, const char *cfg_path, unsigned flags, char *err,
+                size_t errlen);
+void engine_close(engine *e);
+/* Wakes readers after a commit that queued packets or changed sessions. */
+void engine_notify(engine *e, uint64_t seq);
+
+/* Why a session closed. */
+enum {
+    ENGINE_CLOSE_NONE = 0,
+    ENGINE_CLOSE_CLIENT = 1,      /* the client sent '1' */
+    ENGINE_CLOSE_PING_TIMEOUT = 2,
+    ENGINE_CLOSE_PARSE_ERROR = 3, /* malformed Engine.IO or Socket.IO packet */
+    ENGINE_CLOSE_OVERLAP = 4,     /* a second GET while one was held */
+    ENGINE_CLOSE_SERVER = 5,      /* closed by the server (sioctl) */
+    ENGINE_CLOSE_CONNECT_TIMEOUT = 6,
+    ENGINE_CLOSE_LAGGING = 7,     /* fell behind the trimmed log */
+    ENGINE_CLOSE_TRANSPORT = 8,   /* transport error or bad content */
+};
+const char *engine_close_reason(int reason);
+
+/* ---- HTTP long-polling ------------------------------------------------- */
+
+typedef struct engine_http_req {
+    const char *method;       /* "GET", "POST", ... */
+    const char *query;        /* raw query string, may be NULL */
+    const char *content_type; /* may be NULL */
+    const char *origin;       /* may be NULL */
+    const char *remote_addr;  /* may be NULL */
+    long content_length;      /* -1 when unknown */
+    int upgrade;              /* an Upgrade: websocket request */
+} engine_http_req;
+
+typedef struct engine_http_resp {
+    int status;               /* HTTP status */
+    const char *content_type; /* static string, or NULL for none */
+    buf body;                 /* owned; engine_resp_free */
+    buf headers;              /* extra "Name: value\r\n" lines; owned */
+} engine_http_resp;
+
+void engine_resp_free(engine_http_resp *r);
+
+/* The state of one polling request between calls. */
+typedef struct engine_poll {
+    char sid[UTIL_ID_LEN + 1];
+    uint32_t token;  /* identifies this held GET in the session record */
+    int held;        /* the session records us as its pending GET */
+    uint64_t gen;    /* notify generation seen at the last look */
+} engine_poll;
+
+enum {
+    ENGINE_DONE = 0,      /* resp is ready */
+    ENGINE_READ_BODY = 1, /* a POST: read at most max_http_buffer_size bytes, then engine_post */
+    ENGINE_WAIT = 2,      /* a GET is held: wait (notify or deadline), then engine_poll_step */
+};
+
+/* Validates a polling request and starts it.  Returns ENGINE_DONE with resp
+ * filled (handshake, error), ENGINE_READ_BODY, or ENGINE_WAIT (a GET now
+ * held: call engine_poll_step at once, it may have packets ready). */
+int engine_http_begin(engine *e, const engine_http_req *req, engine_poll *p,
+                      engine_http_resp *resp);
+/* Handles a POST body (len bytes, writable: it is decoded in place).
+ * too_big: the body exceeded the limit (answered 413).  Always fills resp. */
+void engine_post(engine *e, engine_poll *p, const engine_http_req *req, uint8_t *body,
+                 size_t len, int too_big, engine_http_resp *resp);
+/* Looks at a held GET again.  ENGINE_DONE with resp filled, or ENGINE_WAIT
+ * with *deadline_ms set: wait for notify_sub_wait(gen) or the deadline. */
+int engine_poll_step(engine *e, engine_poll *p, engine_http_resp *resp, int64_t *deadline_ms);
+/* The held GET went away without an answer (client gone): releases it. */
+void engine_poll_abandon(engine *e, engine_poll *p);
+
+/* ---- shared by stated and the fronts ----------------------------------- */
+
+/* Closes a session inside a write transaction: marks it closed (a held GET
+ * will answer it), removes its sockets from every room.  *seq_out, when not
+ * NULL, is set if anything was appended. */
+int engine_session_close(engine *e, store_txn *t, const char *sid, store_session *s, int reason);
+/* stated's housekeeping: expires sessions past their deadlines, deletes
+ * closed sessions once answered, trims the log.  *next_ms gets the earliest
+ * deadline seen.  Returns the number of sessions closed or removed. */
+int engine_reap(engine *e, int64_t now, int64_t *next_ms);
+
+#endif

@@ -1,0 +1,277 @@
+/* srv: Socket.IO server layer (see srv.h). */
+#include "srv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* ---- encoding once ------------------------------------------------------ */
+
+/* Encodes pkt into frames: the text packet, then its attachments.  frames
+ * and the two bufs are the caller's; *n is set. */
+static int encode_frames(const sio_packet *pkt, buf *text, buf *bins, size_t *off,
+                         adapter_frame *frames, size_t *n) {
+    size_t nattach = 0;
+    int rc = sio_encode(text, pkt, bins, off, SIO_MAX_ATTACHMENTS, &nattach);
+    if (rc) return rc;
+    frames[0] = (adapter_frame){0, (const uint8_t *)text->data, text->len};
+    for (size_t i = 0; i < nattach; i++)
+        frames[1 + i] = (adapter_frame){1, (const uint8_t *)bins->data + off[i], off[i + 1] - off[i]};
+    *n = 1 + nattach;
+    return 0;
+}
+
+int srv_emit(engine *e, store_txn *t, const bcast *to, const sio_packet *pkt, uint64_t *seq) {
+    (void)e;
+    buf text = BUF_INIT, bins = BUF_INIT;
+    size_t off[SIO_MAX_ATTACHMENTS + 1] = {0};
+    adapter_frame frames[SIO_MAX_ATTACHMENTS + 1];
+    size_t n;
+    int rc = encode_frames(pkt, &text, &bins, off, frames, &n);
+    if (!rc) rc = adapter_emit(t, to, frames, n, seq);
+    buf_free(&text);
+    buf_free(&bins);
+    return rc;
+}
+
+int srv_send(engine *e, store_txn *t, const char *sid, const sio_packet *pkt, uint64_t *seq) {
+    (void)e;
+    buf text = BUF_INIT, bins = BUF_INIT;
+    size_t off[SIO_MAX_ATTACHMENTS + 1] = {0};
+    adapter_frame frames[SIO_MAX_ATTACHMENTS + 1];
+    size_t n;
+    int rc = encode_frames(pkt, &text, &bins, off, frames, &n);
+    if (!rc) rc = adapter_send_session(t, sid, frames, n, seq);
+    buf_free(&text);
+    buf_free(&bins);
+    return rc;
+}
+
+/* ---- sockets ------------------------------------------------------------ */
+
+int srv_socket_remove(engine *e, store_txn *t, const store_socket *s, int notify_client,
+                      uint64_t *seq) {
+    char id[UTIL_ID_LEN + 1], sid[UTIL_ID_LEN + 1];
+    strcpy(id, s->id);
+    strcpy(sid, s->sid);
+    if (notify_client) {
+        sio_packet p = {.type = SIO_DISCONNECT, .id = -1};
+        strcpy(p.nsp, s->nsp);
+        int rc = srv_send(e, t, sid, &p, seq);
+        if (rc) return rc;
+    }
+    int rc = store_socket_del(t, id);
+    if (rc && rc != STORE_NOTFOUND) return rc;
+    store_session ss;
+    if (store_session_get(t, sid, &ss) == 0 && ss.nsockets > 0) {
+        ss.nsockets--;
+        rc = store_session_put(t, sid, &ss);
+    }
+    return rc == STORE_NOTFOUND ? 0 : rc;
+}
+
+typedef struct id_list {
+    char (*ids)[UTIL_ID_LEN + 1];
+    size_t n;
+} id_list;
+
+static int collect_ids(void *arg, const store_socket *s) {
+    id_list *l = arg;
+    if (l->n >= SRV_MAX_NSP_PER_SESSION * 2) return 0;
+    strcpy(l->ids[l->n++], s->id);
+    return 0;
+}
+
+int srv_session_drop(engine *e, store_txn *t, const char *sid) {
+    (void)e;
+    char ids[SRV_MAX_NSP_PER_SESSION * 2][UTIL_ID_LEN + 1];
+    id_list l = {ids, 0};
+    int rc = store_session_sockets(t, sid, collect_ids, &l);
+    for (size_t i = 0; !rc && i < l.n; i++) {
+        rc = store_socket_del(t, ids[i]);
+        if (rc == STORE_NOTFOUND) rc = 0;
+    }
+    return rc;
+}
+
+typedef struct find_nsp {
+    const char *nsp;
+    store_socket *out;
+    int found;
+} find_nsp;
+
+static int find_nsp_cb(void *arg, const store_socket *s) {
+    find_nsp *f = arg;
+    if (strcmp(s->nsp, f->nsp)) return 0;
+    *f->out = *s;
+    f->out->data = NULL; /* borrowed data would not outlive later writes */
+    f->out->data_len = 0;
+    f->found = 1;
+    return 1;
+}
+
+/* ---- CONNECT ------------------------------------------------------------ */
+
+static int connect_error(engine *e, store_txn *t, const char *sid, const char *nsp,
+                         const char *message, uint64_t *seq) {
+    sio_packet p = {.type = SIO_CONNECT_ERROR, .id = -1};
+    strcpy(p.nsp, nsp);
+    p.data = cJSON_CreateObject();
+    if (!p.data) return -ENOMEM;
+    cJSON_AddStringToObject(p.data, "message", message);
+    int rc = srv_send(e, t, sid, &p, seq);
+    sio_packet_clear(&p);
+    return rc;
+}
+
+static int on_connect(engine *e, store_txn *t, const char *sid, store_session *s,
+                      sio_packet *pkt, uint64_t *seq) {
+    if (!cfg_nsp_find(&e->cfg, pkt->nsp))
+        return connect_error(e, t, sid, pkt->nsp, "Invalid namespace", seq);
+    if (s->nsockets >= SRV_MAX_NSP_PER_SESSION)
+        return connect_error(e, t, sid, pkt->nsp, "Too many namespaces", seq);
+
+    store_socket so;
+    memset(&so, 0, sizeof so);
+    int rc = util_random_id(so.id);
+    if (rc) return rc;
+    strcpy(so.sid, sid);
+    strcpy(so.nsp, pkt->nsp);
+    rc = store_log_bounds(t, NULL, &so.created_seq);
+    if (rc) return rc;
+    so.created_ms = util_now_ms();
+    /* The socket's data: the auth payload ({} when absent). */
+    cJSON *d = cJSON_CreateObject();
+    if (!d) return -ENOMEM;
+    cJSON_AddItemToObject(d, "auth", pkt->data ? cJSON_Duplicate(pkt->data, 1) : cJSON_CreateObject());
+    char *txt = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    if (!txt) return -ENOMEM;
+    so.data = txt;
+    so.data_len = strlen(txt);
+    rc = store_socket_put(t, &so);
+    free(txt);
+    so.data = NULL;
+    so.data_len = 0;
+    if (!rc) rc = adapter_join(t, &so, so.id);
+    if (rc) return rc;
+    s->nsockets++;
+    s->ever_connected = 1;
+
+    sio_packet reply = {.type = SIO_CONNECT, .id = -1};
+    strcpy(reply.nsp, pkt->nsp);
+    reply.data = cJSON_CreateObject();
+    if (!reply.data) return -ENOMEM;
+    cJSON_AddStringToObject(reply.data, "sid", so.id);
+    rc = srv_send(e, t, sid, &reply, seq);
+    sio_packet_clear(&reply);
+    if (log_enabled(LOG_DEBUG)) {
+        char esc[200];
+        log_debug("socket %s connected to %s (session %s)", so.id,
+                  log_escape(esc, sizeof esc, so.nsp, strlen(so.nsp)), sid);
+    }
+    return rc;
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static int dispatch(engine *e, store_txn *t, const char *sid, store_session *s, sio_packet *pkt,
+                    uint64_t *seq) {
+    store_socket so;
+    find_nsp f = {pkt->nsp, &so, 0};
+    int rc = store_session_sockets(t, sid, find_nsp_cb, &f);
+    if (rc < 0) return rc;
+    if (pkt->type == SIO_CONNECT) {
+        if (f.found) return ENGINE_CLOSE_PARSE_ERROR; /* connected twice: Node closes */
+        return on_connect(e, t, sid, s, pkt, seq);
+    }
+    if (!f.found || pkt->type == SIO_CONNECT_ERROR) return ENGINE_CLOSE_PARSE_ERROR;
+    if (pkt->type == SIO_DISCONNECT) {
+        rc = store_socket_del(t, so.id);
+        if (rc == 0 && s->nsockets > 0) s->nsockets--;
+        return rc == STORE_NOTFOUND ? 0 : rc;
+    }
+    /* EVENT / ACK: application handlers come with the handler layer. */
+    return 0;
+}
+
+/* ---- binary reassembly -------------------------------------------------- */
+/* A partial packet in the store: u32 expected, u32 count, u32 text_len, text,
+ * then per attachment u32 len + bytes. */
+
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+static int finish_binary(engine *e, store_txn *t, const char *sid, store_session *s,
+                         const uint8_t *rec, size_t len, uint64_t *seq) {
+    uint32_t expected = rd32(rec), count = rd32(rec + 4), tl = rd32(rec + 8);
+    const uint8_t *p = rec + 12;
+    sio_packet pkt;
+    if (sio_decode((const char *)p, tl, &pkt)) return ENGINE_CLOSE_PARSE_ERROR;
+    p += tl;
+    sio_bin bins[SIO_MAX_ATTACHMENTS];
+    for (uint32_t i = 0; i < count && i < SIO_MAX_ATTACHMENTS; i++) {
+        bins[i].len = rd32(p);
+        bins[i].data = p + 4;
+        p += 4 + bins[i].len;
+    }
+    (void)len;
+    int rc = expected == count ? sio_attach(&pkt, bins, count) : -EINVAL;
+    if (rc) {
+        sio_packet_clear(&pkt);
+        return ENGINE_CLOSE_PARSE_ERROR;
+    }
+    rc = dispatch(e, t, sid, s, &pkt, seq);
+    sio_packet_clear(&pkt);
+    return rc;
+}
+
+int srv_on_message(engine *e, store_txn *t, const char *sid, store_session *s,
+                   const uint8_t *data, size_t len, int binary, uint64_t *seq) {
+    const void *pv = NULL;
+    size_t plen = 0;
+    int rc = store_partial_get(t, sid, &pv, &plen);
+    int have_partial = rc == 0;
+    if (rc && rc != STORE_NOTFOUND) return rc;
+
+    if (binary) {
+        if (!have_partial || plen < 12) return ENGINE_CLOSE_PARSE_ERROR;
+        if (plen + 4 + len > (size_t)e->cfg.max_http_buffer_size + 64) return ENGINE_CLOSE_PARSE_ERROR;
+        buf b = BUF_INIT;
+        rc = buf_append(&b, pv, plen);
+        uint32_t l = (uint32_t)len;
+        if (!rc) rc = buf_append(&b, &l, 4);
+        if (!rc) rc = buf_append(&b, data, len);
+        if (rc) { buf_free(&b); return rc; }
+        uint32_t expected = rd32((uint8_t *)b.data), count = rd32((uint8_t *)b.data + 4) + 1;
+        memcpy(b.data + 4, &count, 4);
+        if (count == expected) {
+            rc = store_partial_del(t, sid);
+            if (!rc) rc = finish_binary(e, t, sid, s, (uint8_t *)b.data, b.len, seq);
+        } else {
+            rc = store_partial_put(t, sid, b.data, b.len);
+        }
+        buf_free(&b);
+        return rc;
+    }
+    if (have_partial) return ENGINE_CLOSE_PARSE_ERROR; /* text while attachments are due */
+
+    sio_packet pkt;
+    if (sio_decode((const char *)data, len, &pkt)) return ENGINE_CLOSE_PARSE_ERROR;
+    if (pkt.attachments > 0) {
+        /* Keep the text until its attachments have arrived. */
+        uint32_t hdr[3] = {(uint32_t)pkt.attachments, 0, (uint32_t)len};
+        sio_packet_clear(&pkt);
+        buf b = BUF_INIT;
+        rc = buf_append(&b, hdr, sizeof hdr);
+        if (!rc) rc = buf_append(&b, data, len);
+        if (!rc) rc = store_partial_put(t, sid, b.data, b.len);
+        buf_free(&b);
+        return rc;
+    }
+    rc = dispatch(e, t, sid, s, &pkt, seq);
+    sio_packet_clear(&pkt);
+    return rc;
+}

@@ -1,0 +1,29 @@
+/* util: the few system facts every module needs: wall-clock milliseconds
+ * (shared across processes, so deadlines stored in the store mean the same
+ * thing in every worker and survive restarts), random unguessable ids, and
+ * the default paths of a checkout. */
+#ifndef SIO_UTIL_H
+#define SIO_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Ids (Engine.IO sid, Socket.IO socket id, private tokens) are 15 bytes from
+ * getrandom(2) (120 bits) written as 20 base64url characters. */
+#define UTIL_ID_LEN 20
+
+int64_t util_now_ms(void);
+/* Fills out[UTIL_ID_LEN + 1] with a fresh random id. 0 or -errno. */
+int util_random_id(char out[UTIL_ID_LEN + 1]);
+uint32_t util_random_u32(void);
+/* 1 when s (len bytes) has the shape of an id: UTIL_ID_LEN base64url chars. */
+int util_is_id(const char *s, size_t len);
+
+/* The state directory: $SIO_STATE_DIR, else <dir of this executable>/../var/state
+ * (so bin/sioctl finds a stack started from the same checkout).  Writes into
+ * out (size n); 0 or -ENAMETOOLONG. */
+int util_state_dir(char *out, size_t n);
+/* Parses a non-negative decimal integer in [min, max]; 0 or -EINVAL. */
+int util_parse_long(const char *s, long min, long max, long *out);
+
+#endif
