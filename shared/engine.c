@@ -149,13 +149,17 @@ static void resp_set(engine_http_resp *r, int status, const char *ctype, const c
 }
 
 /* Engine.IO error codes and messages, as the Node server sends them. */
-static void resp_error(engine_http_resp *r, int code) {
+const char *engine_error_message(int code) {
     static const char *msgs[] = {"Transport unknown", "Session ID unknown", "Bad handshake method",
                                  "Bad request", "Forbidden", "Unsupported protocol version"};
+    return code >= 0 && code <= 5 ? msgs[code] : "Bad request";
+}
+
+static void resp_error(engine_http_resp *r, int code) {
     r->status = code == 4 ? 403 : 400;
     r->content_type = "application/json";
     buf_reset(&r->body);
-    buf_printf(&r->body, "{\"code\":%d,\"message\":\"%s\"}", code, msgs[code]);
+    buf_printf(&r->body, "{\"code\":%d,\"message\":\"%s\"}", code, engine_error_message(code));
 }
 
 static void resp_text(engine_http_resp *r, const char *s) {
@@ -280,45 +284,58 @@ static int64_t session_deadline(engine *e, const store_session *s) {
 
 /* ---- handshake -------------------------------------------------------------- */
 
-static void handshake(engine *e, const engine_http_req *req, engine_http_resp *resp) {
+/* Creates a session; *code gets 503-style refusal as -EBUSY. */
+static int session_create(engine *e, const engine_http_req *req, int transport,
+                          char sid[UTIL_ID_LEN + 1], uint64_t *cursor) {
     store_txn *t;
     int rc = store_begin(e->st, 1, &t);
-    if (rc) goto fail;
+    if (rc) return rc;
     size_t n = 0;
     if ((rc = store_session_count(t, &n)) == 0 && n >= (size_t)e->cfg.max_sessions) {
         store_abort(t);
         log_warn("refusing a handshake: max_sessions (%ld) reached", e->cfg.max_sessions);
-        resp_set(resp, 503, "application/json", "{\"code\":4,\"message\":\"Too many sessions\"}", 41);
-        return;
+        return -EBUSY;
     }
     store_session s;
     memset(&s, 0, sizeof s);
-    char sid[UTIL_ID_LEN + 1];
     if (!rc) rc = util_random_id(sid);
     int64_t now = util_now_ms();
     s.version = STORE_SESSION_VERSION;
     s.eio = 4;
-    s.transport = STORE_T_POLLING;
+    s.transport = (uint8_t)transport;
     s.state = STORE_S_OPEN;
     s.created_ms = now;
     s.ping_at_ms = now + e->cfg.ping_interval;
+    if (transport == STORE_T_WEBSOCKET) s.owner_pid = getpid();
     if (req->remote_addr) snprintf(s.remote, sizeof s.remote, "%s", req->remote_addr);
     if (!rc) rc = store_log_bounds(t, NULL, &s.cursor);
     if (!rc) rc = store_session_put(t, sid, &s);
     if (rc) {
         store_abort(t);
-        goto fail;
+        return rc;
     }
-    if ((rc = store_commit(t))) goto fail;
+    *cursor = s.cursor;
+    return store_commit(t);
+}
+
+static void handshake(engine *e, const engine_http_req *req, engine_http_resp *resp) {
+    char sid[UTIL_ID_LEN + 1];
+    uint64_t cursor;
+    int rc = session_create(e, req, STORE_T_POLLING, sid, &cursor);
+    if (rc == -EBUSY) {
+        resp_set(resp, 503, "application/json", "{\"code\":4,\"message\":\"Too many sessions\"}", 41);
+        return;
+    }
+    if (rc) {
+        log_error("handshake failed: %s", store_strerror(rc));
+        resp_set(resp, 500, NULL, "", 0);
+        return;
+    }
     resp->status = 200;
     resp->content_type = "text/plain; charset=UTF-8";
     buf_reset(&resp->body);
     eio_encode_open(&resp->body, sid, "websocket", e->cfg.ping_interval, e->cfg.ping_timeout,
                     e->cfg.max_http_buffer_size);
-    return;
-fail:
-    log_error("handshake failed: %s", store_strerror(rc));
-    resp_set(resp, 500, NULL, "", 0);
 }
 
 /* ---- begin -------------------------------------------------------------------- */
@@ -443,6 +460,25 @@ fail:
     return ENGINE_DONE;
 }
 
+/* ---- client packets ------------------------------------------------------------ */
+
+int engine_packet(engine *e, store_txn *t, const char *sid, store_session *s,
+                  const eio_packet *pk, uint64_t *seq) {
+    switch (pk->type) {
+    case EIO_PONG:
+        s->ping_at_ms = util_now_ms() + e->cfg.ping_interval;
+        return 0;
+    case EIO_CLOSE:
+        return ENGINE_CLOSE_CLIENT;
+    case EIO_MESSAGE:
+        return srv_on_message(e, t, sid, s, pk->data, pk->len, pk->binary, seq);
+    case EIO_PING: /* v4 clients do not ping: wrong heartbeat direction */
+        return ENGINE_CLOSE_PARSE_ERROR;
+    default: /* open, upgrade, noop: nothing to do */
+        return 0;
+    }
+}
+
 /* ---- POST ------------------------------------------------------------------------ */
 
 void engine_post(engine *e, engine_poll *p, const engine_http_req *req, uint8_t *body,
@@ -463,44 +499,26 @@ void engine_post(engine *e, engine_poll *p, const engine_http_req *req, uint8_t 
         return;
     }
     if (rc) { store_abort(t); goto fail; }
+    if (log_enabled(LOG_DEBUG)) {
+        char esc[256];
+        log_debug("POST %s: %s", p->sid, log_escape(esc, sizeof esc, (const char *)body, len));
+    }
     uint64_t seq = 0;
-    int close = 0, changed = 0;
+    int close = 0;
     eio_reader r;
     eio_reader_init(&r, body, len);
     eio_packet pk;
     int n;
     while (!close && (n = eio_reader_next(&r, &pk)) == 1) {
-        switch (pk.type) {
-        case EIO_PONG:
-            s.ping_at_ms = util_now_ms() + e->cfg.ping_interval;
-            changed = 1;
-            break;
-        case EIO_CLOSE:
-            close = ENGINE_CLOSE_CLIENT;
-            break;
-        case EIO_MESSAGE:
-            rc = srv_on_message(e, t, p->sid, &s, pk.data, pk.len, pk.binary, &seq);
-            if (rc > 0) close = rc;
-            else if (rc < 0) goto abort;
-            changed = 1;
-            break;
-        case EIO_PING: /* v4 clients do not ping: wrong heartbeat direction */
-            close = ENGINE_CLOSE_PARSE_ERROR;
-            break;
-        default: /* open, upgrade, noop: nothing to do over polling */
-            break;
-        }
+        rc = engine_packet(e, t, p->sid, &s, &pk, &seq);
+        if (rc < 0) goto abort;
+        close = rc;
     }
     if (!close && n < 0) close = ENGINE_CLOSE_PARSE_ERROR;
-    if (close) {
-        rc = engine_session_close(e, t, p->sid, &s, close);
-        changed = 1;
-    } else if (changed) {
-        rc = store_session_put(t, p->sid, &s);
-    }
+    rc = close ? engine_session_close(e, t, p->sid, &s, close) : store_session_put(t, p->sid, &s);
     if (rc) goto abort;
     if ((rc = store_commit(t))) goto fail;
-    if (changed) engine_notify(e, seq);
+    engine_notify(e, seq);
     resp_set(resp, 200, "text/html", "ok", 2);
     return;
 abort:
@@ -519,10 +537,11 @@ typedef struct collect {
     const char *sid;
     store_socket socks[COLLECT_SOCKS];
     size_t nsocks;
-    buf *out;
-    size_t limit;
+    engine_frame_cb cb;
+    void *arg;
+    size_t limit, bytes;
     uint64_t upto;   /* last seq looked at */
-    size_t records;  /* records added */
+    size_t records;  /* records handed out */
     int err;
 } collect;
 
@@ -552,19 +571,38 @@ static int collect_cb(void *arg, uint64_t seq, const void *data, size_t len) {
             }
         }
         if (match) {
-            if (c->records && c->out->len + len > c->limit) return 1; /* next GET */
+            if (c->records && c->bytes + len > c->limit) return 1; /* the rest next time */
             size_t pos = 0;
             adapter_frame f;
             while (adapter_rec_frame(&r, &pos, &f))
-                if (eio_payload_add(c->out, EIO_MESSAGE, f.binary, f.data, f.len)) {
-                    c->err = -ENOMEM;
-                    return 1;
-                }
+                if ((c->err = c->cb(c->arg, &f))) return 1;
             c->records++;
+            c->bytes += len;
         }
     }
     c->upto = seq;
     return 0;
+}
+
+int engine_collect(store_txn *t, const char *sid, uint64_t after, uint64_t until, size_t limit,
+                   engine_frame_cb cb, void *arg, uint64_t *upto) {
+    collect c;
+    memset(&c, 0, sizeof c);
+    c.t = t;
+    c.sid = sid;
+    c.cb = cb;
+    c.arg = arg;
+    c.limit = limit;
+    c.upto = after;
+    int rc = store_session_sockets(t, sid, collect_sock_cb, &c);
+    if (!rc) rc = store_log_scan(t, after, until, collect_cb, &c);
+    if (!rc) rc = c.err;
+    *upto = c.upto;
+    return rc;
+}
+
+static int payload_frame_cb(void *arg, const adapter_frame *f) {
+    return eio_payload_add(arg, EIO_MESSAGE, f->binary, f->data, f->len);
 }
 
 static void release_holder(engine *e, engine_poll *p, int delete_session) {
@@ -633,22 +671,17 @@ int engine_poll_step(engine *e, engine_poll *p, engine_http_resp *resp, int64_t 
         if (rc) { store_abort(t); goto fail; }
         if (!why && s.cursor + 1 < first) why = ENGINE_CLOSE_LAGGING;
         buf out = BUF_INIT;
-        collect c;
-        memset(&c, 0, sizeof c);
-        c.t = t;
-        c.sid = p->sid;
-        c.out = &out;
-        c.limit = (size_t)e->cfg.max_http_buffer_size;
-        c.upto = s.cursor;
-        if (!why && head > s.cursor) {
-            rc = store_session_sockets(t, p->sid, collect_sock_cb, &c);
-            if (!rc) rc = store_log_scan(t, s.cursor, collect_cb, &c);
-            if (!rc) rc = c.err;
-        }
+        /* Records up to p->scanned were already found to hold nothing for us. */
+        uint64_t from = p->scanned > s.cursor ? p->scanned : s.cursor;
+        uint64_t upto = from;
+        if (!why && head > from)
+            rc = engine_collect(t, p->sid, from, UINT64_MAX, (size_t)e->cfg.max_http_buffer_size,
+                                payload_frame_cb, &out, &upto);
         store_abort(t);
         if (rc) { buf_free(&out); goto fail; }
         int ping = !why && now >= s.ping_at_ms && s.ping_sent_ms != s.ping_at_ms;
-        if (!why && !ping && c.upto == s.cursor) {
+        if (!why && !ping && out.len == 0) {
+            p->scanned = upto;
             buf_free(&out);
             *deadline_ms = session_deadline(e, &s);
             return ENGINE_WAIT;
@@ -679,7 +712,7 @@ int engine_poll_step(engine *e, engine_poll *p, engine_http_resp *resp, int64_t 
             eio_payload_add(&out, EIO_PING, 0, NULL, 0);
             w.ping_sent_ms = w.ping_at_ms;
         }
-        w.cursor = c.upto;
+        w.cursor = upto;
         w.poll_pid = 0;
         w.poll_token = 0;
         rc = store_session_put(t, p->sid, &w);
@@ -698,6 +731,151 @@ fail:
     if (p->held) release_holder(e, p, 0);
     resp_set(resp, 500, NULL, "", 0);
     return ENGINE_DONE;
+}
+
+/* ---- WebSocket ------------------------------------------------------------------------- */
+
+int engine_ws_accept(engine *e, const engine_http_req *req, char sid[UTIL_ID_LEN + 1],
+                     buf *open, uint64_t *cursor, int *code) {
+    query q;
+    parse_query(req->query, &q);
+    *code = 3;
+    if (q.has_transport != 1 || (strcmp(q.transport, "polling") && strcmp(q.transport, "websocket"))) {
+        *code = 0;
+        return ENGINE_WS_REJECT;
+    }
+    if (origin_invalid(req->origin)) return ENGINE_WS_REJECT;
+    if (strcmp(q.transport, "websocket")) return ENGINE_WS_REJECT;
+    if (!q.has_sid) {
+        if (q.has_eio != 1 || strcmp(q.eio, "4")) {
+            *code = 5;
+            return ENGINE_WS_REJECT;
+        }
+        int rc = session_create(e, req, STORE_T_WEBSOCKET, sid, cursor);
+        if (rc) {
+            *code = rc == -EBUSY ? 4 : 3;
+            return ENGINE_WS_REJECT;
+        }
+        buf_reset(open);
+        eio_encode_open(open, sid, NULL, e->cfg.ping_interval, e->cfg.ping_timeout,
+                        e->cfg.max_http_buffer_size);
+        return ENGINE_WS_NEW;
+    }
+    if (q.has_sid != 1 || !util_is_id(q.sid, strlen(q.sid))) {
+        *code = 1;
+        return ENGINE_WS_REJECT;
+    }
+    if (q.has_eio != 1 || strcmp(q.eio, "4")) return ENGINE_WS_REJECT;
+    store_txn *t;
+    if (store_begin(e->st, 1, &t)) return ENGINE_WS_REJECT;
+    store_session s;
+    int rc = store_session_get(t, q.sid, &s);
+    int64_t now = util_now_ms();
+    if (rc || s.state == STORE_S_CLOSED || session_expired(e, &s, now)) {
+        store_abort(t);
+        *code = 1;
+        return ENGINE_WS_REJECT;
+    }
+    /* Only a polling session that is not already upgrading can upgrade. */
+    if (s.transport != STORE_T_POLLING || s.state != STORE_S_OPEN ||
+        (s.upgrade_ms && now < s.upgrade_ms + e->cfg.upgrade_timeout)) {
+        store_abort(t);
+        return ENGINE_WS_REJECT;
+    }
+    s.upgrade_ms = now;
+    rc = store_session_put(t, q.sid, &s);
+    if (!rc) rc = store_commit(t); else store_abort(t);
+    if (rc) return ENGINE_WS_REJECT;
+    strcpy(sid, q.sid);
+    *cursor = s.cursor;
+    return ENGINE_WS_UPGRADE;
+}
+
+/* Runs fn on the session inside a write transaction and commits; notifies. */
+static int with_session(engine *e, const char *sid,
+                        int (*fn)(engine *, store_txn *, const char *, store_session *, void *),
+                        void *arg) {
+    store_txn *t;
+    int rc = store_begin(e->st, 1, &t);
+    if (rc) return rc;
+    store_session s;
+    rc = store_session_get(t, sid, &s);
+    if (!rc && s.state == STORE_S_CLOSED) rc = STORE_NOTFOUND;
+    if (!rc) rc = fn(e, t, sid, &s, arg);
+    if (rc < 0) {
+        store_abort(t);
+        return rc;
+    }
+    int c = store_commit(t);
+    if (c) return c;
+    engine_notify(e, 0);
+    return rc;
+}
+
+static int do_probe(engine *e, store_txn *t, const char *sid, store_session *s, void *arg) {
+    (void)e, (void)arg;
+    if (s->transport != STORE_T_POLLING) return -EINVAL;
+    s->state = STORE_S_UPGRADING;
+    return store_session_put(t, sid, s);
+}
+
+int engine_ws_probe(engine *e, const char *sid) { return with_session(e, sid, do_probe, NULL); }
+
+static int do_upgraded(engine *e, store_txn *t, const char *sid, store_session *s, void *arg) {
+    (void)e;
+    if (s->transport != STORE_T_POLLING) return -EINVAL;
+    s->transport = STORE_T_WEBSOCKET;
+    s->state = STORE_S_OPEN;
+    s->owner_pid = getpid();
+    s->poll_pid = 0;
+    s->poll_token = 0;
+    s->upgrade_ms = 0;
+    *(uint64_t *)arg = s->cursor;
+    return store_session_put(t, sid, s);
+}
+
+int engine_ws_upgraded(engine *e, const char *sid, uint64_t *cursor) {
+    return with_session(e, sid, do_upgraded, cursor);
+}
+
+static int do_upgrade_abort(engine *e, store_txn *t, const char *sid, store_session *s, void *arg) {
+    (void)e, (void)arg;
+    if (s->transport != STORE_T_POLLING) return 0;
+    s->state = STORE_S_OPEN;
+    s->upgrade_ms = 0;
+    return store_session_put(t, sid, s);
+}
+
+void engine_ws_upgrade_abort(engine *e, const char *sid) {
+    with_session(e, sid, do_upgrade_abort, NULL);
+}
+
+typedef struct ws_pkt_arg {
+    const eio_packet *pk;
+    uint64_t seq;
+} ws_pkt_arg;
+
+static int do_ws_packet(engine *e, store_txn *t, const char *sid, store_session *s, void *arg) {
+    ws_pkt_arg *a = arg;
+    int rc = engine_packet(e, t, sid, s, a->pk, &a->seq);
+    if (rc < 0) return rc;
+    int c = store_session_put(t, sid, s);
+    return c ? c : rc;
+}
+
+int engine_ws_packet(engine *e, const char *sid, const eio_packet *pk) {
+    ws_pkt_arg a = {pk, 0};
+    return with_session(e, sid, do_ws_packet, &a);
+}
+
+static int do_ws_closed(engine *e, store_txn *t, const char *sid, store_session *s, void *arg) {
+    int rc = engine_session_close(e, t, sid, s, *(int *)arg);
+    if (!rc) rc = store_session_del(t, sid);
+    return rc;
+}
+
+void engine_ws_closed(engine *e, const char *sid, int reason) {
+    with_session(e, sid, do_ws_closed, &reason);
 }
 
 /* ---- stated's housekeeping ------------------------------------------------------------ */
@@ -725,6 +903,7 @@ static int reap_cb(void *arg, const char *sid, const store_session *s) {
     } else if (s->transport == STORE_T_POLLING) {
         reason = session_expired(r->e, s, r->now);
         if (reason) action = 1;
+        else if (s->upgrade_ms && r->now > s->upgrade_ms + r->e->cfg.upgrade_timeout) action = 3;
         else {
             int64_t d = s->ping_at_ms + r->e->cfg.ping_timeout;
             if (!s->ever_connected && s->created_ms + r->e->cfg.connect_timeout < d)
@@ -771,6 +950,10 @@ int engine_reap(engine *e, int64_t now, int64_t *next_ms) {
         if (store_session_get(t, r.items[i].sid, &s)) continue;
         if (r.items[i].action == 2) {
             rc = store_session_del(t, r.items[i].sid);
+        } else if (r.items[i].action == 3) { /* an upgrade that never finished */
+            s.state = STORE_S_OPEN;
+            s.upgrade_ms = 0;
+            rc = store_session_put(t, r.items[i].sid, &s);
         } else {
             rc = engine_session_close(e, t, r.items[i].sid, &s, r.items[i].reason);
             log_info("session %s closed: %s", r.items[i].sid, engine_close_reason(r.items[i].reason));

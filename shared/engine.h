@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "cfg.h"
 #include "notify.h"
+#include "adapter.h"
 #include "store.h"
 
 typedef struct engine {
@@ -89,6 +90,7 @@ typedef struct engine_poll {
     uint32_t token;  /* identifies this held GET in the session record */
     int held;        /* the session records us as its pending GET */
     uint64_t gen;    /* notify generation seen at the last look */
+    uint64_t scanned;/* log records up to here hold nothing for this session */
 } engine_poll;
 
 enum {
@@ -111,6 +113,49 @@ void engine_post(engine *e, engine_poll *p, const engine_http_req *req, uint8_t 
 int engine_poll_step(engine *e, engine_poll *p, engine_http_resp *resp, int64_t *deadline_ms);
 /* The held GET went away without an answer (client gone): releases it. */
 void engine_poll_abandon(engine *e, engine_poll *p);
+
+/* ---- transport-neutral pieces ------------------------------------------- */
+
+/* Applies one client packet to session s inside write transaction t (pong,
+ * close, message -> srv).  Returns 0, an ENGINE_CLOSE_* reason when the
+ * session must close, or a negative store error.  The caller stores s. */
+struct eio_packet;
+int engine_packet(engine *e, store_txn *t, const char *sid, store_session *s,
+                  const struct eio_packet *pk, uint64_t *seq);
+
+/* Hands every frame queued for session sid with after < seq <= until to cb,
+ * in log order, stopping after about limit bytes (at least one record).
+ * *upto gets the last seq looked at: the session's new cursor. */
+typedef int (*engine_frame_cb)(void *arg, const adapter_frame *f);
+int engine_collect(store_txn *t, const char *sid, uint64_t after, uint64_t until, size_t limit,
+                   engine_frame_cb cb, void *arg, uint64_t *upto);
+
+/* ---- WebSocket (the front) ------------------------------------------------
+ * The front keeps heartbeats of its own connections in memory (it answers
+ * nothing but pongs itself) and calls these for everything that changes the
+ * shared state. */
+enum { ENGINE_WS_REJECT = 0, ENGINE_WS_NEW = 1, ENGINE_WS_UPGRADE = 2 };
+/* Checks an Upgrade request.  ENGINE_WS_NEW: a new session owned by this
+ * process; open gets the open packet text and *cursor the log position to
+ * deliver from.  ENGINE_WS_UPGRADE: a polling session sid starts upgrading
+ * (probe expected).  ENGINE_WS_REJECT: *code is the Engine.IO error code and
+ * the request is refused (HTTP 400, body = engine_error_message(code)). */
+int engine_ws_accept(engine *e, const engine_http_req *req, char sid[UTIL_ID_LEN + 1],
+                     buf *open, uint64_t *cursor, int *code);
+const char *engine_error_message(int code);
+/* '2probe' arrived: held GETs get a noop from now on.  0 or <0. */
+int engine_ws_probe(engine *e, const char *sid);
+/* '5' arrived: the session now belongs to this process's WebSocket;
+ * *cursor: where its delivery continues from.  0 or <0. */
+int engine_ws_upgraded(engine *e, const char *sid, uint64_t *cursor);
+/* The probing WebSocket went away before '5': back to polling. */
+void engine_ws_upgrade_abort(engine *e, const char *sid);
+/* One packet from a WebSocket session (not pongs).  Returns 0, an
+ * ENGINE_CLOSE_* reason (the front then calls engine_ws_closed), or <0. */
+int engine_ws_packet(engine *e, const char *sid, const struct eio_packet *pk);
+/* The WebSocket session is over: its sockets leave every room and the
+ * record is removed. */
+void engine_ws_closed(engine *e, const char *sid, int reason);
 
 /* ---- shared by stated and the fronts ----------------------------------- */
 

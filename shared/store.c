@@ -582,7 +582,7 @@ int store_log_bounds(store_txn *t, uint64_t *first, uint64_t *head) {
     return 0;
 }
 
-int store_log_scan(store_txn *t, uint64_t after,
+int store_log_scan(store_txn *t, uint64_t after, uint64_t until,
                    int (*cb)(void *, uint64_t, const void *, size_t), void *arg) {
     MDB_cursor *c;
     int rc = mdb_cursor_open(t->txn, t->s->log, &c);
@@ -594,6 +594,7 @@ int store_log_scan(store_txn *t, uint64_t after,
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         uint64_t seq;
         memcpy(&seq, k.mv_data, 8);
+        if (seq > until) break;
         if ((ret = cb(arg, seq, v.mv_data, v.mv_size))) break;
     }
     mdb_cursor_close(c);

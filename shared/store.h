@@ -171,9 +171,9 @@ int store_log_append(store_txn *t, const void *rec, size_t len, uint64_t *seq);
 /* The last sequence number written (0 when nothing ever was), and the first
  * still stored (head + 1 when the log is empty). */
 int store_log_bounds(store_txn *t, uint64_t *first, uint64_t *head);
-/* Calls cb for each record with seq > after, in order, until cb returns
- * non-zero (returned) or the log ends.  Record bytes are borrowed. */
-int store_log_scan(store_txn *t, uint64_t after,
+/* Calls cb for each record with after < seq <= until, in order, until cb
+ * returns non-zero (returned) or the log ends.  Record bytes are borrowed. */
+int store_log_scan(store_txn *t, uint64_t after, uint64_t until,
                    int (*cb)(void *arg, uint64_t seq, const void *rec, size_t len), void *arg);
 /* Deletes records with seq <= upto.  *bytes gets the bytes freed. */
 int store_log_trim(store_txn *t, uint64_t upto, size_t *bytes);

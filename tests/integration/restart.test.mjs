@@ -1,0 +1,90 @@
+// stated restarts (SIGTERM and SIGKILL) lose no session, room or queued
+// packet.  The stack is assembled by hand here, as the README's "gateway on a
+// socket" deployment: stated, `sio-fcgi --socket`, and lighttpd pointing at
+// that socket.
+import { writeFileSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import {
+  REPO, BIN, assert, test, before, after, tmpDir, freePort, startProcess, startStated, sioctl,
+  connect, connected, record, eventually, eioSession, sleep,
+} from "./lib.mjs";
+
+const CONFIG = path.join(REPO, "tests/integration/conf/core.conf");
+let dir, stateDir, port, url, stated, fcgi, lighttpd;
+
+async function startDaemon() {
+  stated = await startStated({ stateDir, config: CONFIG });
+  return stated;
+}
+
+before(async () => {
+  dir = tmpDir("sio-restart-");
+  stateDir = path.join(dir, "state");
+  port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  await startDaemon();
+  const sock = path.join(dir, "fcgi.sock");
+  fcgi = await startProcess(path.join(BIN, "sio-fcgi"), ["--socket", sock, "--threads", "16"], {
+    env: { SIO_STATE_DIR: stateDir }, ready: /serving/, name: "sio-fcgi",
+  });
+  mkdirSync(path.join(dir, "www"));
+  const conf = path.join(dir, "lighttpd.conf");
+  writeFileSync(conf, `
+server.document-root = "${dir}/www"
+server.bind = "127.0.0.1"
+server.port = ${port}
+server.errorlog = "${dir}/error.log"
+server.modules = ("mod_fastcgi")
+server.max-request-size = 1100
+fastcgi.server = ("/socket.io/" => (("socket" => "${sock}", "check-local" => "disable")))
+`);
+  lighttpd = await startProcess("/usr/sbin/lighttpd", ["-D", "-f", conf], { name: "lighttpd" });
+  await eventually(async () => { await fetch(url + "/socket.io/?EIO=4&transport=polling"); });
+});
+
+after(async () => {
+  for (const p of [lighttpd, fcgi, stated]) if (p) await p.stop();
+});
+
+const ctl = (...a) => sioctl(stateDir, undefined, ...a);
+
+test("sessions, rooms and queued packets survive SIGTERM and SIGKILL of stated", async () => {
+  const a = await connected(connect(url, "/", { transports: ["polling"] }));
+  const ev = record(a);
+  assert.equal((await ctl("join", "--to", a.id, "keep")).code, 0);
+  // a bare session with a packet queued for it while it is not polling
+  const raw = await eioSession(url);
+  await raw.post("40");
+  const rawId = JSON.parse((await raw.get()).body.slice(2)).sid;
+  assert.equal((await ctl("emit", "--to", rawId, "queued", "1")).code, 0);
+
+  for (const signal of ["SIGTERM", "SIGKILL"]) {
+    const r = await stated.stop(signal);
+    if (signal === "SIGTERM") {
+      assert.equal(r.code, 0, "stated should exit 0 on SIGTERM");
+      assert.match(stated.output, /stopped/);
+    }
+    const down = await ctl("rooms");
+    assert.equal(down.code, 3, "sioctl must say the stack is down");
+    await startDaemon();
+    assert.match(stated.output, /[1-9]\d* session\(s\), [1-9]\d* socket\(s\)/);
+    const rooms = JSON.parse((await ctl("rooms", "--json")).stdout);
+    assert.deepEqual(rooms.find((x) => x.room === "keep").members, [a.id]);
+    const tag = `after-${signal}`;
+    assert.equal((await ctl("emit", "--to", "keep", tag)).code, 0);
+    await eventually(() => assert.ok(ev.some((e) => e[0] === tag), `${tag} not received`));
+    assert.ok(a.connected);
+  }
+  // the packet queued before both restarts is still delivered, once
+  const g = await raw.get();
+  assert.equal(g.status, 200);
+  assert.ok(g.body.includes('42["queued",1]'), g.body);
+}, { timeout: 30000 });
+
+test("a second stated on the same state directory refuses to start", async () => {
+  const p = await startProcess(path.join(BIN, "stated"), ["--state", stateDir], { name: "stated2" });
+  const r = await p.exited;
+  assert.equal(r.code, 1);
+  assert.match(p.output, /already running/);
+  assert.equal((await ctl("rooms")).code, 0, "the first stated must be unaffected");
+});
