@@ -1,0 +1,74 @@
+/* Unit tests for cfg.c: defaults, namespaces and patterns, errors with line
+ * numbers, numeric limits. */
+#include <errno.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "unit.h"
+
+static int parse(cfg *c, const char *text, char *err) {
+    return cfg_parse(c, text, strlen(text), err, 256);
+}
+
+TEST(defaults_match_the_node_server) {
+    cfg c;
+    cfg_defaults(&c);
+    ASSERT_EQ_INT((int)c.ping_interval, 25000);
+    ASSERT_EQ_INT((int)c.ping_timeout, 20000);
+    ASSERT_EQ_INT((int)c.connect_timeout, 45000);
+    ASSERT_EQ_INT((int)c.upgrade_timeout, 10000);
+    ASSERT_EQ_INT((int)c.max_http_buffer_size, 1000000);
+    ASSERT_EQ_STR(c.path, "/socket.io/");
+    ASSERT_TRUE(cfg_nsp_find(&c, "/") != NULL);
+    ASSERT_TRUE(cfg_nsp_find(&c, "/chat") == NULL);
+    cfg_free(&c);
+}
+
+TEST(namespaces_exact_and_patterns) {
+    cfg c;
+    char err[256] = "";
+    ASSERT_EQ_INT(parse(&c, "# comment\nping_interval = 300 # trailing\n\n[namespace /chat]\n"
+                            "[namespace ~/room-[0-9]+]\n[namespace /]\n", err), 0);
+    ASSERT_EQ_INT((int)c.ping_interval, 300);
+    ASSERT_TRUE(cfg_nsp_find(&c, "/chat") != NULL);
+    ASSERT_TRUE(cfg_nsp_find(&c, "/room-12") != NULL);
+    ASSERT_TRUE(cfg_nsp_find(&c, "/room-12x") == NULL); /* anchored */
+    ASSERT_TRUE(cfg_nsp_find(&c, "/xroom-1") == NULL);
+    ASSERT_TRUE(cfg_nsp_find(&c, "/") != NULL);
+    ASSERT_EQ_INT((int)c.nnsp, 3); /* "/" is not duplicated */
+    cfg_free(&c);
+}
+
+TEST(errors_name_the_line_and_reset_to_defaults) {
+    static const struct { const char *text; const char *err; } rows[] = {
+        {"ping_interval = 10\n", "line 1: ping_interval must be an integer in [50, 3600000]"},
+        {"\n\nbogus = 1\n", "line 3: unknown setting 'bogus'"},
+        {"ping_timeout = 12abc\n", "line 1: ping_timeout must be an integer"},
+        {"[namespace chat]\n", "line 1: namespace must start with '/'"},
+        {"[nsp /x]\n", "line 1: unknown section"},
+        {"[namespace ~(]\n", "line 1: bad namespace pattern"},
+        {"[namespace /a]\nfoo = bar\n", "line 2: unknown namespace setting 'foo'"},
+        {"just words\n", "line 1: expected key = value"},
+        {"path = socket.io\n", "line 1: path must start and end with '/'"},
+        {"max_http_buffer_size = 100\n", "line 1: max_http_buffer_size must be an integer in [1024"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        UNIT_CTX("row %zu", i);
+        cfg c;
+        char err[256] = "";
+        ASSERT_EQ_INT(parse(&c, rows[i].text, err), -EINVAL);
+        ASSERT_TRUE(strncmp(err, rows[i].err, strlen(rows[i].err)) == 0 || (printf("got: %s\n", err), 0));
+        ASSERT_EQ_INT((int)c.ping_interval, 25000);
+        cfg_free(&c);
+    }
+}
+
+TEST(load_reports_missing_files) {
+    cfg c;
+    char err[256] = "";
+    ASSERT_EQ_INT(cfg_load(&c, "/nonexistent/sio.conf", err, sizeof err), -ENOENT);
+    ASSERT_TRUE(strstr(err, "/nonexistent/sio.conf") != NULL);
+    cfg_free(&c);
+}
+
+UNIT_MAIN()
