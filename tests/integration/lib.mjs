@@ -84,7 +84,13 @@ export function startProcess(cmd, args, { env = {}, ready, timeout = 20000, name
       const t = setTimeout(() => { try { process.kill(-child.pid, "SIGKILL"); } catch {} }, wait);
       const r = await proc.exited;
       clearTimeout(t);
+      proc.checkSanitizers();
       return r;
+    },
+    // Throws when a sanitizer (make test-asan) reported anything.
+    checkSanitizers() {
+      const m = output.match(/(ERROR: (Address|Leak)Sanitizer|runtime error:)[^\n]*/);
+      if (m) throw new Error(`${name}: sanitizer report: ${m[0]}\n${output.slice(output.indexOf(m[0]), output.indexOf(m[0]) + 3000)}`);
     },
   };
   const onData = (d) => { output += d.toString(); if (process.env.SIO_TEST_VERBOSE) process.stderr.write(`[${name}] ${d}`); };

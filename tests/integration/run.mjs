@@ -53,7 +53,13 @@ for (const f of files) {
     }
   }
   for (const a of file.after) {
-    try { await withTimeout(Promise.resolve().then(a), 30000, "after"); } catch (e) { console.log(`# after: ${e.message}`); }
+    try {
+      await withTimeout(Promise.resolve().then(a), 30000, "after");
+    } catch (e) {
+      failed++;
+      failures.push(`${f}: after: ${e && e.stack ? e.stack : e}`);
+      console.log(`FAIL ${f} teardown: ${e.message}`);
+    }
   }
 }
 lib.cleanup();
