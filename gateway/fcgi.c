@@ -55,13 +55,14 @@ static void write_resp(FCGX_Request *r, const engine_http_resp *resp) {
     buf_free(&h);
 }
 
-/* The request path must be under the configured path (/socket.io/). */
-static int path_ok(const char *uri, const char *path) {
-    if (!uri) return 1;
-    size_t pl = strlen(path);
-    size_t ul = strcspn(uri, "?");
-    if (ul >= pl && !strncmp(uri, path, pl)) return 1;
-    return ul == pl - 1 && !strncmp(uri, path, pl - 1); /* "/socket.io" */
+/* HTTP_USER_AGENT -> user-agent, for the handshake's headers. */
+static int header_name(const char *var, char *out, size_t n) {
+    if (strncmp(var, "HTTP_", 5)) return 0;
+    size_t i = 0;
+    for (const char *p = var + 5; *p && *p != '=' && i + 1 < n; p++)
+        out[i++] = *p == '_' ? '-' : (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    out[i] = 0;
+    return i > 0;
 }
 
 static void handle(FCGX_Request *r) {
@@ -79,8 +80,26 @@ static void handle(FCGX_Request *r) {
     const char *up = FCGX_GetParam("HTTP_UPGRADE", env);
     req.upgrade = up && !strcasecmp(up, "websocket");
 
+    req.url = FCGX_GetParam("REQUEST_URI", env);
+    /* Request headers, as name/value pairs (names and values borrow one buffer). */
+    enum { MAX_HEADERS = 64 };
+    const char *hv[MAX_HEADERS * 2 + 1];
+    char names[MAX_HEADERS][64];
+    size_t nh = 0;
+    for (char **p = env; *p && nh < MAX_HEADERS; p++)
+        if (header_name(*p, names[nh], sizeof names[nh])) {
+            const char *eq = strchr(*p, '=');
+            hv[nh * 2] = names[nh];
+            hv[nh * 2 + 1] = eq ? eq + 1 : "";
+            nh++;
+        }
+    hv[nh * 2] = NULL;
+    req.headers = hv;
+
     engine_http_resp resp = {0};
-    if (!path_ok(FCGX_GetParam("REQUEST_URI", env), e->cfg.path)) {
+    int route = engine_route(e, req.url);
+    req.bare = route == 2;
+    if (!route) {
         resp.status = 404;
         resp.content_type = "text/plain";
         buf_puts(&resp.body, "Not Found");

@@ -29,13 +29,20 @@ static const cfg_key cfg_keys[] = {
 };
 #undef K
 
-/* Settings allowed inside a [namespace] section (later: handlers). */
-static const char *const cfg_nsp_keys[] = {NULL};
+/* Settings allowed inside a [namespace] / [engine] section. */
+static const char *const cfg_nsp_keys[] = {"auth", "connection", "disconnect", "any", "process",
+                                           "timeout", NULL};
+static const char *const cfg_engine_keys[] = {"message", "process", "timeout", NULL};
+
+static int key_allowed(const char *const *keys, const char *key) {
+    for (size_t i = 0; keys[i]; i++)
+        if (!strcmp(keys[i], key)) return 1;
+    return 0;
+}
 
 static int nsp_key_allowed(const char *key) {
-    for (size_t i = 0; cfg_nsp_keys[i]; i++)
-        if (!strcmp(cfg_nsp_keys[i], key)) return 1;
-    return 0;
+    if (!strncmp(key, "event.", 6) && key[6]) return 1;
+    return key_allowed(cfg_nsp_keys, key);
 }
 
 static char *xstrdup(const char *s) {
@@ -69,17 +76,20 @@ void cfg_defaults(cfg *c) {
     add_nsp(c, "/", 0);
 }
 
-void cfg_free(cfg *c) {
-    for (size_t i = 0; i < c->nnsp; i++) {
-        cfg_nsp *n = &c->nsps[i];
-        if (n->is_pattern) regfree(&n->re);
-        for (size_t k = 0; k < n->nkv; k++) {
-            free(n->kv[k].key);
-            free(n->kv[k].value);
-        }
-        free(n->kv);
-        free(n->name);
+static void nsp_free(cfg_nsp *n) {
+    if (n->is_pattern) regfree(&n->re);
+    for (size_t k = 0; k < n->nkv; k++) {
+        free(n->kv[k].key);
+        free(n->kv[k].value);
     }
+    free(n->kv);
+    free(n->name);
+}
+
+void cfg_free(cfg *c) {
+    for (size_t i = 0; i < c->nnsp; i++) nsp_free(&c->nsps[i]);
+    nsp_free(&c->engine);
+    free(c->engine_path);
     free(c->nsps);
     free(c->path);
     free(c->cors_origin);
@@ -122,6 +132,14 @@ static int set_server_key(cfg *c, const char *key, const char *val, int line, ch
         c->path = xstrdup(val);
         return 0;
     }
+    if (!strcmp(key, "engine_path")) {
+        size_t n = strlen(val);
+        if (n < 2 || val[0] != '/' || val[n - 1] != '/')
+            return fail(err, errlen, line, "engine_path must start and end with '/'");
+        free(c->engine_path);
+        c->engine_path = xstrdup(val);
+        return 0;
+    }
     if (!strcmp(key, "cors_origin")) {
         free(c->cors_origin);
         c->cors_origin = *val ? xstrdup(val) : NULL;
@@ -146,7 +164,7 @@ int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
     cfg_defaults(c);
     buf copy = BUF_INIT;
     if (buf_append(&copy, text, len)) abort();
-    int line = 0, rc = 0;
+    int line = 0, rc = 0, in_engine = 0;
     cfg_nsp *cur = NULL;
     char *p = copy.data ? copy.data : "";
     char *start = p;
@@ -165,8 +183,14 @@ int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
             if (!close || close[1]) { rc = fail(err, errlen, line, "bad section line"); break; }
             *close = 0;
             char *inner = trim(s + 1);
+            if (!strcmp(inner, "engine")) {
+                cur = &c->engine;
+                in_engine = 1;
+                continue;
+            }
+            in_engine = 0;
             if (strncmp(inner, "namespace", 9) || (inner[9] != ' ' && inner[9] != '\t')) {
-                rc = fail(err, errlen, line, "unknown section (expected [namespace NAME])");
+                rc = fail(err, errlen, line, "unknown section (expected [namespace NAME] or [engine])");
                 break;
             }
             char *name = trim(inner + 9);
@@ -203,8 +227,10 @@ int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
         if (!*key) { rc = fail(err, errlen, line, "empty key"); break; }
         if (!cur) {
             rc = set_server_key(c, key, val, line, err, errlen);
-        } else if (!nsp_key_allowed(key)) {
-            rc = fail(err, errlen, line, "unknown namespace setting '%s'", key);
+        } else if (in_engine ? !key_allowed(cfg_engine_keys, key) : !nsp_key_allowed(key)) {
+            rc = fail(err, errlen, line, "unknown %s setting '%s'", in_engine ? "engine" : "namespace", key);
+        } else if (!strcmp(key, "timeout") && (strtol(val, NULL, 10) < 1 || strtol(val, NULL, 10) > 3600000)) {
+            rc = fail(err, errlen, line, "timeout must be an integer in [1, 3600000] ms");
         } else {
             cfg_kv *kv = realloc(cur->kv, (cur->nkv + 1) * sizeof *kv);
             if (!kv) abort();
@@ -215,6 +241,10 @@ int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
         }
     }
     buf_free(&copy);
+    if (!rc && c->engine_path) {
+        free(c->engine.name);
+        c->engine.name = xstrdup(c->engine_path);
+    }
     if (rc) cfg_free(c), cfg_defaults(c);
     return rc;
 }

@@ -37,6 +37,8 @@ typedef struct cfg {
     long fcgi_threads;         /* threads of the FastCGI gateway */
     char *path;                /* "/socket.io/" */
     char *cors_origin;         /* Access-Control-Allow-Origin, NULL = none */
+    char *engine_path;         /* bare Engine.IO endpoint, NULL = none */
+    cfg_nsp engine;            /* its [engine] section (name = engine_path) */
     cfg_nsp *nsps;
     size_t nnsp;
     char *source;              /* file it came from, or NULL for defaults */

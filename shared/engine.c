@@ -10,6 +10,7 @@
 
 #include "adapter.h"
 #include "eio.h"
+#include "inbox.h"
 #include "log.h"
 #include "srv.h"
 #include "util.h"
@@ -249,11 +250,56 @@ static void cors_headers(engine *e, const engine_http_req *req, engine_http_resp
     }
 }
 
+int engine_route(const engine *e, const char *uri) {
+    if (!uri) return 1;
+    size_t ul = strcspn(uri, "?");
+    const char *paths[2] = {e->cfg.path, e->cfg.engine_path};
+    for (int i = 0; i < 2; i++) {
+        const char *p = paths[i];
+        if (!p) continue;
+        size_t pl = strlen(p);
+        if ((ul >= pl && !strncmp(uri, p, pl)) || (ul == pl - 1 && !strncmp(uri, p, pl - 1)))
+            return i + 1;
+    }
+    return 0;
+}
+
+/* {"address","headers","query","time","url"} of the request that opened a
+ * session, for handlers (socket.handshake). */
+static char *handshake_json(const engine_http_req *req, int64_t now) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "address", req->remote_addr ? req->remote_addr : "");
+    cJSON *h = cJSON_AddObjectToObject(o, "headers");
+    for (size_t i = 0; req->headers && req->headers[i] && req->headers[i + 1] && i < 200; i += 2)
+        if (!cJSON_GetObjectItemCaseSensitive(h, req->headers[i]))
+            cJSON_AddStringToObject(h, req->headers[i], req->headers[i + 1]);
+    cJSON *q = cJSON_AddObjectToObject(o, "query");
+    const char *qs = req->query ? req->query : "";
+    while (*qs) {
+        size_t len = strcspn(qs, "&");
+        const char *eq = memchr(qs, '=', len);
+        size_t kl = eq ? (size_t)(eq - qs) : len;
+        char k[256], v[2048];
+        int trunc = 0;
+        qcopy(k, sizeof k, qs, kl, &trunc);
+        qcopy(v, sizeof v, eq ? eq + 1 : qs + len, eq ? len - kl - 1 : 0, &trunc);
+        if (*k && !cJSON_GetObjectItemCaseSensitive(q, k)) cJSON_AddStringToObject(q, k, v);
+        qs += len;
+        if (*qs == '&') qs++;
+    }
+    cJSON_AddNumberToObject(o, "time", (double)now);
+    cJSON_AddStringToObject(o, "url", req->url ? req->url : "");
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return txt;
+}
+
 /* ---- closing ---------------------------------------------------------------- */
 
 int engine_session_close(engine *e, store_txn *t, const char *sid, store_session *s, int reason) {
     if (s->state == STORE_S_CLOSED) return 0;
-    int rc = srv_session_drop(e, t, sid);
+    int rc = srv_session_drop(e, t, sid, srv_disconnect_reason(reason));
     if (!rc) rc = store_partial_del(t, sid);
     if (rc) return rc;
     s->state = STORE_S_CLOSED;
@@ -307,9 +353,15 @@ static int session_create(engine *e, const engine_http_req *req, int transport,
     s.created_ms = now;
     s.ping_at_ms = now + e->cfg.ping_interval;
     if (transport == STORE_T_WEBSOCKET) s.owner_pid = getpid();
+    s.bare = req->bare ? 1 : 0;
     if (req->remote_addr) snprintf(s.remote, sizeof s.remote, "%s", req->remote_addr);
     if (!rc) rc = store_log_bounds(t, NULL, &s.cursor);
     if (!rc) rc = store_session_put(t, sid, &s);
+    if (!rc) {
+        char *hs = handshake_json(req, now);
+        rc = hs ? store_handshake_put(t, sid, hs, strlen(hs)) : -ENOMEM;
+        free(hs);
+    }
     if (rc) {
         store_abort(t);
         return rc;
@@ -398,7 +450,7 @@ int engine_http_begin(engine *e, const engine_http_req *req, engine_poll *p,
         return ENGINE_DONE;
     }
     if (strcmp(q.transport, "polling") || s.transport != STORE_T_POLLING ||
-        q.has_eio != 1 || strcmp(q.eio, "4")) {
+        q.has_eio != 1 || strcmp(q.eio, "4") || s.bare != (req->bare ? 1 : 0)) {
         store_abort(t);
         resp_error(resp, 3);
         return ENGINE_DONE;
@@ -471,6 +523,7 @@ int engine_packet(engine *e, store_txn *t, const char *sid, store_session *s,
     case EIO_CLOSE:
         return ENGINE_CLOSE_CLIENT;
     case EIO_MESSAGE:
+        if (s->bare) return inbox_message(t, sid, pk->data, pk->len, pk->binary, NULL);
         return srv_on_message(e, t, sid, s, pk->data, pk->len, pk->binary, seq);
     case EIO_PING: /* v4 clients do not ping: wrong heartbeat direction */
         return ENGINE_CLOSE_PARSE_ERROR;

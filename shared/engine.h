@@ -73,6 +73,9 @@ typedef struct engine_http_req {
     const char *remote_addr;  /* may be NULL */
     long content_length;      /* -1 when unknown */
     int upgrade;              /* an Upgrade: websocket request */
+    int bare;                 /* at cfg.engine_path: a bare Engine.IO session */
+    const char *url;          /* request URI, may be NULL */
+    const char *const *headers; /* name, value, name, value, ..., NULL; may be NULL */
 } engine_http_req;
 
 typedef struct engine_http_resp {
@@ -83,6 +86,11 @@ typedef struct engine_http_resp {
 } engine_http_resp;
 
 void engine_resp_free(engine_http_resp *r);
+
+/* Which endpoint a request path belongs to: 1 the Socket.IO path, 2 the bare
+ * Engine.IO path (cfg.engine_path), 0 neither.  "/socket.io" without the
+ * trailing slash counts. */
+int engine_route(const engine *e, const char *uri);
 
 /* The state of one polling request between calls. */
 typedef struct engine_poll {

@@ -2,9 +2,11 @@
 #include "srv.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "inbox.h"
 #include "log.h"
 #include "util.h"
 
@@ -52,25 +54,43 @@ int srv_send(engine *e, store_txn *t, const char *sid, const sio_packet *pkt, ui
 
 /* ---- sockets ------------------------------------------------------------ */
 
-int srv_socket_remove(engine *e, store_txn *t, const store_socket *s, int notify_client,
-                      uint64_t *seq) {
+const char *srv_disconnect_reason(int r) {
+    switch (r) {
+    case ENGINE_CLOSE_PING_TIMEOUT: return "ping timeout";
+    case ENGINE_CLOSE_PARSE_ERROR: return "parse error";
+    case ENGINE_CLOSE_SERVER: return "forced close";
+    case ENGINE_CLOSE_OVERLAP:
+    case ENGINE_CLOSE_LAGGING: return "transport error";
+    default: return "transport close";
+    }
+}
+
+/* Deletes a socket, tells application logic, keeps the session's count. */
+static int drop_socket(store_txn *t, const store_socket *s, const char *reason, uint64_t *seq) {
     char id[UTIL_ID_LEN + 1], sid[UTIL_ID_LEN + 1];
     strcpy(id, s->id);
     strcpy(sid, s->sid);
-    if (notify_client) {
-        sio_packet p = {.type = SIO_DISCONNECT, .id = -1};
-        strcpy(p.nsp, s->nsp);
-        int rc = srv_send(e, t, sid, &p, seq);
-        if (rc) return rc;
-    }
-    int rc = store_socket_del(t, id);
+    int rc = inbox_disconnect(t, s, reason, seq);
+    if (rc) return rc;
+    rc = store_socket_del(t, id);
     if (rc && rc != STORE_NOTFOUND) return rc;
     store_session ss;
-    if (store_session_get(t, sid, &ss) == 0 && ss.nsockets > 0) {
+    if (store_session_get(t, sid, &ss) == 0 && ss.nsockets > 0 && ss.state != STORE_S_CLOSED) {
         ss.nsockets--;
         rc = store_session_put(t, sid, &ss);
     }
     return rc == STORE_NOTFOUND ? 0 : rc;
+}
+
+int srv_socket_remove(engine *e, store_txn *t, const store_socket *s, int notify_client,
+                      const char *reason, uint64_t *seq) {
+    if (notify_client) {
+        sio_packet p = {.type = SIO_DISCONNECT, .id = -1};
+        strcpy(p.nsp, s->nsp);
+        int rc = srv_send(e, t, s->sid, &p, seq);
+        if (rc) return rc;
+    }
+    return drop_socket(t, s, reason, seq);
 }
 
 typedef struct id_list {
@@ -85,15 +105,39 @@ static int collect_ids(void *arg, const store_socket *s) {
     return 0;
 }
 
-int srv_session_drop(engine *e, store_txn *t, const char *sid) {
+int srv_session_drop(engine *e, store_txn *t, const char *sid, const char *reason) {
     (void)e;
     char ids[SRV_MAX_NSP_PER_SESSION * 2][UTIL_ID_LEN + 1];
     id_list l = {ids, 0};
     int rc = store_session_sockets(t, sid, collect_ids, &l);
     for (size_t i = 0; !rc && i < l.n; i++) {
-        rc = store_socket_del(t, ids[i]);
-        if (rc == STORE_NOTFOUND) rc = 0;
+        store_socket s;
+        if (store_socket_get(t, ids[i], &s)) continue;
+        rc = drop_socket(t, &s, reason, NULL);
     }
+    return rc;
+}
+
+/* ---- CONNECT ------------------------------------------------------------ */
+
+/* The request that opened the session, for handlers; NULL when unknown. */
+static cJSON *handshake_of(store_txn *t, const char *sid) {
+    const char *j;
+    size_t n;
+    if (store_handshake_get(t, sid, &j, &n)) return NULL;
+    return cJSON_ParseWithLength(j, n);
+}
+
+int srv_refuse(engine *e, store_txn *t, const char *sid, const char *nsp, const char *message,
+               const cJSON *data, uint64_t *seq) {
+    sio_packet p = {.type = SIO_CONNECT_ERROR, .id = -1};
+    snprintf(p.nsp, sizeof p.nsp, "%s", nsp);
+    p.data = cJSON_CreateObject();
+    if (!p.data) return -ENOMEM;
+    cJSON_AddStringToObject(p.data, "message", message);
+    if (data) cJSON_AddItemToObject(p.data, "data", cJSON_Duplicate(data, 1));
+    int rc = srv_send(e, t, sid, &p, seq);
+    sio_packet_clear(&p);
     return rc;
 }
 
@@ -113,43 +157,32 @@ static int find_nsp_cb(void *arg, const store_socket *s) {
     return 1;
 }
 
-/* ---- CONNECT ------------------------------------------------------------ */
-
-static int connect_error(engine *e, store_txn *t, const char *sid, const char *nsp,
-                         const char *message, uint64_t *seq) {
-    sio_packet p = {.type = SIO_CONNECT_ERROR, .id = -1};
-    strcpy(p.nsp, nsp);
-    p.data = cJSON_CreateObject();
-    if (!p.data) return -ENOMEM;
-    cJSON_AddStringToObject(p.data, "message", message);
-    int rc = srv_send(e, t, sid, &p, seq);
-    sio_packet_clear(&p);
-    return rc;
-}
-
-static int on_connect(engine *e, store_txn *t, const char *sid, store_session *s,
-                      sio_packet *pkt, uint64_t *seq) {
-    if (!cfg_nsp_find(&e->cfg, pkt->nsp))
-        return connect_error(e, t, sid, pkt->nsp, "Invalid namespace", seq);
-    if (s->nsockets >= SRV_MAX_NSP_PER_SESSION)
-        return connect_error(e, t, sid, pkt->nsp, "Too many namespaces", seq);
-
+int srv_accept(engine *e, store_txn *t, const char *sid, const char *nsp, const char *id,
+               const cJSON *auth, const cJSON *data, uint64_t *seq) {
+    store_session ss;
+    int rc = store_session_get(t, sid, &ss);
+    if (rc == STORE_NOTFOUND || (rc == 0 && ss.state == STORE_S_CLOSED)) return 0;
+    if (rc) return rc;
+    if (strlen(nsp) > SIO_NSP_MAX) return -EINVAL;
     store_socket so;
+    find_nsp f = {nsp, &so, 0};
+    rc = store_session_sockets(t, sid, find_nsp_cb, &f);
+    if (rc < 0) return rc;
+    if (f.found) return 0;
     memset(&so, 0, sizeof so);
-    int rc = util_random_id(so.id);
-    if (rc) return rc;
+    if (id && util_is_id(id, strlen(id))) strcpy(so.id, id);
+    else if ((rc = util_random_id(so.id))) return rc;
     strcpy(so.sid, sid);
-    strcpy(so.nsp, pkt->nsp);
-    rc = store_log_bounds(t, NULL, &so.created_seq);
-    if (rc) return rc;
+    strcpy(so.nsp, nsp);
+    if ((rc = store_log_bounds(t, NULL, &so.created_seq))) return rc;
     so.created_ms = util_now_ms();
-    /* The socket's data: the auth payload ({} when absent). */
+    /* The socket's data: {"auth": the CONNECT payload, "data": what auth returned} */
     cJSON *d = cJSON_CreateObject();
     if (!d) return -ENOMEM;
-    cJSON_AddItemToObject(d, "auth", pkt->data ? cJSON_Duplicate(pkt->data, 1) : cJSON_CreateObject());
+    cJSON_AddItemToObject(d, "auth", auth ? cJSON_Duplicate(auth, 1) : cJSON_CreateObject());
+    if (data) cJSON_AddItemToObject(d, "data", cJSON_Duplicate(data, 1));
     char *txt = cJSON_PrintUnformatted(d);
-    cJSON_Delete(d);
-    if (!txt) return -ENOMEM;
+    if (!txt) { cJSON_Delete(d); return -ENOMEM; }
     so.data = txt;
     so.data_len = strlen(txt);
     rc = store_socket_put(t, &so);
@@ -157,22 +190,60 @@ static int on_connect(engine *e, store_txn *t, const char *sid, store_session *s
     so.data = NULL;
     so.data_len = 0;
     if (!rc) rc = adapter_join(t, &so, so.id);
-    if (rc) return rc;
-    s->nsockets++;
-    s->ever_connected = 1;
+    if (rc) { cJSON_Delete(d); return rc; }
+    ss.nsockets++;
+    ss.ever_connected = 1;
+    if ((rc = store_session_put(t, sid, &ss))) { cJSON_Delete(d); return rc; }
 
     sio_packet reply = {.type = SIO_CONNECT, .id = -1};
-    strcpy(reply.nsp, pkt->nsp);
+    strcpy(reply.nsp, nsp);
     reply.data = cJSON_CreateObject();
-    if (!reply.data) return -ENOMEM;
+    if (!reply.data) { cJSON_Delete(d); return -ENOMEM; }
     cJSON_AddStringToObject(reply.data, "sid", so.id);
     rc = srv_send(e, t, sid, &reply, seq);
     sio_packet_clear(&reply);
+    if (!rc) {
+        cJSON *hs = handshake_of(t, sid);
+        if (hs) cJSON_AddItemToObject(d, "handshake", hs);
+        rc = inbox_socket_event(t, "connection", &so, d, NULL);
+    }
+    cJSON_Delete(d);
     if (log_enabled(LOG_DEBUG)) {
         char esc[200];
         log_debug("socket %s connected to %s (session %s)", so.id,
                   log_escape(esc, sizeof esc, so.nsp, strlen(so.nsp)), sid);
     }
+    return rc;
+}
+
+static int on_connect(engine *e, store_txn *t, const char *sid, store_session *s,
+                      sio_packet *pkt, uint64_t *seq) {
+    const cfg_nsp *n = cfg_nsp_find(&e->cfg, pkt->nsp);
+    if (!n) return srv_refuse(e, t, sid, pkt->nsp, "Invalid namespace", NULL, seq);
+    if (s->nsockets >= SRV_MAX_NSP_PER_SESSION)
+        return srv_refuse(e, t, sid, pkt->nsp, "Too many namespaces", NULL, seq);
+    /* The caller stores s after us: keep it in step with srv_accept's writes. */
+    int rc = store_session_put(t, sid, s);
+    if (rc) return rc;
+    if (!cfg_nsp_get(n, "auth")) {
+        rc = srv_accept(e, t, sid, pkt->nsp, NULL, pkt->data, NULL, seq);
+    } else {
+        /* Middleware: the dispatcher runs the auth handler, then accepts or
+         * refuses with this provisional id. */
+        store_socket pending;
+        memset(&pending, 0, sizeof pending);
+        if ((rc = util_random_id(pending.id))) return rc;
+        strcpy(pending.sid, sid);
+        strcpy(pending.nsp, pkt->nsp);
+        cJSON *x = cJSON_CreateObject();
+        if (!x) return -ENOMEM;
+        cJSON_AddItemToObject(x, "auth", pkt->data ? cJSON_Duplicate(pkt->data, 1) : cJSON_CreateObject());
+        cJSON *hs = handshake_of(t, sid);
+        if (hs) cJSON_AddItemToObject(x, "handshake", hs);
+        rc = inbox_socket_event(t, "connect", &pending, x, seq);
+        cJSON_Delete(x);
+    }
+    if (!rc) rc = store_session_get(t, sid, s);
     return rc;
 }
 
@@ -190,12 +261,29 @@ static int dispatch(engine *e, store_txn *t, const char *sid, store_session *s, 
     }
     if (!f.found || pkt->type == SIO_CONNECT_ERROR) return ENGINE_CLOSE_PARSE_ERROR;
     if (pkt->type == SIO_DISCONNECT) {
-        rc = store_socket_del(t, so.id);
-        if (rc == 0 && s->nsockets > 0) s->nsockets--;
-        return rc == STORE_NOTFOUND ? 0 : rc;
+        rc = drop_socket(t, &so, "client namespace disconnect", seq);
+        if (!rc) rc = store_session_get(t, sid, s);
+        return rc;
     }
-    /* EVENT / ACK: application handlers come with the handler layer. */
-    return 0;
+    /* EVENT / ACK: for application logic. */
+    cJSON *x = cJSON_CreateObject();
+    if (!x) return -ENOMEM;
+    const char *type = "ack";
+    if (pkt->type == SIO_EVENT || pkt->type == SIO_BINARY_EVENT) {
+        type = "event";
+        cJSON *args = cJSON_Duplicate(pkt->data, 1);
+        cJSON *name = cJSON_DetachItemFromArray(args, 0);
+        cJSON_AddItemToObject(x, "event", name);
+        cJSON_AddItemToObject(x, "args", args);
+        if (pkt->id >= 0) cJSON_AddNumberToObject(x, "ack", (double)pkt->id);
+    } else {
+        if (pkt->id < 0) { cJSON_Delete(x); return 0; } /* an ack for nothing: ignored */
+        cJSON_AddNumberToObject(x, "id", (double)pkt->id);
+        cJSON_AddItemToObject(x, "args", cJSON_Duplicate(pkt->data, 1));
+    }
+    rc = inbox_socket_event(t, type, &so, x, NULL);
+    cJSON_Delete(x);
+    return rc;
 }
 
 /* ---- binary reassembly -------------------------------------------------- */

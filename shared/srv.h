@@ -29,10 +29,23 @@ int srv_emit(engine *e, store_txn *t, const bcast *to, const sio_packet *pkt, ui
 int srv_send(engine *e, store_txn *t, const char *sid, const sio_packet *pkt, uint64_t *seq);
 
 /* Removes a socket (it leaves every room).  With notify_client, the client
- * is told first with a DISCONNECT packet for its namespace. */
+ * is told first with a DISCONNECT packet for its namespace.  Application
+ * logic gets a "disconnect" event with reason. */
 int srv_socket_remove(engine *e, store_txn *t, const store_socket *s, int notify_client,
-                      uint64_t *seq);
+                      const char *reason, uint64_t *seq);
 /* Removes every socket of a session (the session is closing). */
-int srv_session_drop(engine *e, store_txn *t, const char *sid);
+int srv_session_drop(engine *e, store_txn *t, const char *sid, const char *reason);
+
+/* Completes a CONNECT: creates the socket (id, or a fresh one when NULL),
+ * joins it to its own room, answers `40[/nsp,]{"sid":id}` and appends a
+ * "connection" event.  auth/data (may be NULL) are kept as the socket's data.
+ * Nothing happens when the session is gone or already has that namespace. */
+int srv_accept(engine *e, store_txn *t, const char *sid, const char *nsp, const char *id,
+               const cJSON *auth, const cJSON *data, uint64_t *seq);
+/* Refuses a CONNECT: CONNECT_ERROR {"message":message,"data":data}. */
+int srv_refuse(engine *e, store_txn *t, const char *sid, const char *nsp, const char *message,
+               const cJSON *data, uint64_t *seq);
+/* The Node name of why a session ended, for "disconnect" events. */
+const char *srv_disconnect_reason(int engine_close_reason);
 
 #endif

@@ -13,7 +13,8 @@
 
 struct store {
     MDB_env *env;
-    MDB_dbi meta, sessions, partials, sockets, sess_socks, rooms, sock_rooms, log, readers;
+    MDB_dbi meta, sessions, partials, sockets, sess_socks, rooms, sock_rooms, log, readers, inbox,
+        handshakes;
     char dir[PATH_MAX];
 };
 
@@ -95,6 +96,8 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
         {"sock_rooms", MDB_DUPSORT, &s->sock_rooms},
         {"log", MDB_INTEGERKEY, &s->log},
         {"readers", 0, &s->readers},
+        {"inbox", MDB_INTEGERKEY, &s->inbox},
+        {"handshakes", 0, &s->handshakes},
     };
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | c, dbs[i].dbi);
@@ -203,8 +206,8 @@ int store_session_put(store_txn *t, const char *sid, const store_session *s) {
 int store_session_del(store_txn *t, const char *sid) {
     MDB_val k = sval(sid);
     int rc = mdb_del(t->txn, t->s->sessions, &k, NULL);
-    int r2 = mdb_del(t->txn, t->s->partials, &k, NULL);
-    (void)r2;
+    mdb_del(t->txn, t->s->partials, &k, NULL);
+    mdb_del(t->txn, t->s->handshakes, &k, NULL);
     return rc_of(rc);
 }
 
@@ -550,28 +553,38 @@ static int meta_put_u64(store_txn *t, const char *key, uint64_t val) {
     return rc_of(mdb_put(t->txn, t->s->meta, &k, &v, 0));
 }
 
-int store_log_append(store_txn *t, const void *rec, size_t len, uint64_t *seq) {
+/* The out log and the inbox share one implementation: a DB of uint64 keys,
+ * with its head and byte count in meta. */
+typedef struct log_id {
+    MDB_dbi dbi;
+    const char *head_key, *bytes_key;
+} log_id;
+
+static log_id out_log(store_txn *t) { return (log_id){t->s->log, "log_head", "log_bytes"}; }
+static log_id in_log(store_txn *t) { return (log_id){t->s->inbox, "inbox_head", "inbox_bytes"}; }
+
+static int log_append(store_txn *t, log_id l, const void *rec, size_t len, uint64_t *seq) {
     uint64_t head, bytes;
-    int rc = meta_u64(t, "log_head", &head);
-    if (!rc) rc = meta_u64(t, "log_bytes", &bytes);
+    int rc = meta_u64(t, l.head_key, &head);
+    if (!rc) rc = meta_u64(t, l.bytes_key, &bytes);
     if (rc) return rc;
     uint64_t s = head + 1;
     MDB_val k = {sizeof s, &s}, v = {len, (void *)rec};
-    rc = rc_of(mdb_put(t->txn, t->s->log, &k, &v, MDB_APPEND));
-    if (!rc) rc = meta_put_u64(t, "log_head", s);
-    if (!rc) rc = meta_put_u64(t, "log_bytes", bytes + len);
+    rc = rc_of(mdb_put(t->txn, l.dbi, &k, &v, MDB_APPEND));
+    if (!rc) rc = meta_put_u64(t, l.head_key, s);
+    if (!rc) rc = meta_put_u64(t, l.bytes_key, bytes + len);
     if (!rc && seq) *seq = s;
     return rc;
 }
 
-int store_log_bounds(store_txn *t, uint64_t *first, uint64_t *head) {
+static int log_bounds(store_txn *t, log_id l, uint64_t *first, uint64_t *head) {
     uint64_t h;
-    int rc = meta_u64(t, "log_head", &h);
+    int rc = meta_u64(t, l.head_key, &h);
     if (rc) return rc;
     if (head) *head = h;
     if (first) {
         MDB_cursor *c;
-        rc = mdb_cursor_open(t->txn, t->s->log, &c);
+        rc = mdb_cursor_open(t->txn, l.dbi, &c);
         if (rc) return rc_of(rc);
         MDB_val k, v;
         rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
@@ -582,10 +595,10 @@ int store_log_bounds(store_txn *t, uint64_t *first, uint64_t *head) {
     return 0;
 }
 
-int store_log_scan(store_txn *t, uint64_t after, uint64_t until,
-                   int (*cb)(void *, uint64_t, const void *, size_t), void *arg) {
+static int log_scan(store_txn *t, log_id l, uint64_t after, uint64_t until,
+                    int (*cb)(void *, uint64_t, const void *, size_t), void *arg) {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(t->txn, t->s->log, &c);
+    int rc = mdb_cursor_open(t->txn, l.dbi, &c);
     if (rc) return rc_of(rc);
     uint64_t from = after + 1;
     MDB_val k = {8, &from}, v;
@@ -602,9 +615,9 @@ int store_log_scan(store_txn *t, uint64_t after, uint64_t until,
     return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
 }
 
-int store_log_trim(store_txn *t, uint64_t upto, size_t *freed) {
+static int log_trim(store_txn *t, log_id l, uint64_t upto, size_t *freed) {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(t->txn, t->s->log, &c);
+    int rc = mdb_cursor_open(t->txn, l.dbi, &c);
     if (rc) return rc_of(rc);
     MDB_val k, v;
     size_t total = 0;
@@ -619,13 +632,54 @@ int store_log_trim(store_txn *t, uint64_t upto, size_t *freed) {
     mdb_cursor_close(c);
     if (rc && rc != MDB_NOTFOUND) return rc_of(rc);
     uint64_t bytes;
-    rc = meta_u64(t, "log_bytes", &bytes);
-    if (!rc) rc = meta_put_u64(t, "log_bytes", bytes > total ? bytes - total : 0);
+    rc = meta_u64(t, l.bytes_key, &bytes);
+    if (!rc) rc = meta_put_u64(t, l.bytes_key, bytes > total ? bytes - total : 0);
     if (freed) *freed = total;
     return rc;
 }
 
+int store_log_append(store_txn *t, const void *rec, size_t len, uint64_t *seq) {
+    return log_append(t, out_log(t), rec, len, seq);
+}
+int store_log_bounds(store_txn *t, uint64_t *first, uint64_t *head) {
+    return log_bounds(t, out_log(t), first, head);
+}
+int store_log_scan(store_txn *t, uint64_t after, uint64_t until,
+                   int (*cb)(void *, uint64_t, const void *, size_t), void *arg) {
+    return log_scan(t, out_log(t), after, until, cb, arg);
+}
+int store_log_trim(store_txn *t, uint64_t upto, size_t *freed) {
+    return log_trim(t, out_log(t), upto, freed);
+}
 int store_log_size(store_txn *t, uint64_t *bytes) { return meta_u64(t, "log_bytes", bytes); }
+
+int store_inbox_append(store_txn *t, const void *rec, size_t len, uint64_t *seq) {
+    return log_append(t, in_log(t), rec, len, seq);
+}
+int store_inbox_bounds(store_txn *t, uint64_t *first, uint64_t *head) {
+    return log_bounds(t, in_log(t), first, head);
+}
+int store_inbox_scan(store_txn *t, uint64_t after, uint64_t until,
+                     int (*cb)(void *, uint64_t, const void *, size_t), void *arg) {
+    return log_scan(t, in_log(t), after, until, cb, arg);
+}
+int store_inbox_trim(store_txn *t, uint64_t upto) { return log_trim(t, in_log(t), upto, NULL); }
+
+/* ---- handshakes -------------------------------------------------------------- */
+
+int store_handshake_put(store_txn *t, const char *sid, const char *json, size_t len) {
+    MDB_val k = sval(sid), v = {len, (void *)json};
+    return rc_of(mdb_put(t->txn, t->s->handshakes, &k, &v, 0));
+}
+
+int store_handshake_get(store_txn *t, const char *sid, const char **json, size_t *len) {
+    MDB_val k = sval(sid), v;
+    int rc = mdb_get(t->txn, t->s->handshakes, &k, &v);
+    if (rc) return rc_of(rc);
+    *json = v.mv_data;
+    *len = v.mv_size;
+    return 0;
+}
 
 /* ---- readers ----------------------------------------------------------- */
 

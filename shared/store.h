@@ -15,7 +15,13 @@
  *               delivery record (see adapter.h): the frames already encoded,
  *               plus who they are for.
  *   readers     reader name -> uint64 seq: how far a long-lived reader (a
- *               WebSocket front) has consumed the log.
+ *               WebSocket front) has consumed the log; names starting with
+ *               "in:" are readers of the inbox.
+ *   inbox       seq (uint64, INTEGERKEY) -> one JSON event for application
+ *               logic (see inbox.h): connections, events, acks, disconnects.
+ *               The handler dispatcher in stated consumes it in order.
+ *   handshakes  sid -> JSON {address, headers, query, time, url} of the
+ *               request that opened the session (handlers see it).
  *
  * Why a log: a broadcast to a room of 10,000 sockets is ONE append of the
  * encoded frames, whatever the room's size; each reader (a polling request,
@@ -92,7 +98,8 @@ typedef struct store_session {
     uint8_t close_reason;  /* engine's reason code when closed */
     uint8_t close_sent;    /* the close ('1' or '6') has been handed out */
     uint8_t ever_connected;/* a namespace was joined once (connectTimeout) */
-    uint8_t pad[2];
+    uint8_t bare;          /* a bare Engine.IO session: messages go to the inbox */
+    uint8_t pad[1];
     int64_t created_ms;
     int64_t ping_at_ms;    /* when the next ping is due */
     int64_t ping_sent_ms;  /* the ping_at_ms whose '2' was handed out */
@@ -179,6 +186,19 @@ int store_log_scan(store_txn *t, uint64_t after, uint64_t until,
 int store_log_trim(store_txn *t, uint64_t upto, size_t *bytes);
 /* Total bytes of records currently in the log. */
 int store_log_size(store_txn *t, uint64_t *bytes);
+
+/* ---- inbox --------------------------------------------------------------- */
+/* The same operations for the inbox (a second log, of JSON events). */
+int store_inbox_append(store_txn *t, const void *rec, size_t len, uint64_t *seq);
+int store_inbox_bounds(store_txn *t, uint64_t *first, uint64_t *head);
+int store_inbox_scan(store_txn *t, uint64_t after, uint64_t until,
+                     int (*cb)(void *arg, uint64_t seq, const void *rec, size_t len), void *arg);
+int store_inbox_trim(store_txn *t, uint64_t upto);
+
+/* ---- handshakes ------------------------------------------------------------ */
+int store_handshake_put(store_txn *t, const char *sid, const char *json, size_t len);
+/* *json is borrowed until the txn ends. */
+int store_handshake_get(store_txn *t, const char *sid, const char **json, size_t *len);
 
 /* ---- readers ----------------------------------------------------------- */
 int store_reader_put(store_txn *t, const char *name, uint64_t seq);
