@@ -649,6 +649,7 @@ int engine_collect(store_txn *t, const char *sid, uint64_t after, uint64_t until
     c.upto = after;
     int rc = store_session_sockets(t, sid, collect_sock_cb, &c);
     if (!rc) rc = store_log_scan(t, after, until, collect_cb, &c);
+    if (rc > 0) rc = 0; /* collect_cb stopped the walk: the limit, or c.err */
     if (!rc) rc = c.err;
     *upto = c.upto;
     return rc;

@@ -301,12 +301,12 @@ void notify_sub_stop(notify_sub *s) {
 void notify_sub_publish(notify_sub *s, uint64_t seq) {
     notify_msg m = {.seq = seq};
     pthread_mutex_lock(&s->mu);
-    int fd = s->fd;
-    if (fd >= 0) {
-        ssize_t w = send(fd, &m, sizeof m, MSG_DONTWAIT | MSG_NOSIGNAL);
-        (void)w;
-    }
+    int fd = s->fd, sent = 0;
+    if (fd >= 0) sent = send(fd, &m, sizeof m, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof m;
     pthread_mutex_unlock(&s->mu);
+    /* Not connected yet (or the socket is full): a one-shot connection, so
+     * that a wake-up is never lost. */
+    if (!sent) notify_send(s->dir, seq);
     sub_bump(s);
 }
 

@@ -1,0 +1,90 @@
+/* Unit tests for notify.c: a real hub on a Unix socket in a temp directory,
+ * real subscriber threads. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "notify.h"
+#include "unit.h"
+#include "util.h"
+
+static char *tmpdir(void) {
+    static char d[64];
+    strcpy(d, "/tmp/sio-unit-notify-XXXXXX");
+    ASSERT_TRUE(mkdtemp(d) != NULL);
+    return d;
+}
+
+/* Waits until sub is connected (its thread connects asynchronously). */
+static void wait_connected(notify_sub *s) {
+    for (int i = 0; i < 200 && !notify_sub_connected(s); i++) usleep(5000);
+    ASSERT_TRUE(notify_sub_connected(s));
+}
+
+TEST(a_publish_wakes_every_other_subscriber) {
+    char *d = tmpdir();
+    notify_hub *h;
+    ASSERT_EQ_INT(notify_hub_start(d, &h), 0);
+    notify_sub *a, *b;
+    ASSERT_EQ_INT(notify_sub_start(d, &a), 0);
+    ASSERT_EQ_INT(notify_sub_start(d, &b), 0);
+    wait_connected(a);
+    wait_connected(b);
+    for (int round = 0; round < 3; round++) {
+        UNIT_CTX("round %d", round);
+        uint64_t g = notify_sub_gen(b);
+        notify_sub_publish(a, 42);
+        uint64_t g2 = notify_sub_wait(b, g, util_now_ms() + 2000);
+        ASSERT_TRUE(g2 != g);
+    }
+    /* a one-shot sender (sioctl) wakes subscribers too */
+    uint64_t g = notify_sub_gen(a);
+    ASSERT_EQ_INT(notify_send(d, 7), 0);
+    ASSERT_TRUE(notify_sub_wait(a, g, util_now_ms() + 2000) != g);
+    notify_sub_stop(a);
+    notify_sub_stop(b);
+    notify_hub_stop(h);
+    rmdir(d);
+}
+
+TEST(a_publish_right_after_start_is_not_lost) {
+    char *d = tmpdir();
+    notify_hub *h;
+    ASSERT_EQ_INT(notify_hub_start(d, &h), 0);
+    notify_sub *b;
+    ASSERT_EQ_INT(notify_sub_start(d, &b), 0);
+    wait_connected(b);
+    uint64_t g = notify_sub_gen(b);
+    notify_sub *a;
+    ASSERT_EQ_INT(notify_sub_start(d, &a), 0);
+    notify_sub_publish(a, 1); /* a's thread may not be connected yet */
+    ASSERT_TRUE(notify_sub_wait(b, g, util_now_ms() + 2000) != g);
+    notify_sub_stop(a);
+    notify_sub_stop(b);
+    notify_hub_stop(h);
+    rmdir(d);
+}
+
+TEST(without_a_hub_waits_end_at_the_deadline_and_probe_fails) {
+    char *d = tmpdir();
+    ASSERT_TRUE(notify_probe(d) < 0);
+    ASSERT_TRUE(notify_send(d, 1) < 0);
+    notify_sub *s;
+    ASSERT_EQ_INT(notify_sub_start(d, &s), 0);
+    int64_t t0 = util_now_ms();
+    uint64_t g = notify_sub_gen(s);
+    notify_sub_wait(s, g, t0 + 100);
+    ASSERT_TRUE(util_now_ms() - t0 >= 100);
+    /* the hub appears: the subscriber connects and wakes its waiters */
+    notify_hub *h;
+    ASSERT_EQ_INT(notify_hub_start(d, &h), 0);
+    ASSERT_TRUE(notify_sub_wait(s, g, util_now_ms() + 3000) != g);
+    wait_connected(s);
+    notify_sub_stop(s);
+    notify_hub_stop(h);
+    rmdir(d);
+}
+
+UNIT_MAIN()
