@@ -18,7 +18,7 @@ CC ?= cc
 PKGS := libcjson lmdb fcgi libwebsockets
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g $(WARN) -Ishared
-LDLIBS := -lcjson -llmdb -lpthread
+LDLIBS := -lcjson -llmdb -lpthread -lm
 
 ifeq ($(MODE),asan)
 OUT := build/asan

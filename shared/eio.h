@@ -60,11 +60,13 @@ int eio_reader_next(eio_reader *r, eio_packet *out);
 
 /* Appends one packet to a polling payload being built in out: a 0x1e
  * separator first when out is not empty, then the type digit and data, or for
- * a binary message 'b' + base64(data).  0 or -ENOMEM. */
+ * a binary message 'b' + base64(data).  0, -ENOMEM, or -EINVAL (type not 0-6,
+ * binary but not a message, or text data holding a 0x1e that would split the
+ * record); on error out keeps its previous content. */
 int eio_payload_add(buf *out, int type, int binary, const void *data, size_t len);
 
 /* Appends the text form of one packet (type digit + data) to out, as sent in a
- * WebSocket text frame. 0 or -ENOMEM. */
+ * WebSocket text frame. 0, -ENOMEM, or -EINVAL when type is not 0-6. */
 int eio_encode_text(buf *out, int type, const void *data, size_t len);
 
 /* Appends the open packet: '0' followed by exactly the five handshake keys

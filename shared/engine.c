@@ -656,7 +656,12 @@ int engine_collect(store_txn *t, const char *sid, uint64_t after, uint64_t until
 }
 
 static int payload_frame_cb(void *arg, const adapter_frame *f) {
-    return eio_payload_add(arg, EIO_MESSAGE, f->binary, f->data, f->len);
+    int rc = eio_payload_add(arg, EIO_MESSAGE, f->binary, f->data, f->len);
+    if (rc == -EINVAL) { /* text holding 0x1e cannot travel in a polling payload */
+        log_warn("dropped a %zu-byte message that cannot be sent over polling (it contains 0x1e)", f->len);
+        return 0;
+    }
+    return rc;
 }
 
 static void release_holder(engine *e, engine_poll *p, int delete_session) {

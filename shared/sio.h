@@ -42,32 +42,43 @@ typedef struct sio_packet {
     cJSON *data;       /* owned by the packet; NULL when there is no payload */
 } sio_packet;
 
-/* Decodes one Socket.IO packet from the data of an Engine.IO message.
+/* Decodes one Socket.IO packet from the data of an Engine.IO message (len
+ * bytes, not NUL-terminated).  out is overwritten, not freed first.
  * On success returns 0 and out owns its data (free with sio_packet_clear).
- * Returns -EINVAL when the packet is malformed (unknown type, bad attachment
- * count or more than SIO_MAX_ATTACHMENTS, namespace longer than SIO_NSP_MAX,
+ * Returns -EINVAL when the packet is malformed (unknown type, attachment
+ * count not 1..SIO_MAX_ATTACHMENTS, namespace longer than SIO_NSP_MAX,
  * bad ack id, JSON that does not parse, or a payload that is invalid for the
- * type); out is then cleared. */
+ * type); out is then cleared.  The exact rules are listed in sio.c. */
 int sio_decode(const char *s, size_t len, sio_packet *out);
 
 /* Replaces, depth first, every {"_placeholder":true,"num":i} in p->data by
  * a {"$binary":"<base64 of bins[i]>"} marker and turns BINARY_EVENT/ACK into
- * EVENT/ACK.  n must equal p->attachments; each num must be an integer in
- * [0, n).  Returns 0 or -EINVAL (-ENOMEM on allocation failure). */
+ * EVENT/ACK.  As in Node, any object whose "_placeholder" is true counts
+ * (other members are dropped).  n must equal p->attachments; each num must
+ * be an integer in [0, n).  On a packet of another type, n must be 0 and
+ * nothing changes.  Returns 0 or -EINVAL, with p unchanged (-ENOMEM on
+ * allocation failure). */
 typedef struct sio_bin {
     const uint8_t *data;
     size_t len;
 } sio_bin;
 int sio_attach(sio_packet *p, const sio_bin *bins, size_t n);
 
-/* Encodes p.  When p->data holds {"$binary":...} markers, the type is
- * written as BINARY_EVENT/BINARY_ACK with the attachment count, each marker
- * is written as a placeholder, and the decoded bytes are appended to
+/* Encodes p.  When the data of an EVENT/ACK (or BINARY_*) holds
+ * {"$binary":...} markers, the type is written as BINARY_EVENT/BINARY_ACK
+ * with the attachment count, each marker is written as a placeholder
+ * (numbered depth first), and the decoded bytes are appended to
  * attachments as consecutive chunks: attachment i is bytes
- * [off[i], off[i+1]) of attachments, with *nattach set to the count (at most
- * max_attach; more is -E2BIG).  The namespace is written only when it is not
- * "/", always followed by ','.  Appends the text form to out.
- * 0, -ENOMEM, -EINVAL (bad marker), -E2BIG. */
+ * [off[i], off[i+1]) of attachments, so off must hold max_attach + 1
+ * entries; *nattach is set to the count (at most max_attach; more is
+ * -E2BIG, as are markers with attachments or off NULL).  Without markers
+ * BINARY_EVENT/ACK are written as EVENT/ACK, and in other types markers are
+ * plain data.  The namespace is written only when it is not "/" (or empty),
+ * always followed by ','; the ack id when >= 0; the data unless NULL or a
+ * JSON null.  JSON is written as JavaScript's JSON.stringify writes it.
+ * p->data is not modified.  Appends the text form to out.
+ * 0, -ENOMEM, -EINVAL (bad marker, bad type or namespace), -E2BIG; on error
+ * out and attachments keep their previous content. */
 int sio_encode(buf *out, const sio_packet *p, buf *attachments, size_t *off,
                size_t max_attach, size_t *nattach);
 
