@@ -36,7 +36,7 @@ SHARED_SRC := $(wildcard shared/*.c)
 SHARED_OBJ := $(SHARED_SRC:%.c=$(OUT)/%.o)
 LIB := $(OUT)/libsio.a
 
-PROGS := $(BINDIR)/stated $(BINDIR)/sioctl $(BINDIR)/sio-fcgi
+PROGS := $(BINDIR)/stated $(BINDIR)/sioctl $(BINDIR)/sio-fcgi $(BINDIR)/sio-example-echo
 ifneq ($(wildcard gateway/front.c),)
 PROGS += $(BINDIR)/sio-front
 endif
@@ -51,7 +51,7 @@ deps:
 
 build: $(PROGS) $(UNIT_BIN)
 
-$(OUT)/%.o: %.c $(wildcard shared/*.h) $(wildcard gateway/*.h) $(wildcard stated/*.h)
+$(OUT)/%.o: %.c $(wildcard shared/*.h) $(wildcard gateway/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_ALL) -c -o $@ $<
@@ -79,6 +79,12 @@ $(BINDIR)/sio-front: $(patsubst %.c,$(OUT)/%.o,$(wildcard gateway/front*.c)) $(L
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $^ -lwebsockets $(LDLIBS)
+
+# The C handler example (scripts/examples/echo.c): the conformance and bench configs use it.
+$(BINDIR)/sio-example-echo: $(OUT)/scripts/examples/echo.o $(LIB)
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
 
 $(OUT)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB)
 	@mkdir -p $(dir $@)

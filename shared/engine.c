@@ -990,8 +990,8 @@ static int reap_cb(void *arg, const char *sid, const store_session *s) {
 }
 
 static int reader_min_cb(void *arg, const char *name, uint64_t seq) {
-    (void)name;
     reap_ctx *r = arg;
+    if (!strncmp(name, "in:", 3)) return 0; /* inbox readers: their cursor is in the inbox */
     if (seq < r->min_cursor) r->min_cursor = seq;
     return 0;
 }

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dispatch.h"
 #include "engine.h"
 #include "log.h"
 #include "notify.h"
@@ -113,6 +114,13 @@ int main(int argc, char **argv) {
     /* Sessions may have been waiting on a hub that was not there. */
     notify_send(sdir, head);
 
+    /* The handler dispatcher: consumes the inbox, runs the config's handlers. */
+    dispatch_opts dopts = {0};
+    dispatch_opts_env(&dopts);
+    dispatch *disp = NULL;
+    rc = dispatch_start(&e, &dopts, &disp);
+    if (rc) log_error("cannot start the handler dispatcher: %s", store_strerror(rc));
+
     int64_t next_sync = util_now_ms() + 1000, next_check = util_now_ms() + 10000;
     int64_t next_reap = 0;
     for (;;) {
@@ -125,6 +133,8 @@ int main(int argc, char **argv) {
             if (next_reap < now + 5) next_reap = now + 5;
         }
         if (now >= next_sync) {
+            rc = dispatch_trim_inbox(&e);
+            if (rc < 0) log_error("inbox trim failed: %s", store_strerror(rc));
             store_sync(e.st);
             next_sync = now + 1000;
         }
@@ -145,6 +155,7 @@ int main(int argc, char **argv) {
             }
         }
     }
+    dispatch_stop(disp);
     notify_hub_stop(hub);
     store_sync(e.st);
     engine_close(&e);
