@@ -195,6 +195,15 @@ int main(int argc, char **argv) {
         log_error("bad thread count '%s' (1..10000)", threads_s);
         return 2;
     }
+    /* libfcgi's own SIGTERM handler only sets a flag that threads blocked in
+     * accept() never see: the stop signals are blocked in every thread and
+     * the main thread waits for them. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -209,8 +218,11 @@ int main(int argc, char **argv) {
     }
     log_info("serving %s with %ld threads, state %s%s%s", g_engine.cfg.path, started, g_engine.dir,
              sock ? ", socket " : "", sock ? sock : "");
-    for (long i = 0; i < started; i++) pthread_join(tids[i], NULL);
-    free(tids);
-    engine_close(&g_engine);
-    return 0;
+    int sig = 0;
+    sigwait(&stop, &sig);
+    /* Held polls are simply dropped: their sessions name this process as the
+     * holder, and a dead holder does not count, so the clients' next GET
+     * goes through any other worker.  Committed state is in the store. */
+    log_info("signal %d: stopping", sig);
+    _exit(0);
 }
