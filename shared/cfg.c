@@ -73,6 +73,7 @@ void cfg_defaults(cfg *c) {
     c->map_size_mb = 4096;
     c->fcgi_threads = 64;
     c->path = xstrdup("/socket.io/");
+    c->allow_polling = c->allow_websocket = 1;
     add_nsp(c, "/", 0);
 }
 
@@ -130,6 +131,20 @@ static int set_server_key(cfg *c, const char *key, const char *val, int line, ch
             return fail(err, errlen, line, "path must start and end with '/'");
         free(c->path);
         c->path = xstrdup(val);
+        return 0;
+    }
+    if (!strcmp(key, "transports")) {
+        int p = 0, w = 0;
+        char tmp[64];
+        snprintf(tmp, sizeof tmp, "%s", val);
+        for (char *save = NULL, *tok = strtok_r(tmp, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+            if (!strcmp(tok, "polling")) p = 1;
+            else if (!strcmp(tok, "websocket")) w = 1;
+            else return fail(err, errlen, line, "transports: unknown transport '%s'", tok);
+        }
+        if (!p && !w) return fail(err, errlen, line, "transports: name polling and/or websocket");
+        c->allow_polling = p;
+        c->allow_websocket = w;
         return 0;
     }
     if (!strcmp(key, "engine_path")) {

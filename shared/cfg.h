@@ -38,6 +38,8 @@ typedef struct cfg {
     char *path;                /* "/socket.io/" */
     char *cors_origin;         /* Access-Control-Allow-Origin, NULL = none */
     char *engine_path;         /* bare Engine.IO endpoint, NULL = none */
+    int allow_polling;         /* transports = polling,websocket (Node's option) */
+    int allow_websocket;
     cfg_nsp engine;            /* its [engine] section (name = engine_path) */
     cfg_nsp *nsps;
     size_t nnsp;

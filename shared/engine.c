@@ -224,6 +224,14 @@ static void parse_query(const char *q, query *out) {
     }
 }
 
+/* The transport named in the query is known and enabled (Node: code 0). */
+static int transport_allowed(const engine *e, const query *q) {
+    if (q->has_transport != 1) return 0;
+    if (!strcmp(q->transport, "polling")) return e->cfg.allow_polling;
+    if (!strcmp(q->transport, "websocket")) return e->cfg.allow_websocket;
+    return 0;
+}
+
 /* Node rejects Origin headers with characters outside HTTP's token set. */
 static int origin_invalid(const char *o) {
     for (; o && *o; o++) {
@@ -386,8 +394,8 @@ static void handshake(engine *e, const engine_http_req *req, engine_http_resp *r
     resp->status = 200;
     resp->content_type = "text/plain; charset=UTF-8";
     buf_reset(&resp->body);
-    eio_encode_open(&resp->body, sid, "websocket", e->cfg.ping_interval, e->cfg.ping_timeout,
-                    e->cfg.max_http_buffer_size);
+    eio_encode_open(&resp->body, sid, e->cfg.allow_websocket ? "websocket" : NULL,
+                    e->cfg.ping_interval, e->cfg.ping_timeout, e->cfg.max_http_buffer_size);
 }
 
 /* ---- begin -------------------------------------------------------------------- */
@@ -406,8 +414,7 @@ int engine_http_begin(engine *e, const engine_http_req *req, engine_poll *p,
                  "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n");
         return ENGINE_DONE;
     }
-    if (q.has_transport != 1 ||
-        (strcmp(q.transport, "polling") && strcmp(q.transport, "websocket"))) {
+    if (!transport_allowed(e, &q)) {
         resp_error(resp, 0);
         return ENGINE_DONE;
     }
@@ -799,7 +806,7 @@ int engine_ws_accept(engine *e, const engine_http_req *req, char sid[UTIL_ID_LEN
     query q;
     parse_query(req->query, &q);
     *code = 3;
-    if (q.has_transport != 1 || (strcmp(q.transport, "polling") && strcmp(q.transport, "websocket"))) {
+    if (!transport_allowed(e, &q)) {
         *code = 0;
         return ENGINE_WS_REJECT;
     }

@@ -63,6 +63,20 @@ TEST(errors_name_the_line_and_reset_to_defaults) {
     }
 }
 
+TEST(transports_option) {
+    cfg c;
+    char err[256] = "";
+    ASSERT_EQ_INT(parse(&c, "transports = polling\n", err), 0);
+    ASSERT_EQ_INT(c.allow_polling, 1);
+    ASSERT_EQ_INT(c.allow_websocket, 0);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "transports = websocket, polling\n", err), 0);
+    ASSERT_EQ_INT(c.allow_polling + c.allow_websocket, 2);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "transports = carrier-pigeon\n", err), -EINVAL);
+    cfg_free(&c);
+}
+
 TEST(load_reports_missing_files) {
     cfg c;
     char err[256] = "";
