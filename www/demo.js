@@ -1,0 +1,137 @@
+// The demo page: connect to a namespace, join a room through the front's
+// /demo endpoints, list the room's members, and log every event received.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  let socket = null;
+  let timer = null;
+
+  function setStatus(text, on) {
+    $("status").textContent = text;
+    $("status").className = "badge " + (on ? "on" : "off");
+  }
+
+  function setConnected(on) {
+    $("connect").disabled = on;
+    $("disconnect").disabled = !on;
+    $("join").disabled = !on;
+    $("leave").disabled = !on;
+    $("nsp").disabled = on;
+    $("transport").disabled = on;
+  }
+
+  function showTransport() {
+    const t = socket && socket.io.engine ? socket.io.engine.transport.name : "-";
+    $("tname").textContent = t;
+  }
+
+  function addLog(event, args, sys) {
+    const log = $("log");
+    const empty = log.querySelector(".empty");
+    if (empty) empty.remove();
+    const li = document.createElement("li");
+    if (sys) li.className = "sys";
+    const t = document.createElement("span");
+    t.className = "t";
+    t.textContent = new Date().toLocaleTimeString();
+    const ev = document.createElement("span");
+    ev.className = "ev";
+    ev.textContent = event;
+    const a = document.createElement("span");
+    a.className = "args";
+    a.textContent = args.map((x) => {
+      if (x instanceof ArrayBuffer) return "<" + x.byteLength + " bytes>";
+      try { return JSON.stringify(x); } catch (e) { return String(x); }
+    }).join(", ");
+    li.append(t, ev, a);
+    log.prepend(li);
+  }
+
+  function room() { return $("room").value.trim(); }
+  function nsp() { return $("nsp").value.trim() || "/"; }
+
+  async function refreshMembers() {
+    const r = room();
+    $("roomname").textContent = r || "-";
+    const ul = $("members");
+    if (!r) return;
+    let ids = [];
+    try {
+      const res = await fetch("/demo/rooms?nsp=" + encodeURIComponent(nsp()) + "&room=" + encodeURIComponent(r));
+      if (res.ok) ids = await res.json();
+    } catch (e) { return; }
+    ul.textContent = "";
+    $("count").textContent = String(ids.length);
+    if (!ids.length) {
+      const li = document.createElement("li");
+      li.className = "empty";
+      li.textContent = "nobody yet";
+      ul.append(li);
+      return;
+    }
+    for (const id of ids.sort()) {
+      const li = document.createElement("li");
+      li.textContent = id;
+      if (socket && id === socket.id) li.className = "me";
+      ul.append(li);
+    }
+  }
+
+  async function roomAction(what) {
+    if (!socket || !socket.connected) return;
+    const body = JSON.stringify({ nsp: nsp(), socket: socket.id, room: room() });
+    const res = await fetch("/demo/" + what, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    if (!res.ok) addLog(what + " failed", [res.status, await res.text()], true);
+    else addLog(what === "join" ? "joined" : "left", [room()], true);
+    refreshMembers();
+  }
+
+  function connect() {
+    const t = $("transport").value;
+    const opts = { forceNew: true };
+    if (t === "websocket") opts.transports = ["websocket"];
+    else if (t === "polling") opts.transports = ["polling"];
+    socket = io(nsp(), opts);
+    setStatus("connecting...", false);
+    socket.on("connect", () => {
+      setStatus("connected", true);
+      setConnected(true);
+      $("sid").textContent = socket.id;
+      showTransport();
+      socket.io.engine.on("upgrade", showTransport);
+      refreshMembers();
+    });
+    socket.on("connect_error", (err) => {
+      setStatus("error: " + err.message, false);
+      addLog("connect_error", [err.message], true);
+    });
+    socket.on("disconnect", (reason) => {
+      setStatus("disconnected", false);
+      setConnected(false);
+      $("sid").textContent = "-";
+      $("tname").textContent = "-";
+      addLog("disconnect", [reason], true);
+    });
+    socket.onAny((event, ...args) => addLog(event, args, false));
+    clearInterval(timer);
+    timer = setInterval(refreshMembers, 2000);
+  }
+
+  $("connect").onclick = connect;
+  $("disconnect").onclick = () => { if (socket) socket.disconnect(); };
+  $("join").onclick = () => roomAction("join");
+  $("leave").onclick = () => roomAction("leave");
+  $("room").onchange = refreshMembers;
+  $("clear").onclick = () => {
+    $("log").innerHTML = '<li class="empty">Events sent to this socket show up here.</li>';
+  };
+  if (typeof io !== "function") {
+    setStatus("socket.io.js did not load", false);
+    $("connect").disabled = true;
+  }
+  refreshMembers();
+})();
