@@ -310,8 +310,10 @@ static void usage(FILE *f) {
             "  path (default /socket.io/), /socket.io/socket.io.js, the demo endpoints\n"
             "  (/demo/...) and static files from DIR (default <checkout>/www).\n"
             "  --host        address to listen on (default 127.0.0.1)\n"
-            "  --max-queue   bytes queued for one WebSocket before it is dropped (default 4 MiB)\n"
-            "  --per-message-deflate  offer WebSocket compression (default off)\n"
+            "  --max-queue   bytes queued for one WebSocket before it is dropped\n"
+            "                (default: config max_queue_bytes, 4 MiB)\n"
+            "  --per-message-deflate  offer WebSocket compression (default: config\n"
+            "                per_message_deflate, off)\n"
             "  --reuse-port  listen with SO_REUSEPORT: several sio-front processes on one port\n"
             "                share the connections (any front serves any session)\n"
             "  env: SIO_STATE_DIR, SIO_CONFIG, SIO_LOG_LEVEL, SIO_LWS_LOG (lws log bitmask).\n");
@@ -343,7 +345,8 @@ int main(int argc, char **argv) {
     front_opts *o = &g_front.o;
     o->host = "127.0.0.1";
     o->port = -1;
-    o->max_queue = 4u << 20;
+    o->max_queue = 0; /* 0: from the config (max_queue_bytes) */
+    o->deflate = -1;  /* -1: from the config (per_message_deflate) */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
@@ -406,6 +409,8 @@ int main(int argc, char **argv) {
         log_error("%s", err);
         return 1;
     }
+    if (!o->max_queue) o->max_queue = (size_t)g_front.e.cfg.max_queue_bytes;
+    if (o->deflate < 0) o->deflate = g_front.e.cfg.per_message_deflate;
     engine *e = &g_front.e;
     int rc = deliver_init();
     if (rc) {

@@ -26,6 +26,8 @@ static const cfg_key cfg_keys[] = {
     K("max_log_bytes", max_log_bytes, 65536, 1L << 40),
     K("map_size_mb", map_size_mb, 16, 1L << 20),
     K("fcgi_threads", fcgi_threads, 1, 10000),
+    K("max_queue_bytes", max_queue_bytes, 1024, 1L << 40),
+    K("per_message_deflate", per_message_deflate, 0, 1),
 };
 #undef K
 
@@ -72,6 +74,8 @@ void cfg_defaults(cfg *c) {
     c->max_log_bytes = 256L << 20;
     c->map_size_mb = 4096;
     c->fcgi_threads = 64;
+    c->max_queue_bytes = 4L << 20;
+    c->per_message_deflate = 0;
     c->path = xstrdup("/socket.io/");
     c->allow_polling = c->allow_websocket = 1;
     add_nsp(c, "/", 0);

@@ -35,6 +35,8 @@ typedef struct cfg {
     long max_log_bytes;        /* packet log kept for readers that lag */
     long map_size_mb;          /* LMDB map size */
     long fcgi_threads;         /* threads of the FastCGI gateway */
+    long max_queue_bytes;      /* bytes queued for one WebSocket before it is dropped */
+    long per_message_deflate;  /* 1: offer permessage-deflate (Node: perMessageDeflate) */
     char *path;                /* "/socket.io/" */
     char *cors_origin;         /* Access-Control-Allow-Origin, NULL = none */
     char *engine_path;         /* bare Engine.IO endpoint, NULL = none */

@@ -436,8 +436,8 @@ test("an invalid packet closes only that connection", async () => {
   assert.ok(other.connected);
 });
 
-test("a client that stops reading is dropped past --max-queue; the others lose nothing", async () => {
-  const lim = await startFront({ args: ["--max-queue", "1048576"], config: writeConfig("ping_interval = 20000\nping_timeout = 20000\n") });
+test("a client that stops reading is dropped past max_queue_bytes; the others lose nothing", async () => {
+  const lim = await startFront({ config: writeConfig("ping_interval = 20000\nping_timeout = 20000\nmax_queue_bytes = 1048576\n") });
   try {
     const good = await connected(connect(lim.url, "/", { transports: ["websocket"] }));
     const poll = await connected(connect(lim.url, "/", { transports: ["polling"] }));
@@ -465,8 +465,8 @@ test("a client that stops reading is dropped past --max-queue; the others lose n
   }
 }, { timeout: 60000 });
 
-test("--per-message-deflate: compressed both ways, big messages too, and a compressed bomb is refused", async () => {
-  const z = await startFront({ args: ["--per-message-deflate"] });
+test("per_message_deflate = 1: compressed both ways, big messages too, and a compressed bomb is refused", async () => {
+  const z = await startFront({ config: writeConfig("per_message_deflate = 1\n") });
   try {
     const s = await connected(connect(z.url, "/", { transports: ["websocket"] }));
     assert.ok(s.io.engine.transport.ws._extensions["permessage-deflate"], "permessage-deflate not negotiated");
