@@ -91,6 +91,7 @@ typedef struct ws_conn {
     /* send queue: a ring of messages; qoff = bytes of the head already sent */
     fmsg **q;
     size_t qhead, qlen, qcap, qbytes, qoff;
+    int64_t progress_ms; /* when the queue last shrank (flow control) */
 
     /* receive: the message being reassembled */
     buf rx;
@@ -140,6 +141,8 @@ size_t ws_count(void);
 int deliver_init(void);
 /* Scans the log from the front's cursor and queues what is due. */
 void deliver_scan(void);
+/* A connection's queue shrank: resumes a delivery paused by flow control. */
+void deliver_drained(ws_conn *c);
 /* Registration of connections that receive the live stream. */
 void deliver_add(ws_conn *c);
 void deliver_remove(ws_conn *c);

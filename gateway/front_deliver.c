@@ -261,6 +261,7 @@ int deliver_init(void) {
 typedef struct scan {
     store_txn *t;
     size_t records;
+    size_t bytes;   /* record bytes of this pass */
     uint64_t last;
     int err;
     /* the current record's messages, built on its first target */
@@ -407,6 +408,7 @@ static int scan_cb(void *arg, uint64_t seq, const void *data, size_t len) {
     adapter_rec r;
     s->last = seq;
     s->records++;
+    s->bytes += len;
     if (adapter_rec_parse(data, len, &r)) {
         log_warn("log record %llu is malformed: skipped", (unsigned long long)seq);
         return s->records >= SCAN_MAX_RECORDS;
@@ -442,7 +444,50 @@ static int scan_cb(void *arg, uint64_t seq, const void *data, size_t len) {
     }
     release_msgs(s);
     if (s->err) return 1;
-    return s->records >= SCAN_MAX_RECORDS;
+    /* a pass queues at most a quarter of a connection's limit: the busy check
+     * below runs again before anyone can overflow */
+    return s->records >= SCAN_MAX_RECORDS || s->bytes >= g_front.o.max_queue / 4;
+}
+
+/* ---- flow control ---------------------------------------------------------------
+ * When at least a quarter of the open connections hold more than half of
+ * their queue limit, the producers are faster than the clients: the front
+ * stops reading the log (its cursor, which producers watch, stops) until
+ * queues drain.  A small minority of slow clients cannot pause it: they fill
+ * their queue and are dropped, while the others go on.  A connection that stays busy
+ * without taking a byte for STALL_MS is dropped too, so a stalled client
+ * never holds the front. */
+
+#define STALL_MS 5000
+
+static int g_paused;
+static void rescan_cb(lws_sorted_usec_list_t *sul);
+
+static int too_busy(void) {
+    size_t open = 0, busy = 0, nstalled = 0;
+    ws_conn *stalled[64];
+    int64_t now = util_now_ms();
+    for (ws_conn *c = g_head; c; c = c->next) {
+        if (c->state != WS_OPEN || c->dropping) continue;
+        open++;
+        if (c->qbytes <= g_front.o.max_queue / 2) continue;
+        if (now - c->progress_ms > STALL_MS && nstalled < 64) stalled[nstalled++] = c;
+        else busy++;
+    }
+    for (size_t i = 0; i < nstalled; i++) {
+        log_warn("session %s dropped: %s (no progress for %d ms, send queue %zu bytes)",
+                 stalled[i]->sid, engine_close_reason(ENGINE_CLOSE_LAGGING), STALL_MS,
+                 stalled[i]->qbytes);
+        ws_close(stalled[i], ENGINE_CLOSE_LAGGING);
+    }
+    return busy > 0 && busy * 4 >= open - nstalled;
+}
+
+void deliver_drained(ws_conn *c) {
+    if (g_paused && c->qbytes <= g_front.o.max_queue / 4) {
+        g_paused = 0;
+        lws_sul_schedule(g_front.ctx, 0, &g_sul_rescan, rescan_cb, 1);
+    }
 }
 
 static void rescan_cb(lws_sorted_usec_list_t *sul) {
@@ -453,6 +498,12 @@ static void rescan_cb(lws_sorted_usec_list_t *sul) {
 void deliver_scan(void) {
     engine *e = &g_front.e;
     if (g_front.stopping) return;
+    if (too_busy()) {
+        /* resumed by deliver_drained, or by this timer if nothing drains */
+        g_paused = 1;
+        lws_sul_schedule(g_front.ctx, 0, &g_sul_rescan, rescan_cb, 50 * LWS_US_PER_MS);
+        return;
+    }
     store_txn *t;
     int rc = store_begin(e->st, 0, &t);
     if (rc) {

@@ -67,6 +67,8 @@ static void queue_pop(ws_conn *c) {
     c->qbytes -= m->len;
     c->qoff = 0;
     fmsg_unref(m);
+    c->progress_ms = util_now_ms();
+    deliver_drained(c);
 }
 
 static void queue_clear(ws_conn *c) {
@@ -88,6 +90,7 @@ int ws_queue(ws_conn *c, fmsg *m) {
     }
     if (m->refs != UINT32_MAX) m->refs++;
     c->q[(c->qhead + c->qlen) % c->qcap] = m;
+    if (c->qlen == 0) c->progress_ms = util_now_ms();
     c->qlen++;
     c->qbytes += m->len;
     if (c->established && c->qlen == 1) lws_callback_on_writable(c->wsi);

@@ -255,8 +255,15 @@ static void cursor_saved(dispatch *d, uint64_t w) {
 /* Applies n actions in one write transaction (and saves the cursor).  When
  * the transaction fails as a whole, each action is retried alone once.
  * who: for logs. */
+/* Producers wait while the fronts are this many records behind the log. */
+#define BACKLOG_MAX_RECORDS 50000
+#define BACKLOG_MAX_WAIT_MS 10000
+
 static void apply_actions(dispatch *d, cJSON **acts, size_t n, const char *self, const char *who) {
     if (n == 0) return;
+    if (engine_backlog_wait(d->e, BACKLOG_MAX_RECORDS, util_now_ms() + BACKLOG_MAX_WAIT_MS))
+        log_warn("handler output applied although a WebSocket front is %d records behind for %d ms",
+                 BACKLOG_MAX_RECORDS, BACKLOG_MAX_WAIT_MS);
     char err[512], e1[200], e2[300], e3[600];
     for (int pass = 0; pass < 2; pass++) {
         size_t per = pass == 0 ? n : 1;

@@ -944,6 +944,34 @@ void engine_ws_closed(engine *e, const char *sid, int reason) {
     with_session(e, sid, do_ws_closed, &reason);
 }
 
+/* ---- flow control ---------------------------------------------------------------- */
+
+static int front_min_cb(void *arg, const char *name, uint64_t seq) {
+    uint64_t *min = arg;
+    long pid;
+    if (strncmp(name, "front-", 6) || util_parse_long(name + 6, 1, 1L << 30, &pid)) return 0;
+    if (kill((pid_t)pid, 0) && errno != EPERM) return 0; /* a dead front holds nothing back */
+    if (seq < *min) *min = seq;
+    return 0;
+}
+
+int engine_backlog_wait(engine *e, uint64_t max_records, int64_t deadline_ms) {
+    for (;;) {
+        uint64_t gen = e->sub ? notify_sub_gen(e->sub) : 0, head = 0, min = UINT64_MAX;
+        store_txn *t;
+        if (store_begin(e->st, 0, &t)) return 0;
+        store_log_bounds(t, NULL, &head);
+        store_reader_each(t, front_min_cb, &min);
+        store_abort(t);
+        if (min == UINT64_MAX || head <= min || head - min <= max_records) return 0;
+        int64_t now = util_now_ms();
+        if (now >= deadline_ms) return 1;
+        /* fronts save their cursor every ~100 ms without a wake-up: look again soon */
+        if (e->sub) notify_sub_wait(e->sub, gen, now + 10);
+        else usleep(10000);
+    }
+}
+
 /* ---- stated's housekeeping ------------------------------------------------------------ */
 
 typedef struct reap_item {

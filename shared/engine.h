@@ -171,6 +171,13 @@ void engine_ws_closed(engine *e, const char *sid, int reason);
  * will answer it), removes its sockets from every room.  *seq_out, when not
  * NULL, is set if anything was appended. */
 int engine_session_close(engine *e, store_txn *t, const char *sid, store_session *s, int reason);
+/* Flow control for producers: waits while the log holds more than
+ * max_records that a live WebSocket front (reader "front-<pid>") has not read
+ * yet, or until deadline_ms.  Returns 0, or 1 when it gave up at the
+ * deadline (the producer goes on; a front that stays behind is disconnected
+ * from the trimmed log later). */
+int engine_backlog_wait(engine *e, uint64_t max_records, int64_t deadline_ms);
+
 /* stated's housekeeping: expires sessions past their deadlines, deletes
  * closed sessions once answered, trims the log.  *next_ms gets the earliest
  * deadline seen.  Returns the number of sessions closed or removed. */
