@@ -475,9 +475,9 @@ static int too_busy(void) {
         else busy++;
     }
     for (size_t i = 0; i < nstalled; i++) {
-        log_warn("session %s dropped: %s (no progress for %d ms, send queue %zu bytes)",
-                 stalled[i]->sid, engine_close_reason(ENGINE_CLOSE_LAGGING), STALL_MS,
-                 stalled[i]->qbytes);
+        log_warn("session %s dropped: %s (send queue %zu bytes, no progress for %d ms)",
+                 stalled[i]->sid, engine_close_reason(ENGINE_CLOSE_LAGGING), stalled[i]->qbytes,
+                 STALL_MS);
         ws_close(stalled[i], ENGINE_CLOSE_LAGGING);
     }
     return busy > 0 && busy * 4 >= open - nstalled;
