@@ -403,6 +403,70 @@ static int by_members(scan *s, const adapter_rec *r, uint64_t seq) {
     return 1;
 }
 
+/* ---- target cache ------------------------------------------------------------------
+ * Within one pass (one read transaction) the rooms do not change, so the
+ * connections a broadcast target reaches, with each one's delivery window
+ * (adapter_window), are computed once per distinct target and reused for
+ * every record with that target: a flood to a room costs one lookup per
+ * connection per pass, not per record.  Cleared at each pass (connections
+ * are only freed between passes) and whenever a record for one session may
+ * have changed that session's sockets. */
+
+typedef struct tgt {
+    ws_conn *c;
+    uint64_t lo, hi;
+} tgt;
+
+typedef struct tcache_ent {
+    adapter_rec rec; /* borrows the transaction's record bytes */
+    tgt *t;
+    size_t n, cap;
+} tcache_ent;
+
+#define TCACHE_SIZE 8
+static tcache_ent g_tc[TCACHE_SIZE];
+static size_t g_ntc, g_tc_next;
+
+static void tcache_clear(void) {
+    for (size_t i = 0; i < g_ntc; i++) g_tc[i].n = 0;
+    g_ntc = 0;
+    g_tc_next = 0;
+}
+
+static tcache_ent *tcache_build(scan *s, const adapter_rec *r) {
+    tcache_ent *e;
+    if (g_ntc < TCACHE_SIZE) e = &g_tc[g_ntc++];
+    else e = &g_tc[g_tc_next++ % TCACHE_SIZE];
+    e->rec = *r;
+    e->n = 0;
+    for (ws_conn *c = g_head; c && !s->err; c = c->next) {
+        if (c->state != WS_OPEN || c->dropping) continue;
+        if (!c->socks_valid && (s->err = load_socks(s->t, c))) break;
+        for (size_t i = 0; i < c->nsocks; i++) {
+            uint64_t lo, hi;
+            int m = adapter_window(s->t, r, &c->socks[i], &lo, &hi);
+            if (m < 0) { s->err = m; break; }
+            if (!m) continue;
+            if (e->n == e->cap) {
+                size_t cap = e->cap ? e->cap * 2 : 64;
+                tgt *p = realloc(e->t, cap * sizeof *p);
+                if (!p) { s->err = -ENOMEM; break; }
+                e->t = p;
+                e->cap = cap;
+            }
+            e->t[e->n++] = (tgt){c, lo, hi};
+            break; /* one socket per namespace per session */
+        }
+    }
+    return e;
+}
+
+static tcache_ent *tcache_find(const adapter_rec *r) {
+    for (size_t i = 0; i < g_ntc; i++)
+        if (adapter_same_target(&g_tc[i].rec, r)) return &g_tc[i];
+    return NULL;
+}
+
 static int scan_cb(void *arg, uint64_t seq, const void *data, size_t len) {
     scan *s = arg;
     adapter_rec r;
@@ -418,27 +482,22 @@ static int scan_cb(void *arg, uint64_t seq, const void *data, size_t len) {
         if (c && c->state == WS_OPEN && !c->dropping && seq > c->cursor) {
             give(s, &r, c);
             c->socks_valid = 0; /* CONNECT replies and DISCONNECTs travel this way */
+            tcache_clear();
             if (!c->checking) {
                 c->checking = 1;
                 push(&s->check, &s->ncheck, &s->capcheck, c);
             }
         }
-    } else if (r.nrooms && by_members(s, &r, seq)) {
-        /* done from the rooms' member lists */
     } else {
-        for (ws_conn *c = g_head; c && !s->err; c = c->next) {
-            if (c->state != WS_OPEN || c->dropping || seq <= c->cursor) continue;
-            if (!c->socks_valid && (s->err = load_socks(s->t, c))) break;
-            for (size_t i = 0; i < c->nsocks; i++) {
-                int m = adapter_match(s->t, &r, seq, &c->socks[i]);
-                if (m < 0) {
-                    s->err = m;
-                    break;
-                }
-                if (m) {
-                    give(s, &r, c);
-                    break;
-                }
+        tcache_ent *e = tcache_find(&r);
+        if (!e && r.nrooms && by_members(s, &r, seq)) {
+            /* a small room: done from its member list */
+        } else {
+            if (!e) e = tcache_build(s, &r);
+            for (size_t i = 0; i < e->n && !s->err; i++) {
+                ws_conn *c = e->t[i].c;
+                if (!c || c->state != WS_OPEN || c->dropping || seq <= c->cursor) continue;
+                if (e->t[i].lo < seq && seq <= e->t[i].hi) give(s, &r, c);
             }
         }
     }
@@ -534,7 +593,9 @@ void deliver_scan(void) {
         g_cursor = first - 1;
     }
     s.last = g_cursor;
+    tcache_clear();
     rc = store_log_scan(t, g_cursor, head, scan_cb, &s);
+    tcache_clear(); /* it borrowed the transaction's records */
     if (rc < 0 && !s.err) s.err = rc;
     release_msgs(&s);
     /* Sessions that got a record may have been closed by the server. */

@@ -116,40 +116,61 @@ int adapter_rec_frame(const adapter_rec *r, size_t *pos, adapter_frame *out) {
     return 1;
 }
 
-/* In room (as of seq)?  Rooms are walked from *p, which is advanced. */
-static int member_before(store_txn *t, const store_socket *s, const uint8_t **p, uint64_t seq) {
+/* The join sequence of socket s in the room at *p (which is advanced), or
+ * UINT64_MAX when it is not a member. */
+static int room_join_seq(store_txn *t, const store_socket *s, const uint8_t **p, uint64_t *js) {
     size_t l = get16(*p);
     const char *room = (const char *)*p + 2;
     *p += 2 + l;
-    uint64_t js;
-    int rc = store_room_has(t, s->nsp, room, l, s->id, &js);
-    if (rc == STORE_NOTFOUND) return 0;
-    if (rc) return rc;
-    return js < seq;
+    int rc = store_room_has(t, s->nsp, room, l, s->id, js);
+    if (rc == STORE_NOTFOUND) {
+        *js = UINT64_MAX;
+        return 0;
+    }
+    return rc;
+}
+
+int adapter_window(store_txn *t, const adapter_rec *r, const store_socket *s, uint64_t *lo,
+                   uint64_t *hi) {
+    if (r->kind != ADAPTER_BCAST) return 0;
+    if (r->nsp_len != strlen(s->nsp) || memcmp(r->nsp, s->nsp, r->nsp_len)) return 0;
+    const uint8_t *p = r->rooms;
+    uint64_t from = s->created_seq, until = UINT64_MAX, js;
+    if (r->nrooms) { /* a member of any room of the union, from its earliest join */
+        uint64_t first = UINT64_MAX;
+        for (size_t i = 0; i < r->nrooms; i++) {
+            int rc = room_join_seq(t, s, &p, &js);
+            if (rc) return rc;
+            if (js < first) first = js;
+        }
+        if (first == UINT64_MAX) return 0;
+        if (first > from) from = first;
+    }
+    for (size_t i = 0; i < r->nexcept; i++) { /* until it joined an except room */
+        int rc = room_join_seq(t, s, &p, &js);
+        if (rc) return rc;
+        if (js < until) until = js;
+    }
+    if (from >= until) return 0;
+    *lo = from;
+    *hi = until;
+    return 1;
 }
 
 int adapter_match(store_txn *t, const adapter_rec *r, uint64_t seq, const store_socket *s) {
     if (r->kind == ADAPTER_TO_SESSION) return strcmp(r->target, s->sid) == 0;
-    if (r->nsp_len != strlen(s->nsp) || memcmp(r->nsp, s->nsp, r->nsp_len)) return 0;
-    if (s->created_seq >= seq) return 0;
-    const uint8_t *p = r->rooms;
-    int in = r->nrooms == 0;
-    for (size_t i = 0; i < r->nrooms; i++) {
-        int m = member_before(t, s, &p, seq);
-        if (m < 0) return m;
-        if (m) {
-            in = 1;
-            /* skip the remaining rooms of the union */
-            for (size_t j = i + 1; j < r->nrooms; j++) p += 2 + get16(p);
-            break;
-        }
-    }
-    if (!in) return 0;
-    for (size_t i = 0; i < r->nexcept; i++) {
-        int m = member_before(t, s, &p, seq);
-        if (m) return m < 0 ? m : 0;
-    }
-    return 1;
+    uint64_t lo, hi;
+    int rc = adapter_window(t, r, s, &lo, &hi);
+    if (rc <= 0) return rc;
+    return lo < seq && seq <= hi;
+}
+
+int adapter_same_target(const adapter_rec *a, const adapter_rec *b) {
+    size_t la = (size_t)(a->frames - (const uint8_t *)a->nsp);
+    size_t lb = (size_t)(b->frames - (const uint8_t *)b->nsp);
+    return a->kind == ADAPTER_BCAST && b->kind == ADAPTER_BCAST && a->nsp_len == b->nsp_len &&
+           a->nrooms == b->nrooms && a->nexcept == b->nexcept && la == lb &&
+           memcmp(a->nsp, b->nsp, la) == 0;
 }
 
 /* ---- fetchSockets --------------------------------------------------------- */

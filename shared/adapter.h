@@ -67,6 +67,17 @@ int adapter_rec_frame(const adapter_rec *r, size_t *pos, adapter_frame *out);
 
 /* 1 when the record (with sequence seq) is for socket s, else 0 (or <0). */
 int adapter_match(store_txn *t, const adapter_rec *r, uint64_t seq, const store_socket *s);
+/* For a broadcast record: 1 when socket s is in its target at some sequence
+ * number, with the window (lo, hi] of those numbers: adapter_match(seq) is
+ * lo < seq && seq <= hi.  lo comes from when the socket was created and
+ * joined the rooms, hi from when it joined an `except` room.  Readers that
+ * see many records with the same target in one transaction compute the
+ * window once.  0 when never (or <0). */
+int adapter_window(store_txn *t, const adapter_rec *r, const store_socket *s, uint64_t *lo,
+                   uint64_t *hi);
+/* 1 when two broadcast records have the same target (namespace, rooms,
+ * except), so that they reach the same sockets in one transaction. */
+int adapter_same_target(const adapter_rec *a, const adapter_rec *b);
 
 /* Calls cb for each socket that a broadcast `to` would reach now (every
  * socket once), like fetchSockets(). */
