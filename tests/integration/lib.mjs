@@ -151,7 +151,7 @@ export async function startStack(kind, { config, env = {} } = {}) {
     await run("chmod", ["755", dir]);
   }
   const proc = await startProcess(path.join(REPO, "scripts", `run-${kind}`), [String(port)], {
-    env: senv, ready: /listening on http/, name: `${kind}:${port}`, timeout: 30000,
+    env: senv, ready: new RegExp(`listening on http://127\\.0\\.0\\.1:${port} `), name: `${kind}:${port}`, timeout: 30000,
   });
   return makeStack({ kind, port, stateDir, env: senv, proc });
 }
