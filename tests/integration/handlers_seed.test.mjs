@@ -75,9 +75,10 @@ for (const [kind, transport] of variants) {
     assert.deepEqual(await got, ["everyone!"]);
     const main = await connected(connect(stack.url, "/", opts));
     const ev = record(main);
+    const second = next(s, "hi", 8000); // listen first: the 'hi' may beat connected(t)
     const t = connect(stack.url, "/my-namespace", opts);
     await connected(t);
-    await next(s, "hi", 8000);
+    await second;
     await sleep(200);
     assert.deepEqual(ev.filter((e) => e[0] === "hi"), [], "a namespace emit must not reach /");
   });
