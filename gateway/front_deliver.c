@@ -346,7 +346,7 @@ static void give(scan *s, const adapter_rec *r, ws_conn *c) {
         }
 }
 
-/* Room broadcasts: when the rooms have fewer members than this front has
+/* Room broadcasts: when the rooms have far fewer members than this front has
  * connections, walk the members (socket -> session -> local connection)
  * instead of every connection.  Returns 1 when it did the job. */
 typedef struct members {
@@ -372,7 +372,7 @@ static int member_cb(void *arg, const char *id, uint64_t join_seq) {
 static int by_members(scan *s, const adapter_rec *r, uint64_t seq) {
     static members m;
     m.n = 0;
-    m.max = g_count;
+    m.max = g_count / 4; /* bigger rooms: the per-pass target cache is cheaper */
     char nsp[SIO_NSP_MAX + 1];
     if (r->nsp_len > SIO_NSP_MAX) return 0;
     memcpy(nsp, r->nsp, r->nsp_len);
