@@ -77,7 +77,7 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
     mdb_env_set_maxdbs(s->env, 16);
     mdb_env_set_maxreaders(s->env, o.maxreaders);
     mdb_env_set_mapsize(s->env, o.map_size);
-    rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOSYNC | MDB_NORDAHEAD, 0664);
+    rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP | MDB_NORDAHEAD, 0664);
     if (rc) goto fail;
     int dead;
     mdb_reader_check(s->env, &dead);
