@@ -186,6 +186,9 @@ static int sio_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* engine_notify defers while this is set; the main loop flushes each turn. */
+static void defer_noop(void *arg) { (void)arg; }
+
 static lws_sorted_usec_list_t g_sul_stop;
 static void stop_cb(lws_sorted_usec_list_t *sul) { (void)sul; }
 
@@ -510,8 +513,15 @@ int main(int argc, char **argv) {
     if (o->reuse_port) log_info("sharing port %d with other fronts (SO_REUSEPORT)", o->port);
     deliver_scan();
 
-    while (!g_front.stopping || (ws_count() > 0 && util_now_ms() < g_stop_deadline))
+    /* One wake-up per loop turn for everything this turn committed: readers
+     * (the dispatcher, other fronts, held polls) then take whole batches. */
+    e->defer_hook = defer_noop;
+    while (!g_front.stopping || (ws_count() > 0 && util_now_ms() < g_stop_deadline)) {
         if (lws_service(g_front.ctx, 0) < 0) break;
+        engine_notify_flush(e);
+    }
+    engine_notify_flush(e);
+    e->defer_hook = NULL;
 
     lws_context_destroy(g_front.ctx);
     deliver_persist(1);

@@ -116,6 +116,23 @@ void engine_close(engine *e) {
 }
 
 void engine_notify(engine *e, uint64_t seq) {
+    if (e->defer_hook) {
+        if (seq > e->defer_seq) e->defer_seq = seq;
+        if (!e->defer_pending) {
+            e->defer_pending = 1;
+            e->defer_hook(e->defer_arg);
+        }
+        return;
+    }
+    if (e->sub) notify_sub_publish(e->sub, seq);
+    else notify_send(e->dir, seq);
+}
+
+void engine_notify_flush(engine *e) {
+    if (!e->defer_pending) return;
+    e->defer_pending = 0;
+    uint64_t seq = e->defer_seq;
+    e->defer_seq = 0;
     if (e->sub) notify_sub_publish(e->sub, seq);
     else notify_send(e->dir, seq);
 }

@@ -31,6 +31,13 @@ typedef struct engine {
     notify_sub *sub; /* NULL in short-lived tools: they notify one-shot */
     cfg cfg;
     char dir[PATH_MAX];
+    /* Event loops coalesce wake-ups: with defer_hook set, engine_notify only
+     * records that one is due and calls the hook the first time; the loop
+     * then calls engine_notify_flush once per turn. */
+    void (*defer_hook)(void *arg);
+    void *defer_arg;
+    int defer_pending;
+    uint64_t defer_seq;
 } engine;
 
 enum {
@@ -48,6 +55,8 @@ int engine_open(engine *e, const char *dir, const char *cfg_path, unsigned flags
 void engine_close(engine *e);
 /* Wakes readers after a commit that queued packets or changed sessions. */
 void engine_notify(engine *e, uint64_t seq);
+/* Publishes the wake-up deferred by defer_hook, if any. */
+void engine_notify_flush(engine *e);
 
 /* Why a session closed. */
 enum {
