@@ -42,6 +42,7 @@ typedef struct front {
     struct lws_vhost *vh;
     int stopping;
     char reader_name[32];     /* "front-<pid>" in the readers table */
+    size_t busy;        /* open connections whose queue is over half full */
 } front;
 
 extern front g_front;
@@ -75,6 +76,21 @@ enum {
     WS_CLOSING = 3,  /* closed in the engine; the socket is going */
 };
 
+/* ---- timers (front_timer.c) ----------------------------------------------------
+ * One binary heap of deadlines for every connection's heartbeat, connect
+ * and upgrade timers, with a single libwebsockets timer armed for the
+ * earliest: lws keeps its own timers in a sorted list (O(n) per insert),
+ * which tens of thousands of connections cannot afford. */
+typedef struct ftimer ftimer;
+typedef void (*ftimer_cb)(ftimer *t);
+struct ftimer {
+    int64_t at;    /* deadline, util_now_ms() */
+    ftimer_cb cb;
+    size_t slot;   /* heap index + 1; 0 when not armed */
+};
+void ftimer_set(ftimer *t, ftimer_cb cb, int64_t delay_ms);
+void ftimer_cancel(ftimer *t);
+
 typedef struct ws_conn {
     int kind;                       /* OBJ_WS */
     struct lws *wsi;
@@ -92,6 +108,7 @@ typedef struct ws_conn {
     fmsg **q;
     size_t qhead, qlen, qcap, qbytes, qoff;
     int64_t progress_ms; /* when the queue last shrank (flow control) */
+    int busy;            /* qbytes > max_queue / 2 (counted in g_front.busy) */
 
     /* receive: the message being reassembled */
     buf rx;
@@ -108,9 +125,9 @@ typedef struct ws_conn {
     int peer_closed;                /* the client sent a close frame */
 
     /* heartbeat and deadlines (lws sorted-usec lists, loop thread only) */
-    lws_sorted_usec_list_t sul_ping;   /* next ping, or the pong deadline */
-    lws_sorted_usec_list_t sul_connect;
-    lws_sorted_usec_list_t sul_upgrade;
+    ftimer t_ping;       /* next ping, or the pong deadline */
+    ftimer t_connect;
+    ftimer t_upgrade;
     int awaiting_pong;
 
     struct ws_conn *hnext;          /* sid hash chain */
@@ -141,6 +158,8 @@ size_t ws_count(void);
 int deliver_init(void);
 /* Scans the log from the front's cursor and queues what is due. */
 void deliver_scan(void);
+/* Keeps c->busy and g_front.busy in step with c->qbytes. */
+void deliver_account(ws_conn *c);
 /* A connection's queue shrank: resumes a delivery paused by flow control. */
 void deliver_drained(ws_conn *c);
 /* Registration of connections that receive the live stream. */

@@ -522,7 +522,17 @@ static int scan_cb(void *arg, uint64_t seq, const void *data, size_t len) {
 static int g_paused;
 static void rescan_cb(lws_sorted_usec_list_t *sul);
 
+void deliver_account(ws_conn *c) {
+    int busy = c->qbytes > g_front.o.max_queue / 2;
+    if (busy != c->busy) {
+        c->busy = busy;
+        if (busy) g_front.busy++;
+        else g_front.busy--;
+    }
+}
+
 static int too_busy(void) {
+    if (g_front.busy == 0) return 0; /* the common case, without walking anyone */
     size_t open = 0, busy = 0, nstalled = 0;
     ws_conn *stalled[64];
     int64_t now = util_now_ms();

@@ -46,7 +46,7 @@ typedef struct http_req {
     int hdr_sent;
     int conn_close;        /* the client asked for Connection: close */
     size_t off;
-    lws_sorted_usec_list_t sul;
+    ftimer timer;           /* the held GET's deadline */
     struct http_req *prev, *next;
 } http_req;
 
@@ -73,7 +73,7 @@ static void list_del(http_req *r) {
     else g_held = r->next;
     if (r->next) r->next->prev = r->prev;
     r->prev = r->next = NULL;
-    lws_sul_cancel(&r->sul);
+    ftimer_cancel(&r->timer);
 }
 
 static void req_free(http_req *r) {
@@ -99,7 +99,7 @@ static void resp_json(http_req *r, int status, const char *json) {
 
 /* ---- long-polling ---------------------------------------------------------- */
 
-static void step_cb(lws_sorted_usec_list_t *sul);
+static void step_cb(ftimer *t);
 
 static void step(http_req *r) {
     int64_t deadline = util_now_ms() + 1000;
@@ -111,11 +111,11 @@ static void step(http_req *r) {
     list_add(r);
     int64_t d = deadline - util_now_ms();
     if (d < 1) d = 1;
-    lws_sul_schedule(g_front.ctx, 0, &r->sul, step_cb, (lws_usec_t)d * 1000);
+    ftimer_set(&r->timer, step_cb, d);
 }
 
-static void step_cb(lws_sorted_usec_list_t *sul) {
-    http_req *r = lws_container_of(sul, http_req, sul);
+static void step_cb(ftimer *t) {
+    http_req *r = lws_container_of(t, http_req, timer);
     if (r->listed && !r->ready) step(r);
 }
 

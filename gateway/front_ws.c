@@ -68,6 +68,7 @@ static void queue_pop(ws_conn *c) {
     c->qoff = 0;
     fmsg_unref(m);
     c->progress_ms = util_now_ms();
+    deliver_account(c);
     deliver_drained(c);
 }
 
@@ -93,6 +94,7 @@ int ws_queue(ws_conn *c, fmsg *m) {
     if (c->qlen == 0) c->progress_ms = util_now_ms();
     c->qlen++;
     c->qbytes += m->len;
+    deliver_account(c);
     if (c->established && c->qlen == 1) lws_callback_on_writable(c->wsi);
     return 0;
 }
@@ -118,9 +120,9 @@ static void release(ws_conn *c, int reason) {
     }
     if (c->state == WS_PROBING) deliver_unhold(c->accept_cursor);
     else deliver_remove(c);
-    lws_sul_cancel(&c->sul_ping);
-    lws_sul_cancel(&c->sul_connect);
-    lws_sul_cancel(&c->sul_upgrade);
+    ftimer_cancel(&c->t_ping);
+    ftimer_cancel(&c->t_connect);
+    ftimer_cancel(&c->t_upgrade);
     c->state = WS_CLOSING;
 }
 
@@ -163,10 +165,6 @@ void ws_destroy(ws_conn *c) {
 
 /* ---- timers ---------------------------------------------------------------- */
 
-static void schedule(lws_sorted_usec_list_t *sul, sul_cb_t cb, int64_t delay_ms) {
-    if (delay_ms < 0) delay_ms = 0;
-    lws_sul_schedule(g_front.ctx, 0, sul, cb, (lws_usec_t)delay_ms * 1000 + 1);
-}
 
 /* 1 when the session record is gone or closed (the server closed it). */
 static int session_gone(const char *sid, store_session *out) {
@@ -179,8 +177,8 @@ static int session_gone(const char *sid, store_session *out) {
     return rc == STORE_NOTFOUND || (rc == 0 && s.state == STORE_S_CLOSED);
 }
 
-static void ping_cb(lws_sorted_usec_list_t *sul) {
-    ws_conn *c = lws_container_of(sul, ws_conn, sul_ping);
+static void ping_cb(ftimer *ft) {
+    ws_conn *c = lws_container_of(ft, ws_conn, t_ping);
     if (c->state != WS_OPEN) return;
     if (c->awaiting_pong) {
         ws_close(c, ENGINE_CLOSE_PING_TIMEOUT);
@@ -199,11 +197,11 @@ static void ping_cb(lws_sorted_usec_list_t *sul) {
         return;
     }
     c->awaiting_pong = 1;
-    schedule(&c->sul_ping, ping_cb, E()->cfg.ping_timeout);
+    ftimer_set(&c->t_ping, ping_cb, E()->cfg.ping_timeout);
 }
 
-static void connect_cb(lws_sorted_usec_list_t *sul) {
-    ws_conn *c = lws_container_of(sul, ws_conn, sul_connect);
+static void connect_cb(ftimer *ft) {
+    ws_conn *c = lws_container_of(ft, ws_conn, t_connect);
     if (c->state != WS_OPEN) return;
     store_session s;
     if (session_gone(c->sid, &s)) {
@@ -214,8 +212,8 @@ static void connect_cb(lws_sorted_usec_list_t *sul) {
     }
 }
 
-static void upgrade_cb(lws_sorted_usec_list_t *sul) {
-    ws_conn *c = lws_container_of(sul, ws_conn, sul_upgrade);
+static void upgrade_cb(ftimer *ft) {
+    ws_conn *c = lws_container_of(ft, ws_conn, t_upgrade);
     if (c->state != WS_PROBING) return;
     log_info("session %s: no upgrade packet within %ld ms: closing the probing WebSocket", c->sid,
              E()->cfg.upgrade_timeout);
@@ -336,11 +334,11 @@ int ws_established(struct lws *wsi, ws_conn *c) {
     }
     if (c->state == WS_OPEN) {
         deliver_add(c);
-        schedule(&c->sul_ping, ping_cb, e->cfg.ping_interval);
-        schedule(&c->sul_connect, connect_cb, e->cfg.connect_timeout);
+        ftimer_set(&c->t_ping, ping_cb, e->cfg.ping_interval);
+        ftimer_set(&c->t_connect, connect_cb, e->cfg.connect_timeout);
         log_debug("session %s: new WebSocket session", c->sid);
     } else if (c->state == WS_PROBING) {
-        schedule(&c->sul_upgrade, upgrade_cb, e->cfg.upgrade_timeout);
+        ftimer_set(&c->t_upgrade, upgrade_cb, e->cfg.upgrade_timeout);
     }
     if (c->qlen) lws_callback_on_writable(wsi);
     return 0;
@@ -360,7 +358,7 @@ static void upgrade_done(ws_conn *c) {
         return;
     }
     /* From here the session is ours. */
-    lws_sul_cancel(&c->sul_upgrade);
+    ftimer_cancel(&c->t_upgrade);
     deliver_unhold(c->accept_cursor);
     c->state = WS_OPEN;
     store_session ss;
@@ -379,9 +377,9 @@ static void upgrade_done(ws_conn *c) {
     } else {
         due = ss.ping_at_ms;
     }
-    schedule(&c->sul_ping, ping_cb, due - now);
+    ftimer_set(&c->t_ping, ping_cb, due - now);
     if (!ss.ever_connected)
-        schedule(&c->sul_connect, connect_cb, ss.created_ms + e->cfg.connect_timeout - now);
+        ftimer_set(&c->t_connect, connect_cb, ss.created_ms + e->cfg.connect_timeout - now);
     log_debug("session %s upgraded to WebSocket (cursor %llu)", c->sid, (unsigned long long)c->cursor);
 }
 
@@ -419,7 +417,7 @@ static void on_message(ws_conn *c, const uint8_t *data, size_t len, int binary) 
     if (pk.type == EIO_PONG) {
         if (c->awaiting_pong) {
             c->awaiting_pong = 0;
-            schedule(&c->sul_ping, ping_cb, e->cfg.ping_interval);
+            ftimer_set(&c->t_ping, ping_cb, e->cfg.ping_interval);
         }
         return;
     }
