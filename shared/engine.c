@@ -16,6 +16,8 @@
 #include "util.h"
 
 #define CLOSED_LINGER_MS 10000 /* a closed session's record waits for its held GET */
+#define UPGRADE_GET_WAIT_MS 100 /* a GET during an upgrade waits this long for the '5' */
+#define CLOSE_GET_GRACE_MS 1000 /* a GET that the client's own close overtook */
 
 /* Reads a whole file into b (bounded). */
 static int read_file(const char *path, buf *b) {
@@ -457,13 +459,24 @@ int engine_http_begin(engine *e, const engine_http_req *req, engine_poll *p,
     if (rc) goto fail;
     store_session s;
     rc = store_session_get(t, p->sid, &s);
+    int64_t now = util_now_ms();
+    if (rc == 0 && s.state == STORE_S_CLOSED && is_get && s.close_reason == ENGINE_CLOSE_CLIENT &&
+        !s.close_sent && !holder_alive(&s) && now - s.closed_ms < CLOSE_GET_GRACE_MS) {
+        /* The client's '1' overtook the GET it sent with it (another worker
+         * served it first): that GET gets the noop it would have got. */
+        s.close_sent = 1;
+        rc = store_session_put(t, p->sid, &s);
+        if (!rc) rc = store_commit(t); else store_abort(t);
+        if (rc) goto fail;
+        resp_text(resp, "6");
+        return ENGINE_DONE;
+    }
     if (rc == STORE_NOTFOUND || (rc == 0 && s.state == STORE_S_CLOSED)) {
         store_abort(t);
         resp_error(resp, 1);
         return ENGINE_DONE;
     }
     if (rc) { store_abort(t); goto fail; }
-    int64_t now = util_now_ms();
     int why = session_expired(e, &s, now);
     if (why) {
         rc = engine_session_close(e, t, p->sid, &s, why);
@@ -507,9 +520,12 @@ int engine_http_begin(engine *e, const engine_http_req *req, engine_poll *p,
     }
     /* A GET. */
     if (s.state == STORE_S_UPGRADING) {
+        /* The client may have sent '5' on its WebSocket already, through
+         * another process: wait a moment for that to land (then 400, as for
+         * any poll after the upgrade), else release it with a noop. */
         store_abort(t);
-        resp_text(resp, "6");
-        return ENGINE_DONE;
+        p->upgrade_wait = now + UPGRADE_GET_WAIT_MS;
+        return ENGINE_WAIT;
     }
     if (holder_alive(&s)) {
         /* overlapping polls: Node answers 400, closes, and the held GET gets '1' */
@@ -712,7 +728,35 @@ void engine_poll_abandon(engine *e, engine_poll *p) {
     if (p->held) release_holder(e, p, 0);
 }
 
+/* A GET that arrived while the session was upgrading (not its holder). */
+static int upgrade_wait_step(engine *e, engine_poll *p, engine_http_resp *resp,
+                             int64_t *deadline_ms) {
+    p->gen = e->sub ? notify_sub_gen(e->sub) : 0;
+    store_txn *t;
+    store_session s;
+    int rc = store_begin(e->st, 0, &t);
+    if (!rc) {
+        rc = store_session_get(t, p->sid, &s);
+        store_abort(t);
+    }
+    if (rc || s.state == STORE_S_CLOSED) {
+        resp_error(resp, 1);
+        return ENGINE_DONE;
+    }
+    if (s.transport != STORE_T_POLLING) { /* upgraded meanwhile */
+        resp_error(resp, 3);
+        return ENGINE_DONE;
+    }
+    if (s.state == STORE_S_UPGRADING && util_now_ms() < p->upgrade_wait) {
+        *deadline_ms = p->upgrade_wait;
+        return ENGINE_WAIT;
+    }
+    resp_text(resp, "6");
+    return ENGINE_DONE;
+}
+
 int engine_poll_step(engine *e, engine_poll *p, engine_http_resp *resp, int64_t *deadline_ms) {
+    if (p->upgrade_wait) return upgrade_wait_step(e, p, resp, deadline_ms);
     for (int attempt = 0; attempt < 16; attempt++) {
         p->gen = e->sub ? notify_sub_gen(e->sub) : 0;
         int64_t now = util_now_ms();

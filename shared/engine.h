@@ -108,6 +108,7 @@ typedef struct engine_poll {
     int held;        /* the session records us as its pending GET */
     uint64_t gen;    /* notify generation seen at the last look */
     uint64_t scanned;/* log records up to here hold nothing for this session */
+    int64_t upgrade_wait; /* a GET during an upgrade: answer by then */
 } engine_poll;
 
 enum {

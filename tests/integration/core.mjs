@@ -245,3 +245,25 @@ export function defineCore(kind) {
     assert.ok(b.connected);
   });
 }
+
+// Polling rules that depend on the order in which a web server hands
+// requests to the gateway (registered for every stack by defineOrdering).
+export function defineOrdering(kind) {
+  let stack;
+  before(async () => { stack = await startStack(kind, { config: CONFIG }); });
+  after(async () => { if (stack) await stack.stop(); });
+
+  test(`${kind}: a GET sent with the client's close gets the noop, later ones 400`, async () => {
+    for (let i = 0; i < 5; i++) {
+      const e = await eioSession(stack.url);
+      await e.post("40");
+      await e.get();
+      // both at once, in either order at the gateway
+      const [g, p] = await Promise.all([e.get(), e.post("1")]);
+      assert.equal(p.status, 200);
+      assert.equal(g.status, 200, `round ${i}`);
+      assert.equal(g.body, "6", `round ${i}`);
+      assert.equal((await e.get()).status, 400);
+    }
+  });
+}
