@@ -7,7 +7,7 @@
 #   make asan       build the ASan/UBSan variant into build/asan/bin/
 #   make test-asan  run the whole suite against the ASan/UBSan build
 #   make fuzz       run every libFuzzer driver for FUZZ_SECONDS each
-#   make bench      side-by-side benchmarks against the Node reference
+#   make bench      side-by-side benchmarks against the Node reference (bench-quick: a 2-minute smoke run)
 #   make install    copy the programs to $(PREFIX)/bin
 
 PREFIX ?= /usr/local
@@ -113,9 +113,11 @@ fuzz: deps
 bench: all
 	@tests/bench/run
 
+include tests/bench/bench.mk
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build bin
+	rm -rf build bin tests/bench/.build

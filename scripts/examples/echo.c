@@ -11,7 +11,9 @@
  *   "message" (...)          emit "message-back" with the same arguments (binary kept)
  *   "message-with-ack" (...) ack with the same arguments
  *   "echo" (...) + ack       ack with the same arguments
- *   "bench:start" {size,batch,rate,ms}
+ *   "bench:start" {size,batch,rate,ms[,stamp]}
+ *                            (stamp true: each message also carries "t", the
+ *                            server's wall clock in microseconds, for latency)
  *                            broadcast "bench:msg" {seq,pad} to room "bench":
  *                            `batch` per turn as fast as possible (rate 0) or
  *                            `rate` per second, for `ms` ms or until
@@ -34,7 +36,7 @@ static long long now_ms(void) {
 }
 
 typedef struct bench {
-    int on;
+    int on, stamp;
     char nsp[130];
     char starter[64];
     long size, batch, rate;
@@ -60,6 +62,8 @@ static void bench_start(bench *b, const sioh_event *ev) {
     b->batch = num(o, "batch", 1, 1, 100000);
     b->rate = num(o, "rate", 0, 0, 10000000);
     long ms = num(o, "ms", 5000, 1, 3600000);
+    const cJSON *st = o ? cJSON_GetObjectItemCaseSensitive(o, "stamp") : NULL;
+    int stamp = cJSON_IsTrue(st) || (cJSON_IsNumber(st) && st->valuedouble != 0);
     b->pad = malloc((size_t)b->size + 1);
     if (!b->pad) return;
     memset(b->pad, 'x', (size_t)b->size);
@@ -68,6 +72,7 @@ static void bench_start(bench *b, const sioh_event *ev) {
     snprintf(b->starter, sizeof b->starter, "%s", ev->socket ? ev->socket : "");
     b->start = now_ms();
     b->end = b->start + ms;
+    b->stamp = stamp;
     b->on = 1;
 }
 
@@ -94,10 +99,16 @@ static int bench_send_one(bench *b, char **line, size_t *cap) {
         *cap = need;
     }
     /* nsp names come from the config: no quote or backslash in them. */
+    char t[40] = "";
+    if (b->stamp) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(t, sizeof t, ",\"t\":%lld", (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000);
+    }
     int n = snprintf(*line, *cap,
                      "{\"action\":\"emit\",\"nsp\":\"%s\",\"to\":[\"bench\"],\"event\":\"bench:msg\","
-                     "\"args\":[{\"seq\":%lld,\"pad\":\"%s\"}]}",
-                     b->nsp, b->sent, b->pad);
+                     "\"args\":[{\"seq\":%lld,\"pad\":\"%s\"%s}]}",
+                     b->nsp, b->sent, b->pad, t);
     b->sent++;
     return sioh_write_line(*line, (size_t)n);
 }
