@@ -11,6 +11,7 @@
  *   - --socket PATH: it binds a Unix socket itself (nginx, Apache
  *     mod_proxy_fcgi, lighttpd with "socket" only). */
 #include <errno.h>
+#include <poll.h>
 #include <fcgiapp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -63,6 +64,15 @@ static int header_name(const char *var, char *out, size_t n) {
         out[i++] = *p == '_' ? '-' : (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     out[i] = 0;
     return i > 0;
+}
+
+#define PEER_CHECK_MS 1000
+
+/* 1 when the web server closed the connection of this request (its client
+ * went away: lighttpd and nginx close the FastCGI connection then). */
+static int peer_gone(int fd) {
+    struct pollfd pf = {.fd = fd, .events = POLLRDHUP};
+    return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 static void handle(FCGX_Request *r) {
@@ -123,8 +133,17 @@ static void handle(FCGX_Request *r) {
         buf_free(&body);
     } else if (rc == ENGINE_WAIT) {
         int64_t deadline;
-        while ((rc = engine_poll_step(e, &p, &resp, &deadline)) == ENGINE_WAIT)
-            notify_sub_wait(e->sub, p.gen, deadline);
+        while ((rc = engine_poll_step(e, &p, &resp, &deadline)) == ENGINE_WAIT) {
+            /* Packets wake us at once; the web server's connection is looked at
+             * at least every second, to notice a client that went away. */
+            int64_t until = util_now_ms() + PEER_CHECK_MS;
+            notify_sub_wait(e->sub, p.gen, deadline < until ? deadline : until);
+            if (peer_gone(r->ipcFd)) {
+                engine_poll_dropped(e, &p); /* no one to answer */
+                engine_resp_free(&resp);
+                return;
+            }
+        }
     }
     write_resp(r, &resp);
     engine_resp_free(&resp);

@@ -138,32 +138,14 @@ void http_shutdown_all(void) {
     }
 }
 
-/* A client dropped its held GET: Node closes the session ("transport error"). */
-static void close_abandoned(const char *sid) {
-    engine *e = E();
-    store_txn *t;
-    if (store_begin(e->st, 1, &t)) return;
-    store_session s;
-    int rc = store_session_get(t, sid, &s);
-    if (rc == 0 && s.state != STORE_S_CLOSED && s.transport == STORE_T_POLLING) {
-        rc = engine_session_close(e, t, sid, &s, ENGINE_CLOSE_TRANSPORT);
-        if (!rc && (rc = store_commit(t)) == 0) {
-            log_debug("session %s closed: the client dropped its held GET", sid);
-            engine_notify(e, 0);
-        }
-        return;
-    }
-    store_abort(t);
-}
-
 void http_closed(struct lws *wsi) {
     http_req *r = lws_get_opaque_user_data(wsi);
     if (!r || r->kind != OBJ_HTTP) return;
     lws_set_opaque_user_data(wsi, NULL);
     int abandoned = r->poll.held && !r->ready;
     list_del(r);
-    if (r->poll.held) engine_poll_abandon(E(), &r->poll);
-    if (abandoned && !g_front.stopping) close_abandoned(r->poll.sid);
+    if (abandoned && !g_front.stopping) engine_poll_dropped(E(), &r->poll);
+    else if (r->poll.held) engine_poll_abandon(E(), &r->poll);
     req_free(r);
 }
 

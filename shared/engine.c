@@ -728,6 +728,25 @@ void engine_poll_abandon(engine *e, engine_poll *p) {
     if (p->held) release_holder(e, p, 0);
 }
 
+void engine_poll_dropped(engine *e, engine_poll *p) {
+    int held = p->held;
+    engine_poll_abandon(e, p);
+    if (!held) return;
+    store_txn *t;
+    if (store_begin(e->st, 1, &t)) return;
+    store_session s;
+    int rc = store_session_get(t, p->sid, &s);
+    if (rc == 0 && s.state != STORE_S_CLOSED && s.transport == STORE_T_POLLING) {
+        rc = engine_session_close(e, t, p->sid, &s, ENGINE_CLOSE_TRANSPORT);
+        if (!rc && store_commit(t) == 0) {
+            log_debug("session %s closed: the client dropped its held GET", p->sid);
+            engine_notify(e, 0);
+        }
+        return;
+    }
+    store_abort(t);
+}
+
 /* A GET that arrived while the session was upgrading (not its holder). */
 static int upgrade_wait_step(engine *e, engine_poll *p, engine_http_resp *resp,
                              int64_t *deadline_ms) {

@@ -129,8 +129,12 @@ void engine_post(engine *e, engine_poll *p, const engine_http_req *req, uint8_t 
 /* Looks at a held GET again.  ENGINE_DONE with resp filled, or ENGINE_WAIT
  * with *deadline_ms set: wait for notify_sub_wait(gen) or the deadline. */
 int engine_poll_step(engine *e, engine_poll *p, engine_http_resp *resp, int64_t *deadline_ms);
-/* The held GET went away without an answer (client gone): releases it. */
+/* The held GET went away without an answer (the server is stopping):
+ * releases it; the session lives on. */
 void engine_poll_abandon(engine *e, engine_poll *p);
+/* The client dropped its held GET: releases it and closes the session, as
+ * Node does ("transport error"). */
+void engine_poll_dropped(engine *e, engine_poll *p);
 
 /* ---- transport-neutral pieces ------------------------------------------- */
 

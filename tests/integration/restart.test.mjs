@@ -3,6 +3,7 @@
 // socket" deployment: stated, `sio-fcgi --socket`, and lighttpd pointing at
 // that socket.
 import { writeFileSync, mkdirSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import {
   REPO, BIN, assert, test, before, after, tmpDir, freePort, startProcess, startStated, sioctl,
@@ -87,4 +88,42 @@ test("a second stated on the same state directory refuses to start", async () =>
   assert.equal(r.code, 1);
   assert.match(p.output, /already running/);
   assert.equal((await ctl("rooms")).code, 0, "the first stated must be unaffected");
+});
+
+// A minimal FastCGI client: one request on the gateway's socket.
+function fcgiRequest(sockPath, params) {
+  const rec = (type, body) => {
+    const pad = (8 - (body.length % 8)) % 8;
+    const h = Buffer.from([1, type, 0, 1, body.length >> 8, body.length & 255, pad, 0]);
+    return Buffer.concat([h, body, Buffer.alloc(pad)]);
+  };
+  const nv = [];
+  for (const [k, v] of Object.entries(params)) {
+    const kb = Buffer.from(k), vb = Buffer.from(v);
+    nv.push(Buffer.from([kb.length, vb.length]), kb, vb); // all names and values < 128 bytes
+  }
+  const sock = net.createConnection(sockPath);
+  sock.write(Buffer.concat([
+    rec(1, Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])), // BEGIN_REQUEST, responder, close after
+    rec(4, Buffer.concat(nv)), rec(4, Buffer.alloc(0)), rec(5, Buffer.alloc(0)),
+  ]));
+  return sock;
+}
+
+test("a client that drops its held GET (the FastCGI connection closes) closes its session", async () => {
+  const e = await eioSession(url);
+  await e.post("40");
+  const id = JSON.parse((await e.get()).body.slice(2)).sid;
+  const sock = fcgiRequest(path.join(dir, "fcgi.sock"), {
+    REQUEST_METHOD: "GET", REQUEST_URI: "/socket.io/", QUERY_STRING: `EIO=4&transport=polling&sid=${e.sid}`,
+  });
+  await sleep(300); // held by a gateway thread now
+  sock.destroy();
+  await eventually(async () => {
+    const socks = JSON.parse((await ctl("sockets", "--json")).stdout);
+    assert.ok(!socks.some((s) => s.id === id), "the session of the dropped GET is still open");
+  }, 5000);
+  const r = await e.get();
+  assert.equal(r.status, 400);
+  assert.deepEqual(JSON.parse(r.body), { code: 1, message: "Session ID unknown" });
 });
