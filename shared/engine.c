@@ -149,6 +149,7 @@ const char *engine_close_reason(int reason) {
     case ENGINE_CLOSE_CONNECT_TIMEOUT: return "connect timeout";
     case ENGINE_CLOSE_LAGGING: return "fell behind";
     case ENGINE_CLOSE_TRANSPORT: return "transport error";
+    case ENGINE_CLOSE_POLL_DROPPED: return "poll connection closed prematurely";
     }
     return "unknown";
 }
@@ -737,7 +738,7 @@ void engine_poll_dropped(engine *e, engine_poll *p) {
     store_session s;
     int rc = store_session_get(t, p->sid, &s);
     if (rc == 0 && s.state != STORE_S_CLOSED && s.transport == STORE_T_POLLING) {
-        rc = engine_session_close(e, t, p->sid, &s, ENGINE_CLOSE_TRANSPORT);
+        rc = engine_session_close(e, t, p->sid, &s, ENGINE_CLOSE_POLL_DROPPED);
         if (!rc && store_commit(t) == 0) {
             log_debug("session %s closed: the client dropped its held GET", p->sid);
             engine_notify(e, 0);

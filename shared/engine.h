@@ -69,6 +69,7 @@ enum {
     ENGINE_CLOSE_CONNECT_TIMEOUT = 6,
     ENGINE_CLOSE_LAGGING = 7,     /* fell behind the trimmed log */
     ENGINE_CLOSE_TRANSPORT = 8,   /* transport error or bad content */
+    ENGINE_CLOSE_POLL_DROPPED = 9,/* the client dropped its held GET */
 };
 const char *engine_close_reason(int reason);
 

@@ -60,6 +60,7 @@ const char *srv_disconnect_reason(int r) {
     case ENGINE_CLOSE_PARSE_ERROR: return "parse error";
     case ENGINE_CLOSE_SERVER: return "forced close";
     case ENGINE_CLOSE_OVERLAP:
+    case ENGINE_CLOSE_POLL_DROPPED:
     case ENGINE_CLOSE_LAGGING: return "transport error";
     default: return "transport close";
     }

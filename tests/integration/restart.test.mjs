@@ -117,12 +117,18 @@ test("a client that drops its held GET (the FastCGI connection closes) closes it
   const sock = fcgiRequest(path.join(dir, "fcgi.sock"), {
     REQUEST_METHOD: "GET", REQUEST_URI: "/socket.io/", QUERY_STRING: `EIO=4&transport=polling&sid=${e.sid}`,
   });
+  const listen = await startProcess(path.join(BIN, "sioctl"), ["listen"], { env: { SIO_STATE_DIR: stateDir } });
   await sleep(300); // held by a gateway thread now
   sock.destroy();
-  await eventually(async () => {
-    const socks = JSON.parse((await ctl("sockets", "--json")).stdout);
-    assert.ok(!socks.some((s) => s.id === id), "the session of the dropped GET is still open");
+  // closed for the dropped GET ("transport error"), before any ping timeout could
+  // (pingInterval + pingTimeout = 2 s here) reap it with "ping timeout"
+  await eventually(() => {
+    const ev = listen.output.split("\n").filter(Boolean).map((l) => JSON.parse(l))
+      .find((x) => x.type === "disconnect" && x.socket === id);
+    assert.ok(ev, "no disconnect yet");
+    assert.equal(ev.reason, "transport error");
   }, 5000);
+  await listen.stop();
   const r = await e.get();
   assert.equal(r.status, 400);
   assert.deepEqual(JSON.parse(r.body), { code: 1, message: "Session ID unknown" });
