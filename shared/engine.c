@@ -455,8 +455,12 @@ int engine_http_begin(engine *e, const engine_http_req *req, engine_poll *p,
     }
     strcpy(p->sid, q.sid);
 
+    /* A GET claims the session's poll (a write); a POST is only validated
+     * here and written by engine_post, so it does not take the writer lock
+     * twice. */
+    int write = !is_post;
     store_txn *t;
-    int rc = store_begin(e->st, 1, &t);
+    int rc = store_begin(e->st, write, &t);
     if (rc) goto fail;
     store_session s;
     rc = store_session_get(t, p->sid, &s);
@@ -479,6 +483,11 @@ int engine_http_begin(engine *e, const engine_http_req *req, engine_poll *p,
     }
     if (rc) { store_abort(t); goto fail; }
     int why = session_expired(e, &s, now);
+    if (why && !write) { /* stated's reaper closes it within a second */
+        store_abort(t);
+        resp_error(resp, 1);
+        return ENGINE_DONE;
+    }
     if (why) {
         rc = engine_session_close(e, t, p->sid, &s, why);
         if (!rc) rc = store_commit(t); else store_abort(t);
@@ -587,7 +596,8 @@ void engine_post(engine *e, engine_poll *p, const engine_http_req *req, uint8_t 
     if (rc) goto fail;
     store_session s;
     rc = store_session_get(t, p->sid, &s);
-    if (rc == STORE_NOTFOUND || (rc == 0 && s.state == STORE_S_CLOSED)) {
+    if (rc == STORE_NOTFOUND || (rc == 0 && s.state == STORE_S_CLOSED) ||
+        (rc == 0 && session_expired(e, &s, util_now_ms()))) {
         store_abort(t);
         resp_error(resp, 1);
         return;
