@@ -41,6 +41,7 @@ typedef struct http_req {
     int reading;           /* a body is expected */
     buf body;
     int too_big;
+    int drain;              /* answer already made: drop the body, then send it */
     engine_http_resp resp;
     int ready;             /* resp is complete: write it */
     int hdr_sent;
@@ -191,6 +192,8 @@ static int answer_and_close(struct lws *wsi, http_req *r) {
     return -1;
 }
 
+#define DRAIN_MAX(e) (16 * (e)->cfg.max_http_buffer_size)
+
 static int eio_request(struct lws *wsi, http_req *r) {
     engine *e = E();
     r->route = R_EIO;
@@ -211,7 +214,15 @@ static int eio_request(struct lws *wsi, http_req *r) {
         step(r);
         return 0;
     default:
-        if (has_body) return answer_and_close(wsi, r);
+        /* Refused with a body on its way (413, 400...): read and drop it, then
+         * answer, so that the client is not reset while still sending; a body
+         * too big to be worth reading gets the answer and the connection closed. */
+        if (has_body && r->req.content_length > DRAIN_MAX(e)) return answer_and_close(wsi, r);
+        if (has_body) {
+            r->reading = r->drain = r->too_big = 1;
+            lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, 30);
+            return 0;
+        }
         respond(r);
         return 0;
     }
@@ -392,6 +403,10 @@ int http_body_done(struct lws *wsi) {
     if (!r || !r->reading) return 0;
     r->reading = 0;
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    if (r->drain) {
+        respond(r);
+        return 0;
+    }
     if (r->route == R_EIO) {
         static uint8_t empty[1];
         uint8_t *b = r->body.data ? (uint8_t *)r->body.data : empty;
