@@ -12,44 +12,34 @@
 
 /* ---- encoding once ------------------------------------------------------ */
 
-/* Encodes pkt into frames: the text packet, then its attachments.  frames
- * and the two bufs are the caller's; *n is set. */
-static int encode_frames(const sio_packet *pkt, buf *text, buf *bins, size_t *off,
-                         adapter_frame *frames, size_t *n) {
-    size_t nattach = 0;
-    int rc = sio_encode(text, pkt, bins, off, SIO_MAX_ATTACHMENTS, &nattach);
-    if (rc) return rc;
-    frames[0] = (adapter_frame){0, (const uint8_t *)text->data, text->len};
-    for (size_t i = 0; i < nattach; i++)
-        frames[1 + i] = (adapter_frame){1, (const uint8_t *)bins->data + off[i], off[i + 1] - off[i]};
-    *n = 1 + nattach;
-    return 0;
+/* Encodes pkt once into frames (the text packet, then its attachments) and
+ * appends one delivery record: a broadcast `to`, or for session `sid`. */
+static int encode_append(store_txn *t, const bcast *to, const char *sid, const sio_packet *pkt,
+                         uint64_t *seq) {
+    buf text = BUF_INIT, bins = BUF_INIT;
+    size_t off[SIO_MAX_ATTACHMENTS + 1] = {0}, nattach = 0;
+    adapter_frame frames[SIO_MAX_ATTACHMENTS + 1];
+    int rc = sio_encode(&text, pkt, &bins, off, SIO_MAX_ATTACHMENTS, &nattach);
+    if (!rc) {
+        frames[0] = (adapter_frame){0, (const uint8_t *)text.data, text.len};
+        for (size_t i = 0; i < nattach; i++)
+            frames[1 + i] = (adapter_frame){1, (const uint8_t *)bins.data + off[i], off[i + 1] - off[i]};
+        rc = to ? adapter_emit(t, to, frames, 1 + nattach, seq)
+                : adapter_send_session(t, sid, frames, 1 + nattach, seq);
+    }
+    buf_free(&text);
+    buf_free(&bins);
+    return rc;
 }
 
 int srv_emit(engine *e, store_txn *t, const bcast *to, const sio_packet *pkt, uint64_t *seq) {
     (void)e;
-    buf text = BUF_INIT, bins = BUF_INIT;
-    size_t off[SIO_MAX_ATTACHMENTS + 1] = {0};
-    adapter_frame frames[SIO_MAX_ATTACHMENTS + 1];
-    size_t n;
-    int rc = encode_frames(pkt, &text, &bins, off, frames, &n);
-    if (!rc) rc = adapter_emit(t, to, frames, n, seq);
-    buf_free(&text);
-    buf_free(&bins);
-    return rc;
+    return encode_append(t, to, NULL, pkt, seq);
 }
 
 int srv_send(engine *e, store_txn *t, const char *sid, const sio_packet *pkt, uint64_t *seq) {
     (void)e;
-    buf text = BUF_INIT, bins = BUF_INIT;
-    size_t off[SIO_MAX_ATTACHMENTS + 1] = {0};
-    adapter_frame frames[SIO_MAX_ATTACHMENTS + 1];
-    size_t n;
-    int rc = encode_frames(pkt, &text, &bins, off, frames, &n);
-    if (!rc) rc = adapter_send_session(t, sid, frames, n, seq);
-    buf_free(&text);
-    buf_free(&bins);
-    return rc;
+    return encode_append(t, NULL, sid, pkt, seq);
 }
 
 /* ---- sockets ------------------------------------------------------------ */
