@@ -348,11 +348,18 @@ static int session_expired(engine *e, const store_session *s, int64_t now) {
     return 0;
 }
 
-static int64_t session_deadline(engine *e, const store_session *s) {
+/* When session_expired will say so (ping timeout or connect timeout). */
+static int64_t session_expiry(engine *e, const store_session *s) {
     int64_t d = s->ping_at_ms + e->cfg.ping_timeout;
-    if (s->ping_sent_ms != s->ping_at_ms && s->ping_at_ms < d) d = s->ping_at_ms;
     if (!s->ever_connected && s->created_ms + e->cfg.connect_timeout < d)
         d = s->created_ms + e->cfg.connect_timeout;
+    return d;
+}
+
+/* When a held GET must look again: its expiry, or the next ping. */
+static int64_t session_deadline(engine *e, const store_session *s) {
+    int64_t d = session_expiry(e, s);
+    if (s->ping_sent_ms != s->ping_at_ms && s->ping_at_ms < d) d = s->ping_at_ms;
     return d;
 }
 
@@ -1090,9 +1097,7 @@ static int reap_cb(void *arg, const char *sid, const store_session *s) {
         if (reason) action = 1;
         else if (s->upgrade_ms && r->now > s->upgrade_ms + r->e->cfg.upgrade_timeout) action = 3;
         else {
-            int64_t d = s->ping_at_ms + r->e->cfg.ping_timeout;
-            if (!s->ever_connected && s->created_ms + r->e->cfg.connect_timeout < d)
-                d = s->created_ms + r->e->cfg.connect_timeout;
+            int64_t d = session_expiry(r->e, s);
             if (d < r->next) r->next = d;
             if (s->cursor < r->min_cursor) r->min_cursor = s->cursor;
         }
