@@ -270,7 +270,13 @@ static int cmd_sockets(engine *e, store_txn *t, opts *o) {
         ops_target tg = o->tg;
         tg.self = NULL;
         tg.everyone = 1;
-        if (o->room) tg.to[tg.nto++] = o->room;
+        if (o->room) {
+            if (tg.nto >= OPS_MAX_TARGETS) {
+                cJSON_Delete(c.arr);
+                return die(2, "too many --to rooms with --room (max %d)", OPS_MAX_TARGETS);
+            }
+            tg.to[tg.nto++] = o->room;
+        }
         rc = ops_sockets(e, t, &tg, sockets_cb, &c, err, sizeof err);
     } else {
         rc = store_socket_each(t, sockets_cb, &c);

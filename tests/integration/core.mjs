@@ -227,6 +227,13 @@ export function defineCore(kind) {
     assert.match(r.stderr, /reserved/);
     r = await stack.sioctl("frobnicate");
     assert.equal(r.code, 2);
+    const many = Array.from({ length: 256 }, (_, i) => ["--to", `r${i}`]).flat();
+    r = await stack.sioctl("sockets", ...many, "--room", "one-more");
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /too many --to rooms with --room/);
+    r = await stack.sioctl("emit", ...many, "--to", "r256", "x");
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /too many --to rooms/);
     r = await sioctl(path.join(tmpDir(), "nothing"), undefined, "rooms");
     assert.equal(r.code, 3);
     assert.match(r.stderr, /stated/);
