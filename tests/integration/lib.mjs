@@ -147,8 +147,9 @@ export async function startStack(kind, { config, env = {} } = {}) {
     ...env,
   };
   if (kind === "apache") {
-    // Apache's children run as www-data: the temp tree must be reachable.
-    await run("chmod", ["755", dir]);
+    // Apache's children run as www-data: the temp tree, and the config's
+    // folder, must be reachable.
+    await run("chmod", ["755", dir, ...(config ? [path.dirname(config)] : [])]);
   }
   const proc = await startProcess(path.join(REPO, "scripts", `run-${kind}`), [String(port)], {
     env: senv, ready: new RegExp(`listening on http://127\\.0\\.0\\.1:${port} `), name: `${kind}:${port}`, timeout: 30000,
@@ -192,12 +193,21 @@ export function writeConfig(text) {
 const clients = new Set();
 export function connect(url, nsp = "/", opts = {}) {
   const s = io(url + nsp, { forceNew: true, reconnection: false, timeout: 10000, ...opts });
+  // Why a socket went away, for failure messages (see whyGone).
+  s.on("disconnect", (reason, details) => {
+    s.goneWhy = `${reason}${details && details.description ? ` (${details.description.message || details.description})` : ""}`;
+  });
   clients.add(s);
   return s;
 }
 export function closeClients() {
   for (const s of clients) s.disconnect();
   clients.clear();
+}
+
+// "" while connected; otherwise why the socket disconnected, for messages.
+export function whyGone(socket) {
+  return socket.connected ? "" : ` [disconnected: ${socket.goneWhy || "never connected"}]`;
 }
 
 // Resolves with the args of the next `event` (rejects on timeout).

@@ -101,7 +101,6 @@ function gatedWebSocket(gate) {
 
 const stacks = {};
 before(async () => {
-  await run("chmod", ["755", path.dirname(CONFIG)]); // Apache's stack runs as www-data
   await Promise.all(KINDS.map(async (k) => { stacks[k] = await started(await startStack(k, { config: CONFIG })); }));
 });
 after(async () => {
