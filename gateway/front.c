@@ -232,7 +232,7 @@ static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 }
 
 static const struct lws_protocols g_protocols[] = {
-    {"sio", sio_cb, 0, 8192, 0, NULL, 65536 + 64},
+    {"sio", sio_cb, 0, WS_RX_CHUNK, 0, NULL, 65536 + 64},
     {"sio-raw", raw_cb, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -91,6 +91,13 @@ struct ftimer {
 void ftimer_set(ftimer *t, ftimer_cb cb, int64_t delay_ms);
 void ftimer_cancel(ftimer *t);
 
+/* The most of a WebSocket message lws hands over per RECEIVE callback: it
+ * keeps a buffer of this size for every connection, so it is small (idle
+ * memory); longer messages are reassembled in ws_conn.rx. */
+#define WS_RX_CHUNK 512
+/* A reassembly buffer up to this size is kept for the next message. */
+#define WS_RX_KEEP 4096
+
 typedef struct ws_conn {
     int kind;                       /* OBJ_WS */
     struct lws *wsi;
