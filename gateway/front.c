@@ -470,6 +470,11 @@ int main(int argc, char **argv) {
     info.uid = -1;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     if (!strchr(o->host, ':')) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    /* No lws idle checks: the Engine.IO heartbeat is ours.  lws's default
+     * policy (PING after 300 s idle) re-arms a timer on every received frame,
+     * and its timer list is sorted with an O(connections) insert. */
+    static const lws_retry_bo_t no_idle_policy = {0};
+    info.retry_and_idle_policy = &no_idle_policy;
     info.pt_serv_buf_size = 32768;
     info.keepalive_timeout = 60;
     info.timeout_secs = 20;
