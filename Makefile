@@ -18,7 +18,9 @@ CC ?= cc
 PKGS := libcjson lmdb fcgi libwebsockets
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g $(WARN) -Ishared
-LDLIBS := -lcjson -llmdb -lpthread -lm
+LDLIBS := -lcjson -llmdb -lpthread -lm -ldl
+# The hosts of plugins (sio-fcgi, sio-front) export their symbols (sioh_*).
+HOST_LDFLAGS := -rdynamic
 
 ifeq ($(MODE),asan)
 OUT := build/asan
@@ -36,7 +38,8 @@ SHARED_SRC := $(wildcard shared/*.c)
 SHARED_OBJ := $(SHARED_SRC:%.c=$(OUT)/%.o)
 LIB := $(OUT)/libsio.a
 
-PROGS := $(BINDIR)/stated $(BINDIR)/sioctl $(BINDIR)/sio-fcgi $(BINDIR)/sio-example-echo
+PROGS := $(BINDIR)/stated $(BINDIR)/sioctl $(BINDIR)/sio-fcgi $(BINDIR)/sio-example-echo \
+         $(BINDIR)/sio-example-echo-plugin.so
 ifneq ($(wildcard gateway/front.c),)
 PROGS += $(BINDIR)/sio-front
 endif
@@ -73,18 +76,24 @@ $(BINDIR)/sioctl: $(OUT)/stated/sioctl.o $(LIB)
 $(BINDIR)/sio-fcgi: $(OUT)/gateway/fcgi.o $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	@$(CC) $(LDFLAGS_ALL) -o $@ $^ -lfcgi $(LDLIBS)
+	@$(CC) $(LDFLAGS_ALL) $(HOST_LDFLAGS) -o $@ $^ -lfcgi $(LDLIBS)
 
 $(BINDIR)/sio-front: $(patsubst %.c,$(OUT)/%.o,$(wildcard gateway/front*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	@$(CC) $(LDFLAGS_ALL) -o $@ $^ -lwebsockets $(LDLIBS)
+	@$(CC) $(LDFLAGS_ALL) $(HOST_LDFLAGS) -o $@ $^ -lwebsockets $(LDLIBS)
 
 # The C handler example (scripts/examples/echo.c): the conformance and bench configs use it.
 $(BINDIR)/sio-example-echo: $(OUT)/scripts/examples/echo.o $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+
+# The plugin example (scripts/examples/echo_plugin.c): the bench config uses it.
+$(BINDIR)/sio-example-echo-plugin.so: scripts/examples/echo_plugin.c shared/sioh.h
+	@mkdir -p $(dir $@)
+	@echo "  SO      $@"
+	@$(CC) $(CFLAGS_ALL) -shared -fPIC $(LDFLAGS_ALL) -o $@ $<
 
 $(OUT)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB)
 	@mkdir -p $(dir $@)

@@ -23,6 +23,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "plugin.h"
 #include "util.h"
 
 static engine g_engine;
@@ -205,7 +206,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     char err[512];
-    if (engine_open(&g_engine, dir, cfgp, ENGINE_SUBSCRIBE, err, sizeof err)) {
+    if (engine_open(&g_engine, dir, cfgp, ENGINE_SUBSCRIBE, err, sizeof err) ||
+        plugin_load(&g_engine, err, sizeof err)) {
         log_error("%s", err);
         return 1;
     }

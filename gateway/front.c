@@ -26,6 +26,7 @@
 
 #include "front.h"
 #include "log.h"
+#include "plugin.h"
 #include "util.h"
 
 front g_front;
@@ -408,7 +409,8 @@ int main(int argc, char **argv) {
     g_sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 
     char err[1024];
-    if (engine_open(&g_front.e, o->state_dir, o->config, ENGINE_SUBSCRIBE, err, sizeof err)) {
+    if (engine_open(&g_front.e, o->state_dir, o->config, ENGINE_SUBSCRIBE, err, sizeof err) ||
+        plugin_load(&g_front.e, err, sizeof err)) {
         log_error("%s", err);
         return 1;
     }

@@ -33,7 +33,7 @@ static const cfg_key cfg_keys[] = {
 
 /* Settings allowed inside a [namespace] / [engine] section. */
 static const char *const cfg_nsp_keys[] = {"auth", "connection", "disconnect", "any", "process",
-                                           "timeout", NULL};
+                                           "plugin", "timeout", NULL};
 static const char *const cfg_engine_keys[] = {"message", "process", "timeout", NULL};
 
 static int key_allowed(const char *const *keys, const char *key) {

@@ -17,10 +17,9 @@ static int append_json(store_txn *t, cJSON *o, uint64_t *seq) {
     return rc;
 }
 
-int inbox_socket_event(store_txn *t, const char *type, const store_socket *s, const cJSON *extra,
-                       uint64_t *seq) {
+cJSON *inbox_record(const char *type, const store_socket *s, const cJSON *extra) {
     cJSON *o = cJSON_CreateObject();
-    if (!o) return -ENOMEM;
+    if (!o) return NULL;
     cJSON_AddStringToObject(o, "type", type);
     cJSON_AddStringToObject(o, "nsp", s->nsp);
     cJSON_AddStringToObject(o, "socket", s->id);
@@ -30,6 +29,13 @@ int inbox_socket_event(store_txn *t, const char *type, const store_socket *s, co
         cJSON *c = cJSON_Duplicate(it, 1);
         if (c) cJSON_AddItemToObject(o, it->string, c);
     }
+    return o;
+}
+
+int inbox_socket_event(store_txn *t, const char *type, const store_socket *s, const cJSON *extra,
+                       uint64_t *seq) {
+    cJSON *o = inbox_record(type, s, extra);
+    if (!o) return -ENOMEM;
     return append_json(t, o, seq);
 }
 

@@ -30,8 +30,11 @@
 
 #include "store.h"
 
-/* Appends a record built from its parts; takes ownership of nothing (items
- * are copied).  handshake/auth/data/args may be NULL.  0 or <0. */
+/* The record of a socket's event, built from its parts (the items of extra
+ * are copied); the caller owns it.  NULL on ENOMEM. */
+cJSON *inbox_record(const char *type, const store_socket *s, const cJSON *extra);
+/* Appends that record; takes ownership of nothing.  handshake/auth/data/args
+ * may be NULL.  0 or <0. */
 int inbox_socket_event(store_txn *t, const char *type, const store_socket *s,
                        const cJSON *extra, uint64_t *seq);
 /* Convenience: the same with the socket's own fields only. */

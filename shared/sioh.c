@@ -21,6 +21,7 @@ static struct {
 } in;
 
 static buf out = BUF_INIT;
+static int hosted; /* inside sioh_host_begin/end: keep the output */
 
 /* ---- output ------------------------------------------------------------------ */
 
@@ -55,7 +56,18 @@ static int end_line(buf *b, size_t start) {
         if (b->data) b->data[b->len] = 0;
         return -E2BIG;
     }
-    return b->len >= OUT_FLUSH_AT ? sioh_flush() : 0;
+    return b->len >= OUT_FLUSH_AT && !hosted ? sioh_flush() : 0;
+}
+
+void sioh_host_begin(void) {
+    buf_reset(&out);
+    hosted = 1;
+}
+
+const char *sioh_host_end(size_t *len) {
+    hosted = 0;
+    *len = out.len;
+    return out.data ? out.data : "";
 }
 
 int sioh_write_line(const char *json, size_t len) {
@@ -302,7 +314,7 @@ static const char *str_of(const cJSON *o, const char *k) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static void fill_event(sioh_event *ev, cJSON *o) {
+void sioh_event_from_json(sioh_event *ev, cJSON *o) {
     ev->json = o;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "seq");
     ev->seq = cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
@@ -348,7 +360,7 @@ int sioh_next(sioh_event *ev) {
                 fprintf(stderr, "sioh: input line is not a JSON object: skipped\n");
                 continue;
             }
-            fill_event(ev, o);
+            sioh_event_from_json(ev, o);
             return 1;
         }
         if (in.eof) return 0;

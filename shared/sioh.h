@@ -98,6 +98,28 @@ int sioh_action(const cJSON *action);
 /* Writes one line of already-encoded JSON (no newline inside; len bytes). */
 int sioh_write_line(const char *json, size_t len);
 
+/* ---- in-process handlers (`plugin = FILE.so` in a [namespace]) ------------
+ * A plugin is a shared object that defines sio_plugin_event().  The process
+ * that receives a client's event or ack (sio-front, sio-fcgi) calls it with
+ * the record, inside the transaction that would have queued the record for
+ * the other handlers, and applies the actions it writes with the functions
+ * above in that same transaction: no inbox, no dispatcher, no pipe.
+ * Return 1 when the event is handled, 0 to pass it on to the namespace's
+ * other handlers (event.NAME, any, process), <0 on error (logged; passed
+ * on); the actions of a call that does not return 1 are dropped.  Calls never overlap (they hold the store's writer lock), but they
+ * happen in every receiving process: keep state in the store (rooms,
+ * emits), not in the plugin's memory.  Do not call sioh_next/sioh_wait/
+ * sioh_flush from a plugin. */
+int sio_plugin_event(const sioh_event *ev);
+
+/* For the hosts of plugins: output goes to a buffer between begin and end
+ * (not to stdout); end returns it (lines of JSON; valid until the next
+ * begin).  sioh_event_from_json fills ev from a record, taking ownership of
+ * o (sioh_event_clear frees it). */
+void sioh_host_begin(void);
+const char *sioh_host_end(size_t *len);
+void sioh_event_from_json(sioh_event *ev, cJSON *o);
+
 /* A new {"$binary":"<base64>"} marker for len bytes (free with
  * cJSON_Delete, or let the array that holds it free it); NULL on ENOMEM. */
 cJSON *sioh_binary(const void *data, size_t len);
