@@ -20,6 +20,7 @@ typedef int (*plugin_fn)(const sioh_event *ev);
  * One engine per process, so one table. */
 static plugin_fn *g_fns;
 static size_t g_nfns;
+static int g_any; /* some namespace has one */
 
 /* FILE as a path: absolute as given, else in the running program's folder. */
 static int resolve(const char *file, char *out, size_t n) {
@@ -47,6 +48,7 @@ int plugin_load(engine *e, char *err, size_t errlen) {
         return -ENOMEM;
     }
     g_nfns = c->nnsp;
+    g_any = 0;
     for (size_t i = 0; i < c->nnsp; i++) {
         const char *file = cfg_nsp_get(&c->nsps[i], "plugin");
         if (!file) continue;
@@ -69,6 +71,7 @@ int plugin_load(engine *e, char *err, size_t errlen) {
             dlclose(h);
             return -ENOENT;
         }
+        g_any = 1;
         log_info("namespace %s: plugin %s loaded", c->nsps[i].name, path);
     }
     return 0;
@@ -95,8 +98,10 @@ static int apply(engine *e, store_txn *t, const char *out, size_t len, const cha
     return 0;
 }
 
-int plugin_run(engine *e, store_txn *t, const cfg_nsp *n, const char *type,
-               const store_socket *so, const cJSON *extra, uint64_t *seq) {
+int plugin_run(engine *e, store_txn *t, const char *type, const store_socket *so,
+               const cJSON *extra, uint64_t *seq) {
+    if (!g_any) return 0;
+    const cfg_nsp *n = cfg_nsp_find(&e->cfg, so->nsp);
     size_t i = n ? (size_t)(n - e->cfg.nsps) : SIZE_MAX;
     if (i >= g_nfns || !g_fns[i]) return 0;
     cJSON *rec = inbox_record(type, so, extra);

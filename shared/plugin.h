@@ -21,10 +21,10 @@
 int plugin_load(engine *e, char *err, size_t errlen);
 
 /* Offers the record {type, the socket's fields, extra...} (see inbox.h) to
- * the plugin of namespace n.  1: handled (its actions are applied in t;
- * *seq: the last log record they appended, if any); 0: no plugin, or it
- * passed; <0: a store error (t is unusable). */
-int plugin_run(engine *e, store_txn *t, const cfg_nsp *n, const char *type,
-               const store_socket *so, const cJSON *extra, uint64_t *seq);
+ * the plugin of the socket's namespace.  1: handled (its actions are applied
+ * in t; *seq: the last log record they appended, if any); 0: no plugin, or
+ * it passed; <0: a store error (t is unusable). */
+int plugin_run(engine *e, store_txn *t, const char *type, const store_socket *so,
+               const cJSON *extra, uint64_t *seq);
 
 #endif

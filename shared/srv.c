@@ -273,7 +273,7 @@ static int dispatch(engine *e, store_txn *t, const char *sid, store_session *s, 
         cJSON_AddNumberToObject(x, "id", (double)pkt->id);
         cJSON_AddItemToObject(x, "args", cJSON_Duplicate(pkt->data, 1));
     }
-    rc = plugin_run(e, t, cfg_nsp_find(&e->cfg, so.nsp), type, &so, x, seq);
+    rc = plugin_run(e, t, type, &so, x, seq);
     if (rc == 0) rc = inbox_socket_event(t, type, &so, x, NULL);
     else if (rc == 1) rc = store_session_get(t, sid, s); /* its actions may have changed it */
     cJSON_Delete(x);
