@@ -113,7 +113,11 @@ int plugin_run(engine *e, store_txn *t, const char *type, const store_socket *so
     size_t len;
     const char *out = sioh_host_end(&len);
     sioh_event_clear(&ev);
-    if (handled < 0) log_warn("namespace %s: plugin failed on a %s (%d): passed on", so->nsp, type, handled);
+    if (handled < 0) {
+        char esc[160];
+        log_warn("namespace %s: plugin failed on a %s (%d): passed on",
+                 log_escape(esc, sizeof esc, so->nsp, strlen(so->nsp)), type, handled);
+    }
     if (handled <= 0) return 0; /* what it wrote is dropped with the event */
     int rc = apply(e, t, out, len, so->id, seq);
     return rc < 0 ? rc : 1;
