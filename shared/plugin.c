@@ -80,7 +80,7 @@ int plugin_load(engine *e, char *err, size_t errlen) {
 /* Applies the plugin's output (JSON lines) in t. */
 static int apply(engine *e, store_txn *t, const char *out, size_t len, const char *self,
                  uint64_t *seq) {
-    char err[256];
+    char err[256], esc[320];
     while (len) {
         const char *nl = memchr(out, '\n', len);
         size_t n = nl ? (size_t)(nl - out) : len;
@@ -90,7 +90,8 @@ static int apply(engine *e, store_txn *t, const char *out, size_t len, const cha
         if (!a) snprintf(err, sizeof err, "not JSON");
         cJSON_Delete(a);
         if (rc < 0) return rc;
-        if (rc == OPS_EUSAGE) log_warn("plugin action refused (%s): %.*s", err, (int)(n < 300 ? n : 300), out);
+        if (rc == OPS_EUSAGE)
+            log_warn("plugin action refused (%s): %s", err, log_escape(esc, sizeof esc, out, n));
         if (s && seq) *seq = s;
         out += n + (nl ? 1 : 0);
         len -= n + (nl ? 1 : 0);
