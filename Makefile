@@ -34,7 +34,7 @@ BINDIR := $(if $(filter asan,$(MODE)),$(OUT)/bin,bin)
 CFLAGS_ALL = $(BASE_CFLAGS) $(OPT) $(CFLAGS)
 LDFLAGS_ALL = $(OPT) $(LDFLAGS)
 
-SHARED_SRC := $(wildcard shared/*.c)
+SHARED_SRC := $(wildcard shared/*/*.c)
 SHARED_OBJ := $(SHARED_SRC:%.c=$(OUT)/%.o)
 LIB := $(OUT)/libsio.a
 
@@ -54,7 +54,7 @@ deps:
 
 build: $(PROGS) $(UNIT_BIN)
 
-$(OUT)/%.o: %.c $(wildcard shared/*.h) $(wildcard gateway/*.h)
+$(OUT)/%.o: %.c $(wildcard shared/*/*.h) $(wildcard gateway/*.h) $(wildcard stated/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS_ALL) -c -o $@ $<
@@ -63,12 +63,12 @@ $(LIB): $(SHARED_OBJ)
 	@rm -f $@
 	@ar rcs $@ $^
 
-$(BINDIR)/stated: $(OUT)/stated/stated.o $(LIB)
+$(BINDIR)/stated: $(patsubst %.c,$(OUT)/%.o,$(wildcard stated/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
 
-$(BINDIR)/sioctl: $(OUT)/stated/sioctl.o $(LIB)
+$(BINDIR)/sioctl: $(patsubst %.c,$(OUT)/%.o,$(wildcard sioctl/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
@@ -84,16 +84,18 @@ $(BINDIR)/sio-front: $(patsubst %.c,$(OUT)/%.o,$(wildcard gateway/front*.c)) $(L
 	@$(CC) $(LDFLAGS_ALL) $(HOST_LDFLAGS) -o $@ $^ -lwebsockets $(LDLIBS)
 
 # The C handler example (scripts/examples/echo.c): the conformance and bench configs use it.
+# Handlers include "sioh.h" as users' code does (-Ishared/handlers).
+$(OUT)/scripts/examples/echo.o: CFLAGS += -Ishared/handlers
 $(BINDIR)/sio-example-echo: $(OUT)/scripts/examples/echo.o $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
 
 # The plugin example (scripts/examples/echo_plugin.c): the bench config uses it.
-$(BINDIR)/sio-example-echo-plugin.so: scripts/examples/echo_plugin.c shared/sioh.h
+$(BINDIR)/sio-example-echo-plugin.so: scripts/examples/echo_plugin.c shared/handlers/sioh.h
 	@mkdir -p $(dir $@)
 	@echo "  SO      $@"
-	@$(CC) $(CFLAGS_ALL) -shared -fPIC $(LDFLAGS_ALL) -o $@ $<
+	@$(CC) $(CFLAGS_ALL) -Ishared/handlers -shared -fPIC $(LDFLAGS_ALL) -o $@ $<
 
 $(OUT)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB)
 	@mkdir -p $(dir $@)

@@ -21,10 +21,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine.h"
-#include "log.h"
-#include "plugin.h"
-#include "util.h"
+#include "server/engine.h"
+#include "base/log.h"
+#include "handlers/plugin.h"
+#include "base/util.h"
 
 static engine g_engine;
 static int g_listen_fd = 0;

@@ -25,9 +25,9 @@
 #include <unistd.h>
 
 #include "front.h"
-#include "log.h"
-#include "plugin.h"
-#include "util.h"
+#include "base/log.h"
+#include "handlers/plugin.h"
+#include "base/util.h"
 
 front g_front;
 

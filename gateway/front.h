@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "adapter.h"
-#include "engine.h"
+#include "store/adapter.h"
+#include "server/engine.h"
 
 /* ---- process-wide state ---------------------------------------------------- */
 

@@ -26,9 +26,9 @@
 #include <string.h>
 
 #include "front.h"
-#include "log.h"
-#include "sio.h"
-#include "util.h"
+#include "base/log.h"
+#include "proto/sio_parser.h"
+#include "base/util.h"
 
 #define SCAN_MAX_RECORDS 4096 /* per pass; the rest on the next loop turn */
 #define PERSIST_EVERY_MS 100

@@ -17,9 +17,9 @@
 #include <cjson/cJSON.h>
 
 #include "front.h"
-#include "log.h"
-#include "sio.h"
-#include "util.h"
+#include "base/log.h"
+#include "proto/sio_parser.h"
+#include "base/util.h"
 
 #define HTTP_CHUNK 65536
 #define DEMO_BODY_MAX 65536

@@ -3,8 +3,8 @@
 #include <stdlib.h>
 
 #include "front.h"
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 static ftimer **g_heap;
 static size_t g_n, g_cap;

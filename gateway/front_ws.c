@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eio.h"
+#include "proto/eio_parser.h"
 #include "front.h"
-#include "log.h"
-#include "util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #define WS_CHUNK 65536              /* payload bytes per lws_write */
 #define WS_BUDGET_BYTES (512 * 1024) /* per writeable callback */

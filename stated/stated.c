@@ -20,10 +20,10 @@
 #include <unistd.h>
 
 #include "dispatch.h"
-#include "engine.h"
-#include "log.h"
-#include "notify.h"
-#include "util.h"
+#include "server/engine.h"
+#include "base/log.h"
+#include "notify/notify.h"
+#include "base/util.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: stated [--state DIR] [--config FILE]\n"

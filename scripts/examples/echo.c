@@ -1,4 +1,4 @@
-/* sio-example-echo: a process handler written with sioh (shared/sioh.h).
+/* sio-example-echo: a process handler written with sioh (shared/handlers/sioh.h).
  *
  *   [namespace /]
  *   process = sio-example-echo
@@ -20,7 +20,7 @@
  *                            "bench:stop"; then "bench:done" {sent} to the sender
  *   [engine] message         sent back as is (text or binary)
  *
- * Build: cc -Ishared -o bin/sio-example-echo scripts/examples/echo.c libsio.a -lcjson */
+ * Build: cc -Ishared/handlers -o bin/sio-example-echo scripts/examples/echo.c libsio.a -lcjson */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  * and passes every other event, and every ack, on to the namespace's other
  * handlers.
  *
- * Build: cc -shared -fPIC -Ishared -o bin/sio-example-echo-plugin.so \
+ * Build: cc -shared -fPIC -Ishared/handlers -o bin/sio-example-echo-plugin.so \
  *        scripts/examples/echo_plugin.c   (its sioh_* come from the host) */
 #include <string.h>
 #include <unistd.h>

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eio.h"
+#include "proto/eio_parser.h"
 
 #define CHECK(c)                                                                  \
     do {                                                                          \

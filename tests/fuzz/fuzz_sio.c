@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sio.h"
+#include "proto/sio_parser.h"
 
 #define CHECK(c)                                                                  \
     do {                                                                          \

@@ -1,4 +1,4 @@
-// In-process handlers: a namespace's `plugin = FILE.so` (shared/sioh.h,
+// In-process handlers: a namespace's `plugin = FILE.so` (shared/handlers/sioh.h,
 // scripts/examples/echo_plugin.c) runs inside the process that received the
 // event (sio-front, and sio-fcgi behind lighttpd); what it passes on reaches
 // the namespace's other handlers; a plugin that cannot be loaded stops the

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "b64.h"
+#include "base/b64.h"
 #include "unit.h"
 
 /* RFC 4648 section 10, plus the Engine.IO example. */

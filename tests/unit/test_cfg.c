@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "cfg.h"
+#include "base/cfg.h"
 #include "unit.h"
 
 static int parse(cfg *c, const char *text, char *err) {

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "eio.h"
+#include "proto/eio_parser.h"
 #include "unit.h"
 
 #define LIT(s) (const uint8_t *)(s), sizeof(s) - 1

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "notify.h"
+#include "notify/notify.h"
 #include "unit.h"
-#include "util.h"
+#include "base/util.h"
 
 static char *tmpdir(void) {
     static char d[64];

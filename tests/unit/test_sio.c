@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "eio.h"
-#include "sio.h"
+#include "proto/eio_parser.h"
+#include "proto/sio_parser.h"
 #include "unit.h"
 
 #define PH0 "{\"_placeholder\":true,\"num\":0}"

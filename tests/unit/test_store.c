@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "adapter.h"
-#include "store.h"
+#include "store/adapter.h"
+#include "store/store.h"
 #include "unit.h"
 
 static store *open_tmp(void) {

@@ -1,0 +1,326 @@
+/* cfg: configuration parsing and lookup (see cfg.h). */
+#include "base/cfg.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+
+typedef struct cfg_key {
+    const char *name;
+    size_t offset;
+    long min, max;
+} cfg_key;
+
+#define K(n, f, lo, hi) {n, offsetof(cfg, f), lo, hi}
+static const cfg_key cfg_keys[] = {
+    K("ping_interval", ping_interval, 50, 3600000),
+    K("ping_timeout", ping_timeout, 50, 3600000),
+    K("connect_timeout", connect_timeout, 50, 3600000),
+    K("upgrade_timeout", upgrade_timeout, 50, 3600000),
+    K("max_http_buffer_size", max_http_buffer_size, 1024, 100000000),
+    K("max_sessions", max_sessions, 1, 10000000),
+    K("max_log_bytes", max_log_bytes, 65536, 1L << 40),
+    K("map_size_mb", map_size_mb, 16, 1L << 20),
+    K("fcgi_threads", fcgi_threads, 1, 10000),
+    K("max_queue_bytes", max_queue_bytes, 1024, 1L << 40),
+    K("per_message_deflate", per_message_deflate, 0, 1),
+};
+#undef K
+
+/* Settings allowed inside a [namespace] / [engine] section. */
+static const char *const cfg_nsp_keys[] = {"auth", "connection", "disconnect", "any", "process",
+                                           "plugin", "timeout", NULL};
+static const char *const cfg_engine_keys[] = {"message", "process", "timeout", NULL};
+
+static int key_allowed(const char *const *keys, const char *key) {
+    for (size_t i = 0; keys[i]; i++)
+        if (!strcmp(keys[i], key)) return 1;
+    return 0;
+}
+
+static int nsp_key_allowed(const char *key) {
+    if (!strncmp(key, "event.", 6) && key[6]) return 1;
+    return key_allowed(cfg_nsp_keys, key);
+}
+
+static char *xstrdup(const char *s) {
+    char *p = strdup(s);
+    if (!p) abort();
+    return p;
+}
+
+static void add_nsp(cfg *c, const char *name, int is_pattern) {
+    cfg_nsp *n = realloc(c->nsps, (c->nnsp + 1) * sizeof *n);
+    if (!n) abort();
+    c->nsps = n;
+    cfg_nsp *e = &c->nsps[c->nnsp++];
+    memset(e, 0, sizeof *e);
+    e->name = xstrdup(name);
+    e->is_pattern = is_pattern;
+}
+
+void cfg_defaults(cfg *c) {
+    memset(c, 0, sizeof *c);
+    c->ping_interval = 25000;
+    c->ping_timeout = 20000;
+    c->connect_timeout = 45000;
+    c->upgrade_timeout = 10000;
+    c->max_http_buffer_size = 1000000;
+    c->max_sessions = 100000;
+    c->max_log_bytes = 256L << 20;
+    c->map_size_mb = 4096;
+    c->fcgi_threads = 64;
+    c->max_queue_bytes = 4L << 20;
+    c->per_message_deflate = 0;
+    c->path = xstrdup("/socket.io/");
+    c->allow_polling = c->allow_websocket = 1;
+    add_nsp(c, "/", 0);
+}
+
+static void nsp_free(cfg_nsp *n) {
+    if (n->is_pattern) regfree(&n->re);
+    for (size_t k = 0; k < n->nkv; k++) {
+        free(n->kv[k].key);
+        free(n->kv[k].value);
+    }
+    free(n->kv);
+    free(n->name);
+}
+
+void cfg_free(cfg *c) {
+    for (size_t i = 0; i < c->nnsp; i++) nsp_free(&c->nsps[i]);
+    nsp_free(&c->engine);
+    free(c->engine_path);
+    free(c->nsps);
+    free(c->path);
+    free(c->cors_origin);
+    free(c->source);
+    memset(c, 0, sizeof *c);
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t') s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = 0;
+    return s;
+}
+
+static int fail(char *err, size_t errlen, int line, const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (err && errlen) snprintf(err, errlen, "line %d: %s", line, msg);
+    return -EINVAL;
+}
+
+static int valid_nsp_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || s[0] != '/' || n > 128) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == ',' || s[i] == 0x7f) return 0;
+    return 1;
+}
+
+static int set_server_key(cfg *c, const char *key, const char *val, int line, char *err,
+                          size_t errlen) {
+    if (!strcmp(key, "path")) {
+        size_t n = strlen(val);
+        if (n < 2 || val[0] != '/' || val[n - 1] != '/')
+            return fail(err, errlen, line, "path must start and end with '/'");
+        free(c->path);
+        c->path = xstrdup(val);
+        return 0;
+    }
+    if (!strcmp(key, "transports")) {
+        int p = 0, w = 0;
+        char tmp[64];
+        snprintf(tmp, sizeof tmp, "%s", val);
+        for (char *save = NULL, *tok = strtok_r(tmp, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+            if (!strcmp(tok, "polling")) p = 1;
+            else if (!strcmp(tok, "websocket")) w = 1;
+            else return fail(err, errlen, line, "transports: unknown transport '%s'", tok);
+        }
+        if (!p && !w) return fail(err, errlen, line, "transports: name polling and/or websocket");
+        c->allow_polling = p;
+        c->allow_websocket = w;
+        return 0;
+    }
+    if (!strcmp(key, "engine_path")) {
+        size_t n = strlen(val);
+        if (n < 2 || val[0] != '/' || val[n - 1] != '/')
+            return fail(err, errlen, line, "engine_path must start and end with '/'");
+        free(c->engine_path);
+        c->engine_path = xstrdup(val);
+        return 0;
+    }
+    if (!strcmp(key, "cors_origin")) {
+        free(c->cors_origin);
+        c->cors_origin = *val ? xstrdup(val) : NULL;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof cfg_keys / sizeof cfg_keys[0]; i++) {
+        const cfg_key *k = &cfg_keys[i];
+        if (strcmp(k->name, key)) continue;
+        char *end;
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        if (errno || end == val || *end || v < k->min || v > k->max)
+            return fail(err, errlen, line, "%s must be an integer in [%ld, %ld]", key, k->min,
+                        k->max);
+        *(long *)((char *)c + k->offset) = v;
+        return 0;
+    }
+    return fail(err, errlen, line, "unknown setting '%s'", key);
+}
+
+int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
+    cfg_defaults(c);
+    buf copy = BUF_INIT;
+    if (buf_append(&copy, text, len)) abort();
+    int line = 0, rc = 0, in_engine = 0;
+    cfg_nsp *cur = NULL;
+    char *p = copy.data ? copy.data : "";
+    char *start = p;
+    while (start && rc == 0) {
+        char *nl = strchr(start, '\n');
+        if (nl) *nl = 0;
+        line++;
+        char *s = start;
+        start = nl ? nl + 1 : NULL;
+        char *hash = strchr(s, '#');
+        if (hash && (hash == s || hash[-1] == ' ' || hash[-1] == '\t')) *hash = 0;
+        s = trim(s);
+        if (!*s) continue;
+        if (*s == '[') {
+            char *close = strrchr(s, ']');
+            if (!close || close[1]) { rc = fail(err, errlen, line, "bad section line"); break; }
+            *close = 0;
+            char *inner = trim(s + 1);
+            if (!strcmp(inner, "engine")) {
+                cur = &c->engine;
+                in_engine = 1;
+                continue;
+            }
+            in_engine = 0;
+            if (strncmp(inner, "namespace", 9) || (inner[9] != ' ' && inner[9] != '\t')) {
+                rc = fail(err, errlen, line, "unknown section (expected [namespace NAME] or [engine])");
+                break;
+            }
+            char *name = trim(inner + 9);
+            if (*name == '~') {
+                add_nsp(c, name + 1, 1);
+                cur = &c->nsps[c->nnsp - 1];
+                char full[512];
+                snprintf(full, sizeof full, "^(%s)$", name + 1);
+                if (regcomp(&cur->re, full, REG_EXTENDED | REG_NOSUB)) {
+                    free(cur->name);
+                    c->nnsp--;
+                    rc = fail(err, errlen, line, "bad namespace pattern");
+                    break;
+                }
+            } else {
+                if (!valid_nsp_name(name)) {
+                    rc = fail(err, errlen, line, "namespace must start with '/', no ',' (max 128 bytes)");
+                    break;
+                }
+                cur = NULL;
+                for (size_t i = 0; i < c->nnsp; i++)
+                    if (!c->nsps[i].is_pattern && !strcmp(c->nsps[i].name, name)) cur = &c->nsps[i];
+                if (!cur) {
+                    add_nsp(c, name, 0);
+                    cur = &c->nsps[c->nnsp - 1];
+                }
+            }
+            continue;
+        }
+        char *eq = strchr(s, '=');
+        if (!eq) { rc = fail(err, errlen, line, "expected key = value"); break; }
+        *eq = 0;
+        char *key = trim(s), *val = trim(eq + 1);
+        if (!*key) { rc = fail(err, errlen, line, "empty key"); break; }
+        if (!cur) {
+            rc = set_server_key(c, key, val, line, err, errlen);
+        } else if (in_engine ? !key_allowed(cfg_engine_keys, key) : !nsp_key_allowed(key)) {
+            rc = fail(err, errlen, line, "unknown %s setting '%s'", in_engine ? "engine" : "namespace", key);
+        } else if (!strcmp(key, "timeout") && (strtol(val, NULL, 10) < 1 || strtol(val, NULL, 10) > 3600000)) {
+            rc = fail(err, errlen, line, "timeout must be an integer in [1, 3600000] ms");
+        } else {
+            cfg_kv *kv = realloc(cur->kv, (cur->nkv + 1) * sizeof *kv);
+            if (!kv) abort();
+            cur->kv = kv;
+            cur->kv[cur->nkv].key = xstrdup(key);
+            cur->kv[cur->nkv].value = xstrdup(val);
+            cur->nkv++;
+        }
+    }
+    buf_free(&copy);
+    if (!rc && c->engine_path) {
+        free(c->engine.name);
+        c->engine.name = xstrdup(c->engine_path);
+    }
+    if (rc) cfg_free(c), cfg_defaults(c);
+    return rc;
+}
+
+int cfg_load(cfg *c, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        if (err) snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
+        cfg_defaults(c);
+        return -e;
+    }
+    buf b = BUF_INIT;
+    b.limit = 1 << 20;
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if ((rc = buf_append(&b, chunk, n))) break;
+    fclose(f);
+    if (rc) {
+        if (err) snprintf(err, errlen, "%s: file too large", path);
+        buf_free(&b);
+        cfg_defaults(c);
+        return -EFBIG;
+    }
+    char perr[256] = "";
+    rc = cfg_parse(c, b.data ? b.data : "", b.len, perr, sizeof perr);
+    buf_free(&b);
+    if (rc) {
+        if (err) snprintf(err, errlen, "%s: %s", path, perr);
+        return rc;
+    }
+    c->source = xstrdup(path);
+    return 0;
+}
+
+int cfg_load_default(cfg *c, const char *path, char *err, size_t errlen) {
+    if (!path || !*path) path = getenv("SIO_CONFIG");
+    if (!path || !*path) {
+        cfg_defaults(c);
+        return 0;
+    }
+    return cfg_load(c, path, err, errlen);
+}
+
+const cfg_nsp *cfg_nsp_find(const cfg *c, const char *name) {
+    for (size_t i = 0; i < c->nnsp; i++)
+        if (!c->nsps[i].is_pattern && !strcmp(c->nsps[i].name, name)) return &c->nsps[i];
+    for (size_t i = 0; i < c->nnsp; i++)
+        if (c->nsps[i].is_pattern && regexec(&c->nsps[i].re, name, 0, NULL, 0) == 0)
+            return &c->nsps[i];
+    return NULL;
+}
+
+const char *cfg_nsp_get(const cfg_nsp *n, const char *key) {
+    for (size_t i = 0; n && i < n->nkv; i++)
+        if (!strcmp(n->kv[i].key, key)) return n->kv[i].value;
+    return NULL;
+}

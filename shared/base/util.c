@@ -1,0 +1,95 @@
+/* util: clock, random ids, default paths (see util.h). */
+#include "base/util.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/b64.h"
+
+int64_t util_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int fill_random(void *p, size_t n) {
+    uint8_t *b = p;
+    while (n) {
+        ssize_t r = getrandom(b, n, 0);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        b += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+int util_random_id(char out[UTIL_ID_LEN + 1]) {
+    uint8_t raw[15];
+    int rc = fill_random(raw, sizeof raw);
+    if (rc) return rc;
+    b64url_encode(out, raw, sizeof raw);
+    return 0;
+}
+
+uint32_t util_random_u32(void) {
+    uint32_t v = 0;
+    if (fill_random(&v, sizeof v)) v = (uint32_t)getpid() ^ (uint32_t)util_now_ms();
+    return v;
+}
+
+int util_is_id(const char *s, size_t len) {
+    if (len != UTIL_ID_LEN) return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+int util_state_dir(char *out, size_t n) {
+    const char *env = getenv("SIO_STATE_DIR");
+    if (env && *env) {
+        if (strlen(env) >= n) return -ENAMETOOLONG;
+        strcpy(out, env);
+        return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) {
+        if ((size_t)snprintf(out, n, "var/state") >= n) return -ENAMETOOLONG;
+        return 0;
+    }
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    /* build/asan/bin -> the checkout is three levels up, bin -> one. */
+    const char *up = "..";
+    size_t el = strlen(exe);
+    if (el >= 15 && strcmp(exe + el - 15, "build/asan/bin") == 0) up = "../../..";
+    if (el >= 14 && strcmp(exe + el - 14, "/build/asan/bin") == 0) up = "../../..";
+    if ((size_t)snprintf(out, n, "%s/%s/var/state", exe, up) >= n) return -ENAMETOOLONG;
+    return 0;
+}
+
+int util_parse_long(const char *s, long min, long max, long *out) {
+    if (!s || !*s) return -EINVAL;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9') return -EINVAL;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < min || v > max) return -EINVAL;
+    *out = v;
+    return 0;
+}

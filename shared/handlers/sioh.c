@@ -1,0 +1,385 @@
+/* sioh: the C API for handler processes (see sioh.h). */
+#include "handlers/sioh.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/b64.h"
+#include "base/buf.h"
+
+#define IN_LINE_MAX (64u << 20) /* a record line we accept at most */
+#define OUT_FLUSH_AT (64u << 10)
+
+static struct {
+    char *data;
+    size_t off, len, cap;
+    int eof, skipping;
+} in;
+
+static buf out = BUF_INIT;
+static int hosted; /* inside sioh_host_begin/end: keep the output */
+
+/* ---- output ------------------------------------------------------------------ */
+
+int sioh_flush(void) {
+    size_t off = 0;
+    while (off < out.len) {
+        ssize_t n = write(1, out.data + off, out.len - off);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) {
+                struct pollfd p = {.fd = 1, .events = POLLOUT};
+                poll(&p, 1, -1);
+                continue;
+            }
+            int e = errno;
+            buf_reset(&out);
+            return -e;
+        }
+        off += (size_t)n;
+    }
+    buf_reset(&out);
+    return 0;
+}
+
+static int end_line(buf *b, size_t start) {
+    if (buf_putc(b, '\n')) {
+        b->len = start;
+        return -ENOMEM;
+    }
+    if (b->len - start > SIOH_LINE_MAX) {
+        b->len = start;
+        if (b->data) b->data[b->len] = 0;
+        return -E2BIG;
+    }
+    return b->len >= OUT_FLUSH_AT && !hosted ? sioh_flush() : 0;
+}
+
+void sioh_host_begin(void) {
+    buf_reset(&out);
+    hosted = 1;
+}
+
+const char *sioh_host_end(size_t *len) {
+    hosted = 0;
+    *len = out.len;
+    return out.data ? out.data : "";
+}
+
+int sioh_write_line(const char *json, size_t len) {
+    size_t start = out.len;
+    if (memchr(json, '\n', len)) return -EINVAL;
+    if (buf_append(&out, json, len)) return -ENOMEM;
+    return end_line(&out, start);
+}
+
+int sioh_action(const cJSON *action) {
+    char *s = cJSON_PrintUnformatted(action);
+    if (!s) return -ENOMEM;
+    int rc = sioh_write_line(s, strlen(s));
+    free(s);
+    return rc;
+}
+
+/* Appends ,"key":"value" (value escaped). */
+static int put_str(buf *b, const char *key, const char *val) {
+    int rc = buf_printf(b, ",\"%s\":", key);
+    if (!rc) rc = buf_json_str(b, val, strlen(val));
+    return rc;
+}
+
+static int put_json(buf *b, const char *key, const cJSON *v) {
+    char *s = cJSON_PrintUnformatted(v);
+    if (!s) return -ENOMEM;
+    int rc = buf_printf(b, ",\"%s\":%s", key, s);
+    free(s);
+    return rc;
+}
+
+static int finish(size_t start, int rc) {
+    if (!rc) rc = buf_putc(&out, '}');
+    if (rc) {
+        out.len = start;
+        if (out.data) out.data[out.len] = 0;
+        return rc;
+    }
+    return end_line(&out, start);
+}
+
+static int begin(const char *action) { return buf_printf(&out, "{\"action\":\"%s\"", action); }
+
+static int emit_line(const char *nsp, const char *socket, const char *room, int broadcast,
+                     const char *event, const cJSON *args, long long ack) {
+    if (!event || (args && !cJSON_IsArray(args))) return -EINVAL;
+    size_t start = out.len;
+    int rc = begin("emit");
+    if (!rc && nsp) rc = put_str(&out, "nsp", nsp);
+    if (!rc && socket) rc = put_str(&out, "socket", socket);
+    if (!rc && room) {
+        rc = buf_puts(&out, ",\"to\":[");
+        if (!rc) rc = buf_json_str(&out, room, strlen(room));
+        if (!rc) rc = buf_putc(&out, ']');
+    }
+    if (!rc && broadcast) rc = buf_puts(&out, ",\"broadcast\":true");
+    if (!rc) rc = put_str(&out, "event", event);
+    if (!rc) rc = args ? put_json(&out, "args", args) : buf_puts(&out, ",\"args\":[]");
+    if (!rc && ack >= 0) rc = buf_printf(&out, ",\"ack\":%lld", ack);
+    return finish(start, rc);
+}
+
+int sioh_emit(const char *socket, const char *event, const cJSON *args) {
+    if (!socket) return -EINVAL;
+    return emit_line(NULL, socket, NULL, 0, event, args, -1);
+}
+
+int sioh_emit_ack(const char *socket, const char *event, const cJSON *args, long long ack_id) {
+    if (!socket || ack_id < 0) return -EINVAL;
+    return emit_line(NULL, socket, NULL, 0, event, args, ack_id);
+}
+
+int sioh_emit_to(const char *nsp, const char *room, const char *event, const cJSON *args) {
+    return emit_line(nsp ? nsp : "/", NULL, room, 0, event, args, -1);
+}
+
+int sioh_broadcast_to(const char *socket, const char *room, const char *event, const cJSON *args) {
+    if (!socket) return -EINVAL;
+    return emit_line(NULL, socket, room, 1, event, args, -1);
+}
+
+static int room_line(const char *action, const char *socket, const char *room) {
+    if (!socket || !room) return -EINVAL;
+    size_t start = out.len;
+    int rc = begin(action);
+    if (!rc) rc = put_str(&out, "socket", socket);
+    if (!rc) rc = buf_puts(&out, ",\"rooms\":[");
+    if (!rc) rc = buf_json_str(&out, room, strlen(room));
+    if (!rc) rc = buf_putc(&out, ']');
+    return finish(start, rc);
+}
+
+int sioh_join(const char *socket, const char *room) { return room_line("join", socket, room); }
+int sioh_leave(const char *socket, const char *room) { return room_line("leave", socket, room); }
+
+int sioh_ack(const char *socket, long long ack_id, const cJSON *args) {
+    if (!socket || ack_id < 0 || (args && !cJSON_IsArray(args))) return -EINVAL;
+    size_t start = out.len;
+    int rc = begin("ack");
+    if (!rc) rc = put_str(&out, "socket", socket);
+    if (!rc) rc = buf_printf(&out, ",\"id\":%lld", ack_id);
+    if (!rc) rc = args ? put_json(&out, "args", args) : buf_puts(&out, ",\"args\":[]");
+    return finish(start, rc);
+}
+
+int sioh_disconnect(const char *socket, int close) {
+    if (!socket) return -EINVAL;
+    size_t start = out.len;
+    int rc = begin("disconnect");
+    if (!rc) rc = put_str(&out, "socket", socket);
+    if (!rc && close) rc = buf_puts(&out, ",\"close\":true");
+    return finish(start, rc);
+}
+
+int sioh_accept(const sioh_event *ev, const cJSON *data) {
+    if (!ev || !ev->socket || !ev->sid || !ev->nsp) return -EINVAL;
+    size_t start = out.len;
+    int rc = begin("accept");
+    if (!rc) rc = put_str(&out, "socket", ev->socket);
+    if (!rc) rc = put_str(&out, "sid", ev->sid);
+    if (!rc) rc = put_str(&out, "nsp", ev->nsp);
+    if (!rc && ev->auth) rc = put_json(&out, "auth", ev->auth);
+    if (!rc && data) rc = put_json(&out, "data", data);
+    return finish(start, rc);
+}
+
+int sioh_refuse(const sioh_event *ev, const char *message, const cJSON *data) {
+    if (!ev || !ev->sid || !ev->nsp) return -EINVAL;
+    size_t start = out.len;
+    int rc = begin("refuse");
+    if (!rc && ev->socket) rc = put_str(&out, "socket", ev->socket);
+    if (!rc) rc = put_str(&out, "sid", ev->sid);
+    if (!rc) rc = put_str(&out, "nsp", ev->nsp);
+    if (!rc) rc = put_str(&out, "message", message ? message : "unauthorized");
+    if (!rc && data) rc = put_json(&out, "data", data);
+    return finish(start, rc);
+}
+
+int sioh_send(const char *sid, const void *data, size_t len, int binary) {
+    if (!sid || (!data && len)) return -EINVAL;
+    size_t start = out.len;
+    int rc = begin("send");
+    if (!rc) rc = put_str(&out, "sid", sid);
+    if (!rc && binary) {
+        rc = buf_puts(&out, ",\"data\":{\"$binary\":\"");
+        if (!rc) rc = b64_encode(&out, data, len);
+        if (!rc) rc = buf_puts(&out, "\"}");
+    } else if (!rc) {
+        if (memchr(data, 0, len)) rc = -EINVAL; /* not representable as a C string */
+        if (!rc) rc = buf_puts(&out, ",\"data\":");
+        if (!rc) rc = buf_json_str(&out, data ? data : "", len);
+    }
+    return finish(start, rc);
+}
+
+cJSON *sioh_binary(const void *data, size_t len) {
+    buf b = BUF_INIT;
+    if (b64_encode(&b, data, len)) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    if (o && !cJSON_AddStringToObject(o, "$binary", b.data ? b.data : "")) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    buf_free(&b);
+    return o;
+}
+
+int sioh_binary_get(const cJSON *m, uint8_t **outp, size_t *len) {
+    const cJSON *v = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, "$binary") : NULL;
+    if (!cJSON_IsString(v)) return -EINVAL;
+    size_t l = strlen(v->valuestring);
+    uint8_t *p = malloc(b64_decoded_max(l) + 1);
+    if (!p) return -ENOMEM;
+    long n = b64_decode(p, v->valuestring, l);
+    if (n < 0) {
+        free(p);
+        return -EINVAL;
+    }
+    *outp = p;
+    *len = (size_t)n;
+    return 0;
+}
+
+/* ---- input ------------------------------------------------------------------- */
+
+static int input_ready(int timeout_ms) {
+    struct pollfd p = {.fd = 0, .events = POLLIN};
+    int n;
+    do n = poll(&p, 1, timeout_ms); while (n < 0 && errno == EINTR);
+    return n > 0;
+}
+
+/* 1 when a complete line is buffered. */
+static int have_line(void) {
+    return in.len > in.off && memchr(in.data + in.off, '\n', in.len - in.off) != NULL;
+}
+
+/* Reads more input (blocking). 1 got data, 0 EOF, <0 error. */
+static int fill(void) {
+    if (in.off > 0 && (in.off == in.len || in.off > in.cap / 2)) {
+        memmove(in.data, in.data + in.off, in.len - in.off);
+        in.len -= in.off;
+        in.off = 0;
+    }
+    if (in.cap - in.len < 65536) {
+        size_t cap = in.cap ? in.cap * 2 : 131072;
+        char *n = realloc(in.data, cap);
+        if (!n) return -ENOMEM;
+        in.data = n;
+        in.cap = cap;
+    }
+    for (;;) {
+        ssize_t n = read(0, in.data + in.len, in.cap - in.len);
+        if (n > 0) {
+            in.len += (size_t)n;
+            return 1;
+        }
+        if (n == 0) return 0;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) {
+            input_ready(-1);
+            continue;
+        }
+        return -EIO;
+    }
+}
+
+int sioh_wait(int timeout_ms) {
+    if (have_line() || in.eof) return 1;
+    if (input_ready(0)) return 1;
+    sioh_flush();
+    return input_ready(timeout_ms);
+}
+
+void sioh_event_clear(sioh_event *ev) {
+    cJSON_Delete(ev->json);
+    memset(ev, 0, sizeof *ev);
+    ev->ack = -1;
+}
+
+static const char *str_of(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+void sioh_event_from_json(sioh_event *ev, cJSON *o) {
+    ev->json = o;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "seq");
+    ev->seq = cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+    ev->type = str_of(o, "type");
+    if (!ev->type) ev->type = "";
+    ev->nsp = str_of(o, "nsp");
+    ev->socket = str_of(o, "socket");
+    ev->sid = str_of(o, "sid");
+    ev->reason = str_of(o, "reason");
+    ev->auth = cJSON_GetObjectItemCaseSensitive(o, "auth");
+    ev->data = cJSON_GetObjectItemCaseSensitive(o, "data");
+    ev->handshake = cJSON_GetObjectItemCaseSensitive(o, "handshake");
+    ev->ack = -1;
+    if (!strcmp(ev->type, "event")) {
+        ev->event = str_of(o, "event");
+        v = cJSON_GetObjectItemCaseSensitive(o, "ack");
+        if (cJSON_IsNumber(v)) ev->ack = (long long)v->valuedouble;
+    } else if (!strcmp(ev->type, "ack")) {
+        v = cJSON_GetObjectItemCaseSensitive(o, "id");
+        if (cJSON_IsNumber(v)) ev->ack = (long long)v->valuedouble;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(o, "args");
+    ev->args = cJSON_IsArray(v) ? v : NULL;
+}
+
+int sioh_next(sioh_event *ev) {
+    sioh_event_clear(ev);
+    for (;;) {
+        char *nl = in.len > in.off ? memchr(in.data + in.off, '\n', in.len - in.off) : NULL;
+        if (nl) {
+            char *line = in.data + in.off;
+            size_t len = (size_t)(nl - line);
+            in.off += len + 1;
+            if (in.skipping) {
+                in.skipping = 0;
+                continue;
+            }
+            while (len && (line[len - 1] == '\r' || line[len - 1] == ' ')) len--;
+            if (!len) continue;
+            cJSON *o = cJSON_ParseWithLength(line, len);
+            if (!cJSON_IsObject(o)) {
+                cJSON_Delete(o);
+                fprintf(stderr, "sioh: input line is not a JSON object: skipped\n");
+                continue;
+            }
+            sioh_event_from_json(ev, o);
+            return 1;
+        }
+        if (in.eof) return 0;
+        if (in.len - in.off > IN_LINE_MAX) {
+            fprintf(stderr, "sioh: input line longer than %u bytes: skipped\n", IN_LINE_MAX);
+            in.off = in.len;
+            in.skipping = 1;
+        }
+        /* Nothing complete: flush our answers before we may block. */
+        if (out.len && !input_ready(0)) {
+            int rc = sioh_flush();
+            if (rc) return rc;
+        }
+        int rc = fill();
+        if (rc < 0) return rc;
+        if (rc == 0) {
+            in.eof = 1;
+            in.len = in.off; /* a last line without newline is dropped */
+            sioh_flush();
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/* ops: the server-side actions of Socket.IO (emit, join, leave, disconnect,
+ * ack, accept/refuse a connection, send on a bare Engine.IO session), for
+ * every caller that is not a client: sioctl, and the handler dispatcher that
+ * applies what handler processes answer.  One implementation: both build an
+ * ops_target / arguments and call these, inside their own write transaction.
+ *
+ * Also the JSON form of an action, as a long-running handler process writes
+ * it (one object per line; see README "Handlers"):
+ *   {"action":"emit","event":E,"args":[...], "nsp"?, "to"?:[...],
+ *    "except"?:[...], "socket"?:ID, "broadcast"?:bool}
+ *   {"action":"join"|"leave","rooms":[...], "nsp"?,"to"?,"except"?,"socket"?}
+ *   {"action":"disconnect", "close"?:bool, "nsp"?,"to"?,"except"?,"socket"?}
+ *   {"action":"ack","socket":ID,"id":N,"args":[...]}
+ *   {"action":"accept","socket":ID,"sid":SID,"nsp":NS,"auth"?,"data"?}
+ *   {"action":"refuse","sid":SID,"nsp":NS,"message":M,"data"?}
+ *   {"action":"send","sid":SID,"data":STRING or {"$binary":...}}
+ * "socket" is the socket the action is about (the handler's own socket):
+ * with no "to", emit/join/leave/disconnect act on it; "broadcast" means
+ * everyone targeted except it (socket.broadcast). */
+#ifndef SIO_OPS_H
+#define SIO_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "server/engine.h"
+
+#define OPS_MAX_TARGETS 256
+
+typedef struct ops_target {
+    const char *nsp;      /* NULL: the namespace of `self` or of a socket id in to, else "/" */
+    const char *to[OPS_MAX_TARGETS];
+    size_t nto;
+    const char *except[OPS_MAX_TARGETS + 1];
+    size_t nexcept;
+    const char *self;     /* the acting socket, or NULL */
+    int broadcast;        /* exclude self */
+    int everyone;         /* no `to` means the whole namespace even with self */
+} ops_target;
+
+/* Every op returns 0, OPS_EUSAGE (a problem with the request: err says
+ * what), or a negative store error.  *seq gets the last log seq written
+ * (pass it to engine_notify after the commit). */
+#define OPS_EUSAGE 1
+
+/* emit: ack_id >= 0 asks the clients for an ack with that id; *count gets
+ * the number of sockets targeted now (may be NULL). */
+int ops_emit(engine *e, store_txn *t, const ops_target *to, const char *event, const cJSON *args,
+             long long ack_id, uint64_t *seq, size_t *count, char *err, size_t errlen);
+int ops_join(engine *e, store_txn *t, const ops_target *to, const char *const *rooms,
+             size_t nrooms, int leave, size_t *count, char *err, size_t errlen);
+int ops_disconnect(engine *e, store_txn *t, const ops_target *to, int close, uint64_t *seq,
+                   size_t *count, char *err, size_t errlen);
+int ops_ack(engine *e, store_txn *t, const char *socket_id, long long ack_id, const cJSON *args,
+            uint64_t *seq, char *err, size_t errlen);
+int ops_send(engine *e, store_txn *t, const char *sid, const cJSON *data, uint64_t *seq, char *err,
+             size_t errlen);
+/* A fresh ack id, unique in this store. */
+int ops_next_ack_id(store_txn *t, long long *id);
+/* The sockets an ops_target reaches now, like fetchSockets(). */
+int ops_sockets(engine *e, store_txn *t, const ops_target *to,
+                int (*cb)(void *arg, const store_socket *s), void *arg, char *err, size_t errlen);
+
+/* Applies one action in its JSON form (above).  self_socket, when not NULL,
+ * is the default "socket".  0, OPS_EUSAGE or <0. */
+int ops_apply_json(engine *e, store_txn *t, const cJSON *action, const char *self_socket,
+                   uint64_t *seq, char *err, size_t errlen);
+
+/* ARG on a command line: JSON when it parses, else a plain string; text that
+ * starts like JSON but does not parse is an error (NULL, err set). */
+cJSON *ops_parse_arg(const char *arg, char *err, size_t errlen);
+
+#endif

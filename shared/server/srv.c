@@ -1,0 +1,359 @@
+/* srv: Socket.IO server layer (see srv.h). */
+#include "server/srv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/inbox.h"
+#include "handlers/plugin.h"
+#include "base/log.h"
+#include "base/util.h"
+
+/* ---- encoding once ------------------------------------------------------ */
+
+/* Encodes pkt once into frames (the text packet, then its attachments) and
+ * appends one delivery record: a broadcast `to`, or for session `sid`. */
+static int encode_append(store_txn *t, const bcast *to, const char *sid, const sio_packet *pkt,
+                         uint64_t *seq) {
+    buf text = BUF_INIT, bins = BUF_INIT;
+    size_t off[SIO_MAX_ATTACHMENTS + 1] = {0}, nattach = 0;
+    adapter_frame frames[SIO_MAX_ATTACHMENTS + 1];
+    int rc = sio_encode(&text, pkt, &bins, off, SIO_MAX_ATTACHMENTS, &nattach);
+    if (!rc) {
+        frames[0] = (adapter_frame){0, (const uint8_t *)text.data, text.len};
+        for (size_t i = 0; i < nattach; i++)
+            frames[1 + i] = (adapter_frame){1, (const uint8_t *)bins.data + off[i], off[i + 1] - off[i]};
+        rc = to ? adapter_emit(t, to, frames, 1 + nattach, seq)
+                : adapter_send_session(t, sid, frames, 1 + nattach, seq);
+    }
+    buf_free(&text);
+    buf_free(&bins);
+    return rc;
+}
+
+int srv_emit(engine *e, store_txn *t, const bcast *to, const sio_packet *pkt, uint64_t *seq) {
+    (void)e;
+    return encode_append(t, to, NULL, pkt, seq);
+}
+
+int srv_send(engine *e, store_txn *t, const char *sid, const sio_packet *pkt, uint64_t *seq) {
+    (void)e;
+    return encode_append(t, NULL, sid, pkt, seq);
+}
+
+/* ---- sockets ------------------------------------------------------------ */
+
+const char *srv_disconnect_reason(int r) {
+    switch (r) {
+    case ENGINE_CLOSE_PING_TIMEOUT: return "ping timeout";
+    case ENGINE_CLOSE_PARSE_ERROR: return "parse error";
+    case ENGINE_CLOSE_SERVER: return "forced close";
+    case ENGINE_CLOSE_OVERLAP:
+    case ENGINE_CLOSE_POLL_DROPPED:
+    case ENGINE_CLOSE_LAGGING: return "transport error";
+    default: return "transport close";
+    }
+}
+
+/* Deletes a socket, tells application logic, keeps the session's count. */
+static int drop_socket(store_txn *t, const store_socket *s, const char *reason, uint64_t *seq) {
+    char id[UTIL_ID_LEN + 1], sid[UTIL_ID_LEN + 1];
+    strcpy(id, s->id);
+    strcpy(sid, s->sid);
+    int rc = inbox_disconnect(t, s, reason, seq);
+    if (rc) return rc;
+    rc = store_socket_del(t, id);
+    if (rc && rc != STORE_NOTFOUND) return rc;
+    store_session ss;
+    if (store_session_get(t, sid, &ss) == 0 && ss.nsockets > 0 && ss.state != STORE_S_CLOSED) {
+        ss.nsockets--;
+        rc = store_session_put(t, sid, &ss);
+    }
+    return rc == STORE_NOTFOUND ? 0 : rc;
+}
+
+int srv_socket_remove(engine *e, store_txn *t, const store_socket *s, int notify_client,
+                      const char *reason, uint64_t *seq) {
+    if (notify_client) {
+        sio_packet p = {.type = SIO_DISCONNECT, .id = -1};
+        strcpy(p.nsp, s->nsp);
+        int rc = srv_send(e, t, s->sid, &p, seq);
+        if (rc) return rc;
+    }
+    return drop_socket(t, s, reason, seq);
+}
+
+typedef struct id_list {
+    char (*ids)[UTIL_ID_LEN + 1];
+    size_t n;
+} id_list;
+
+static int collect_ids(void *arg, const store_socket *s) {
+    id_list *l = arg;
+    if (l->n >= SRV_MAX_NSP_PER_SESSION * 2) return 0;
+    strcpy(l->ids[l->n++], s->id);
+    return 0;
+}
+
+int srv_session_drop(engine *e, store_txn *t, const char *sid, const char *reason) {
+    (void)e;
+    char ids[SRV_MAX_NSP_PER_SESSION * 2][UTIL_ID_LEN + 1];
+    id_list l = {ids, 0};
+    int rc = store_session_sockets(t, sid, collect_ids, &l);
+    for (size_t i = 0; !rc && i < l.n; i++) {
+        store_socket s;
+        if (store_socket_get(t, ids[i], &s)) continue;
+        rc = drop_socket(t, &s, reason, NULL);
+    }
+    return rc;
+}
+
+/* ---- CONNECT ------------------------------------------------------------ */
+
+/* The request that opened the session, for handlers; NULL when unknown. */
+static cJSON *handshake_of(store_txn *t, const char *sid) {
+    const char *j;
+    size_t n;
+    if (store_handshake_get(t, sid, &j, &n)) return NULL;
+    return cJSON_ParseWithLength(j, n);
+}
+
+int srv_refuse(engine *e, store_txn *t, const char *sid, const char *nsp, const char *message,
+               const cJSON *data, uint64_t *seq) {
+    sio_packet p = {.type = SIO_CONNECT_ERROR, .id = -1};
+    snprintf(p.nsp, sizeof p.nsp, "%s", nsp);
+    p.data = cJSON_CreateObject();
+    if (!p.data) return -ENOMEM;
+    cJSON_AddStringToObject(p.data, "message", message);
+    if (data) cJSON_AddItemToObject(p.data, "data", cJSON_Duplicate(data, 1));
+    int rc = srv_send(e, t, sid, &p, seq);
+    sio_packet_clear(&p);
+    return rc;
+}
+
+typedef struct find_nsp {
+    const char *nsp;
+    store_socket *out;
+    int found;
+} find_nsp;
+
+static int find_nsp_cb(void *arg, const store_socket *s) {
+    find_nsp *f = arg;
+    if (strcmp(s->nsp, f->nsp)) return 0;
+    *f->out = *s;
+    f->out->data = NULL; /* borrowed data would not outlive later writes */
+    f->out->data_len = 0;
+    f->found = 1;
+    return 1;
+}
+
+int srv_accept(engine *e, store_txn *t, const char *sid, const char *nsp, const char *id,
+               const cJSON *auth, const cJSON *data, uint64_t *seq) {
+    store_session ss;
+    int rc = store_session_get(t, sid, &ss);
+    if (rc == STORE_NOTFOUND || (rc == 0 && ss.state == STORE_S_CLOSED)) return 0;
+    if (rc) return rc;
+    if (strlen(nsp) > SIO_NSP_MAX) return -EINVAL;
+    store_socket so;
+    find_nsp f = {nsp, &so, 0};
+    rc = store_session_sockets(t, sid, find_nsp_cb, &f);
+    if (rc < 0) return rc;
+    if (f.found) return 0;
+    memset(&so, 0, sizeof so);
+    if (id && util_is_id(id, strlen(id))) strcpy(so.id, id);
+    else if ((rc = util_random_id(so.id))) return rc;
+    strcpy(so.sid, sid);
+    strcpy(so.nsp, nsp);
+    if ((rc = store_log_bounds(t, NULL, &so.created_seq))) return rc;
+    so.created_ms = util_now_ms();
+    /* The socket's data: {"auth": the CONNECT payload, "data": what auth returned} */
+    cJSON *d = cJSON_CreateObject();
+    if (!d) return -ENOMEM;
+    cJSON_AddItemToObject(d, "auth", auth ? cJSON_Duplicate(auth, 1) : cJSON_CreateObject());
+    if (data) cJSON_AddItemToObject(d, "data", cJSON_Duplicate(data, 1));
+    char *txt = cJSON_PrintUnformatted(d);
+    if (!txt) { cJSON_Delete(d); return -ENOMEM; }
+    so.data = txt;
+    so.data_len = strlen(txt);
+    rc = store_socket_put(t, &so);
+    free(txt);
+    so.data = NULL;
+    so.data_len = 0;
+    if (!rc) rc = adapter_join(t, &so, so.id);
+    if (rc) { cJSON_Delete(d); return rc; }
+    ss.nsockets++;
+    ss.ever_connected = 1;
+    if ((rc = store_session_put(t, sid, &ss))) { cJSON_Delete(d); return rc; }
+
+    sio_packet reply = {.type = SIO_CONNECT, .id = -1};
+    strcpy(reply.nsp, nsp);
+    reply.data = cJSON_CreateObject();
+    if (!reply.data) { cJSON_Delete(d); return -ENOMEM; }
+    cJSON_AddStringToObject(reply.data, "sid", so.id);
+    rc = srv_send(e, t, sid, &reply, seq);
+    sio_packet_clear(&reply);
+    if (!rc) {
+        cJSON *hs = handshake_of(t, sid);
+        if (hs) cJSON_AddItemToObject(d, "handshake", hs);
+        rc = inbox_socket_event(t, "connection", &so, d, NULL);
+    }
+    cJSON_Delete(d);
+    if (log_enabled(LOG_DEBUG)) {
+        char esc[200];
+        log_debug("socket %s connected to %s (session %s)", so.id,
+                  log_escape(esc, sizeof esc, so.nsp, strlen(so.nsp)), sid);
+    }
+    return rc;
+}
+
+static int on_connect(engine *e, store_txn *t, const char *sid, store_session *s,
+                      sio_packet *pkt, uint64_t *seq) {
+    const cfg_nsp *n = cfg_nsp_find(&e->cfg, pkt->nsp);
+    if (!n) return srv_refuse(e, t, sid, pkt->nsp, "Invalid namespace", NULL, seq);
+    if (s->nsockets >= SRV_MAX_NSP_PER_SESSION)
+        return srv_refuse(e, t, sid, pkt->nsp, "Too many namespaces", NULL, seq);
+    /* The caller stores s after us: keep it in step with srv_accept's writes. */
+    int rc = store_session_put(t, sid, s);
+    if (rc) return rc;
+    if (!cfg_nsp_get(n, "auth")) {
+        rc = srv_accept(e, t, sid, pkt->nsp, NULL, pkt->data, NULL, seq);
+    } else {
+        /* Middleware: the dispatcher runs the auth handler, then accepts or
+         * refuses with this provisional id. */
+        store_socket pending;
+        memset(&pending, 0, sizeof pending);
+        if ((rc = util_random_id(pending.id))) return rc;
+        strcpy(pending.sid, sid);
+        strcpy(pending.nsp, pkt->nsp);
+        cJSON *x = cJSON_CreateObject();
+        if (!x) return -ENOMEM;
+        cJSON_AddItemToObject(x, "auth", pkt->data ? cJSON_Duplicate(pkt->data, 1) : cJSON_CreateObject());
+        cJSON *hs = handshake_of(t, sid);
+        if (hs) cJSON_AddItemToObject(x, "handshake", hs);
+        rc = inbox_socket_event(t, "connect", &pending, x, seq);
+        cJSON_Delete(x);
+    }
+    if (!rc) rc = store_session_get(t, sid, s);
+    return rc;
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static int dispatch(engine *e, store_txn *t, const char *sid, store_session *s, sio_packet *pkt,
+                    uint64_t *seq) {
+    store_socket so;
+    find_nsp f = {pkt->nsp, &so, 0};
+    int rc = store_session_sockets(t, sid, find_nsp_cb, &f);
+    if (rc < 0) return rc;
+    if (pkt->type == SIO_CONNECT) {
+        if (f.found) return ENGINE_CLOSE_PARSE_ERROR; /* connected twice: Node closes */
+        return on_connect(e, t, sid, s, pkt, seq);
+    }
+    if (!f.found || pkt->type == SIO_CONNECT_ERROR) return ENGINE_CLOSE_PARSE_ERROR;
+    if (pkt->type == SIO_DISCONNECT) {
+        rc = drop_socket(t, &so, "client namespace disconnect", seq);
+        if (!rc) rc = store_session_get(t, sid, s);
+        return rc;
+    }
+    /* EVENT / ACK: for application logic. */
+    cJSON *x = cJSON_CreateObject();
+    if (!x) return -ENOMEM;
+    const char *type = "ack";
+    if (pkt->type == SIO_EVENT || pkt->type == SIO_BINARY_EVENT) {
+        type = "event";
+        cJSON *args = cJSON_Duplicate(pkt->data, 1);
+        cJSON *name = cJSON_DetachItemFromArray(args, 0);
+        cJSON_AddItemToObject(x, "event", name);
+        cJSON_AddItemToObject(x, "args", args);
+        if (pkt->id >= 0) cJSON_AddNumberToObject(x, "ack", (double)pkt->id);
+    } else {
+        if (pkt->id < 0) { cJSON_Delete(x); return 0; } /* an ack for nothing: ignored */
+        cJSON_AddNumberToObject(x, "id", (double)pkt->id);
+        cJSON_AddItemToObject(x, "args", cJSON_Duplicate(pkt->data, 1));
+    }
+    rc = plugin_run(e, t, type, &so, x, seq);
+    if (rc == 0) rc = inbox_socket_event(t, type, &so, x, NULL);
+    else if (rc == 1) rc = store_session_get(t, sid, s); /* its actions may have changed it */
+    cJSON_Delete(x);
+    return rc;
+}
+
+/* ---- binary reassembly -------------------------------------------------- */
+/* A partial packet in the store: u32 expected, u32 count, u32 text_len, text,
+ * then per attachment u32 len + bytes. */
+
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+static int finish_binary(engine *e, store_txn *t, const char *sid, store_session *s,
+                         const uint8_t *rec, size_t len, uint64_t *seq) {
+    uint32_t expected = rd32(rec), count = rd32(rec + 4), tl = rd32(rec + 8);
+    const uint8_t *p = rec + 12;
+    sio_packet pkt;
+    if (sio_decode((const char *)p, tl, &pkt)) return ENGINE_CLOSE_PARSE_ERROR;
+    p += tl;
+    sio_bin bins[SIO_MAX_ATTACHMENTS];
+    for (uint32_t i = 0; i < count && i < SIO_MAX_ATTACHMENTS; i++) {
+        bins[i].len = rd32(p);
+        bins[i].data = p + 4;
+        p += 4 + bins[i].len;
+    }
+    (void)len;
+    int rc = expected == count ? sio_attach(&pkt, bins, count) : -EINVAL;
+    if (rc) {
+        sio_packet_clear(&pkt);
+        return ENGINE_CLOSE_PARSE_ERROR;
+    }
+    rc = dispatch(e, t, sid, s, &pkt, seq);
+    sio_packet_clear(&pkt);
+    return rc;
+}
+
+int srv_on_message(engine *e, store_txn *t, const char *sid, store_session *s,
+                   const uint8_t *data, size_t len, int binary, uint64_t *seq) {
+    const void *pv = NULL;
+    size_t plen = 0;
+    int rc = store_partial_get(t, sid, &pv, &plen);
+    int have_partial = rc == 0;
+    if (rc && rc != STORE_NOTFOUND) return rc;
+
+    if (binary) {
+        if (!have_partial || plen < 12) return ENGINE_CLOSE_PARSE_ERROR;
+        if (plen + 4 + len > (size_t)e->cfg.max_http_buffer_size + 64) return ENGINE_CLOSE_PARSE_ERROR;
+        buf b = BUF_INIT;
+        rc = buf_append(&b, pv, plen);
+        uint32_t l = (uint32_t)len;
+        if (!rc) rc = buf_append(&b, &l, 4);
+        if (!rc) rc = buf_append(&b, data, len);
+        if (rc) { buf_free(&b); return rc; }
+        uint32_t expected = rd32((uint8_t *)b.data), count = rd32((uint8_t *)b.data + 4) + 1;
+        memcpy(b.data + 4, &count, 4);
+        if (count == expected) {
+            rc = store_partial_del(t, sid);
+            if (!rc) rc = finish_binary(e, t, sid, s, (uint8_t *)b.data, b.len, seq);
+        } else {
+            rc = store_partial_put(t, sid, b.data, b.len);
+        }
+        buf_free(&b);
+        return rc;
+    }
+    if (have_partial) return ENGINE_CLOSE_PARSE_ERROR; /* text while attachments are due */
+
+    sio_packet pkt;
+    if (sio_decode((const char *)data, len, &pkt)) return ENGINE_CLOSE_PARSE_ERROR;
+    if (pkt.attachments > 0) {
+        /* Keep the text until its attachments have arrived. */
+        uint32_t hdr[3] = {(uint32_t)pkt.attachments, 0, (uint32_t)len};
+        sio_packet_clear(&pkt);
+        buf b = BUF_INIT;
+        rc = buf_append(&b, hdr, sizeof hdr);
+        if (!rc) rc = buf_append(&b, data, len);
+        if (!rc) rc = store_partial_put(t, sid, b.data, b.len);
+        buf_free(&b);
+        return rc;
+    }
+    rc = dispatch(e, t, sid, s, &pkt, seq);
+    sio_packet_clear(&pkt);
+    return rc;
+}

@@ -1,0 +1,716 @@
+/* store: LMDB-backed shared state (see store.h for the layout). */
+#include "store/store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define STORE_FORMAT "sio-store-1"
+
+struct store {
+    MDB_env *env;
+    MDB_dbi meta, sessions, partials, sockets, sess_socks, rooms, sock_rooms, log, readers, inbox,
+        handshakes;
+    char dir[PATH_MAX];
+};
+
+struct store_txn {
+    store *s;
+    MDB_txn *txn;
+    int write;
+};
+
+static int rc_of(int rc) {
+    if (rc == 0 || rc == MDB_NOTFOUND || rc == MDB_MAP_FULL) return rc;
+    if (rc > 0) return -rc; /* errno */
+    return STORE_EIO;
+}
+
+const char *store_strerror(int rc) {
+    if (rc == STORE_EIO) return "store failure";
+    if (rc == STORE_NOTFOUND) return "not found";
+    if (rc == STORE_EFULL) return "store is full (map_size_mb)";
+    if (rc < 0) return strerror(-rc);
+    return mdb_strerror(rc);
+}
+
+const char *store_dir(const store *s) { return s->dir; }
+
+static int mkdirs(const char *dir) {
+    char tmp[PATH_MAX];
+    if (strlen(dir) >= sizeof tmp) return -ENAMETOOLONG;
+    strcpy(tmp, dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) && errno != EEXIST) return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return -errno;
+    return 0;
+}
+
+int store_open(store **out, const char *dir, const store_opts *opts) {
+    store_opts o = {0};
+    if (opts) o = *opts;
+    if (!o.map_size) o.map_size = (size_t)4 << 30;
+    if (!o.maxreaders) o.maxreaders = 4096;
+    *out = NULL;
+    struct stat st;
+    if (o.create) {
+        int rc = mkdirs(dir);
+        if (rc) return rc;
+    } else {
+        char p[PATH_MAX];
+        if (snprintf(p, sizeof p, "%s/data.mdb", dir) >= (int)sizeof p) return -ENAMETOOLONG;
+        if (stat(p, &st)) return -ENOENT;
+    }
+    store *s = calloc(1, sizeof *s);
+    if (!s) return -ENOMEM;
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    int rc = mdb_env_create(&s->env);
+    if (rc) { free(s); return rc_of(rc); }
+    mdb_env_set_maxdbs(s->env, 16);
+    mdb_env_set_maxreaders(s->env, o.maxreaders);
+    mdb_env_set_mapsize(s->env, o.map_size);
+    rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP | MDB_NORDAHEAD, 0664);
+    if (rc) goto fail;
+    int dead;
+    mdb_reader_check(s->env, &dead);
+
+    MDB_txn *txn;
+    rc = mdb_txn_begin(s->env, NULL, o.create ? 0 : MDB_RDONLY, &txn);
+    if (rc) goto fail;
+    unsigned c = o.create ? MDB_CREATE : 0;
+    struct { const char *name; unsigned flags; MDB_dbi *dbi; } dbs[] = {
+        {"meta", 0, &s->meta},
+        {"sessions", 0, &s->sessions},
+        {"partials", 0, &s->partials},
+        {"sockets", 0, &s->sockets},
+        {"sess_socks", MDB_DUPSORT, &s->sess_socks},
+        {"rooms", MDB_DUPSORT, &s->rooms},
+        {"sock_rooms", MDB_DUPSORT, &s->sock_rooms},
+        {"log", MDB_INTEGERKEY, &s->log},
+        {"readers", 0, &s->readers},
+        {"inbox", MDB_INTEGERKEY, &s->inbox},
+        {"handshakes", 0, &s->handshakes},
+    };
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        rc = mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | c, dbs[i].dbi);
+        if (rc) { mdb_txn_abort(txn); goto fail; }
+    }
+    MDB_val k = {6, "format"}, v;
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND && o.create) {
+        v.mv_data = STORE_FORMAT;
+        v.mv_size = strlen(STORE_FORMAT);
+        rc = mdb_put(txn, s->meta, &k, &v, 0);
+    } else if (rc == 0 && (v.mv_size != strlen(STORE_FORMAT) ||
+                           memcmp(v.mv_data, STORE_FORMAT, v.mv_size))) {
+        rc = EPROTO;
+    }
+    if (rc) { mdb_txn_abort(txn); goto fail; }
+    rc = mdb_txn_commit(txn); /* also for a read txn: keeps the dbi handles */
+    if (rc) goto fail;
+    *out = s;
+    return 0;
+fail:
+    mdb_env_close(s->env);
+    free(s);
+    return rc == MDB_NOTFOUND ? -ENOENT : rc_of(rc);
+}
+
+void store_close(store *s) {
+    if (!s) return;
+    mdb_env_close(s->env);
+    free(s);
+}
+
+int store_reader_check(store *s) {
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    return dead;
+}
+
+int store_sync(store *s) { return rc_of(mdb_env_sync(s->env, 1)); }
+
+int store_begin(store *s, int write, store_txn **out) {
+    store_txn *t = malloc(sizeof *t);
+    if (!t) return -ENOMEM;
+    t->s = s;
+    t->write = write;
+    int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    if (rc == MDB_MAP_RESIZED) {
+        mdb_env_set_mapsize(s->env, 0);
+        rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    }
+    if (rc) {
+        free(t);
+        return rc_of(rc);
+    }
+    *out = t;
+    return 0;
+}
+
+int store_commit(store_txn *t) {
+    int rc = t->write ? mdb_txn_commit(t->txn) : (mdb_txn_abort(t->txn), 0);
+    free(t);
+    return rc_of(rc);
+}
+
+void store_abort(store_txn *t) {
+    if (!t) return;
+    mdb_txn_abort(t->txn);
+    free(t);
+}
+
+static MDB_val sval(const char *s) { return (MDB_val){strlen(s), (void *)s}; }
+
+/* ---- meta --------------------------------------------------------------- */
+
+int store_meta_get(store_txn *t, const char *key, const void **data, size_t *len) {
+    MDB_val k = sval(key), v;
+    int rc = mdb_get(t->txn, t->s->meta, &k, &v);
+    if (rc) return rc_of(rc);
+    *data = v.mv_data;
+    *len = v.mv_size;
+    return 0;
+}
+
+int store_meta_put(store_txn *t, const char *key, const void *data, size_t len) {
+    MDB_val k = sval(key), v = {len, (void *)data};
+    return rc_of(mdb_put(t->txn, t->s->meta, &k, &v, 0));
+}
+
+/* ---- sessions ---------------------------------------------------------- */
+
+int store_session_get(store_txn *t, const char *sid, store_session *out) {
+    MDB_val k = sval(sid), v;
+    int rc = mdb_get(t->txn, t->s->sessions, &k, &v);
+    if (rc) return rc_of(rc);
+    if (v.mv_size != sizeof *out) return STORE_EIO;
+    memcpy(out, v.mv_data, sizeof *out);
+    if (out->version != STORE_SESSION_VERSION) return STORE_EIO;
+    return 0;
+}
+
+int store_session_put(store_txn *t, const char *sid, const store_session *s) {
+    MDB_val k = sval(sid), v = {sizeof *s, (void *)s};
+    return rc_of(mdb_put(t->txn, t->s->sessions, &k, &v, 0));
+}
+
+int store_session_del(store_txn *t, const char *sid) {
+    MDB_val k = sval(sid);
+    int rc = mdb_del(t->txn, t->s->sessions, &k, NULL);
+    mdb_del(t->txn, t->s->partials, &k, NULL);
+    mdb_del(t->txn, t->s->handshakes, &k, NULL);
+    return rc_of(rc);
+}
+
+int store_session_each(store_txn *t, int (*cb)(void *, const char *, const store_session *),
+                       void *arg) {
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->sessions, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (v.mv_size != sizeof(store_session) || k.mv_size > UTIL_ID_LEN) continue;
+        store_session s;
+        memcpy(&s, v.mv_data, sizeof s);
+        char sid[UTIL_ID_LEN + 1];
+        memcpy(sid, k.mv_data, k.mv_size);
+        sid[k.mv_size] = 0;
+        if ((ret = cb(arg, sid, &s))) break;
+    }
+    mdb_cursor_close(c);
+    if (ret) return ret;
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+int store_session_count(store_txn *t, size_t *out) {
+    MDB_stat st;
+    int rc = mdb_stat(t->txn, t->s->sessions, &st);
+    if (rc) return rc_of(rc);
+    *out = st.ms_entries;
+    return 0;
+}
+
+int store_partial_get(store_txn *t, const char *sid, const void **data, size_t *len) {
+    MDB_val k = sval(sid), v;
+    int rc = mdb_get(t->txn, t->s->partials, &k, &v);
+    if (rc) return rc_of(rc);
+    *data = v.mv_data;
+    *len = v.mv_size;
+    return 0;
+}
+
+int store_partial_put(store_txn *t, const char *sid, const void *data, size_t len) {
+    MDB_val k = sval(sid), v = {len, (void *)data};
+    return rc_of(mdb_put(t->txn, t->s->partials, &k, &v, 0));
+}
+
+int store_partial_del(store_txn *t, const char *sid) {
+    MDB_val k = sval(sid);
+    int rc = mdb_del(t->txn, t->s->partials, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+/* ---- sockets ----------------------------------------------------------- */
+/* Value: header, then nsp bytes, then data bytes. */
+typedef struct sock_hdr {
+    char sid[UTIL_ID_LEN];
+    uint64_t created_seq;
+    int64_t created_ms;
+    uint32_t nsp_len;
+    uint32_t data_len;
+} sock_hdr;
+
+static int sock_decode(const MDB_val *k, const MDB_val *v, store_socket *out) {
+    sock_hdr h;
+    if (k->mv_size != UTIL_ID_LEN || v->mv_size < sizeof h) return STORE_EIO;
+    memcpy(&h, v->mv_data, sizeof h);
+    if (h.nsp_len > 128 || sizeof h + h.nsp_len + (size_t)h.data_len != v->mv_size) return STORE_EIO;
+    memcpy(out->id, k->mv_data, UTIL_ID_LEN);
+    out->id[UTIL_ID_LEN] = 0;
+    memcpy(out->sid, h.sid, UTIL_ID_LEN);
+    out->sid[UTIL_ID_LEN] = 0;
+    const char *p = (const char *)v->mv_data + sizeof h;
+    memcpy(out->nsp, p, h.nsp_len);
+    out->nsp[h.nsp_len] = 0;
+    out->created_seq = h.created_seq;
+    out->created_ms = h.created_ms;
+    out->data = p + h.nsp_len;
+    out->data_len = h.data_len;
+    return 0;
+}
+
+int store_socket_put(store_txn *t, const store_socket *s) {
+    sock_hdr h;
+    memset(&h, 0, sizeof h);
+    size_t nl = strlen(s->nsp);
+    if (strlen(s->id) != UTIL_ID_LEN || strlen(s->sid) != UTIL_ID_LEN || nl > 128) return -EINVAL;
+    if (s->data_len > UINT32_MAX) return -E2BIG;
+    memcpy(h.sid, s->sid, UTIL_ID_LEN);
+    h.created_seq = s->created_seq;
+    h.created_ms = s->created_ms;
+    h.nsp_len = (uint32_t)nl;
+    h.data_len = (uint32_t)s->data_len;
+    MDB_val k = {UTIL_ID_LEN, (void *)s->id}, v = {sizeof h + nl + s->data_len, NULL};
+    int rc = mdb_put(t->txn, t->s->sockets, &k, &v, MDB_RESERVE);
+    if (rc) return rc_of(rc);
+    char *p = v.mv_data;
+    memcpy(p, &h, sizeof h);
+    memcpy(p + sizeof h, s->nsp, nl);
+    if (s->data_len) memcpy(p + sizeof h + nl, s->data, s->data_len);
+    MDB_val sk = {UTIL_ID_LEN, (void *)s->sid}, sv = {UTIL_ID_LEN, (void *)s->id};
+    rc = mdb_put(t->txn, t->s->sess_socks, &sk, &sv, MDB_NODUPDATA);
+    if (rc == MDB_KEYEXIST) rc = 0;
+    return rc_of(rc);
+}
+
+int store_socket_get(store_txn *t, const char *id, store_socket *out) {
+    MDB_val k = sval(id), v;
+    int rc = mdb_get(t->txn, t->s->sockets, &k, &v);
+    if (rc) return rc_of(rc);
+    return sock_decode(&k, &v, out);
+}
+
+static size_t room_key(char *key, const char *nsp, const char *room, size_t room_len) {
+    size_t nl = strlen(nsp);
+    memcpy(key, nsp, nl);
+    key[nl] = 0;
+    memcpy(key + nl + 1, room, room_len);
+    return nl + 1 + room_len;
+}
+
+int store_socket_del(store_txn *t, const char *id) {
+    store_socket s;
+    int rc = store_socket_get(t, id, &s);
+    if (rc) return rc;
+    char nsp[129], sid[UTIL_ID_LEN + 1];
+    strcpy(nsp, s.nsp);
+    strcpy(sid, s.sid);
+    /* Leave every room. */
+    MDB_cursor *c;
+    rc = mdb_cursor_open(t->txn, t->s->sock_rooms, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k = {UTIL_ID_LEN, (void *)id}, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
+        char key[128 + 1 + STORE_ROOM_MAX];
+        if (v.mv_size > STORE_ROOM_MAX) continue;
+        MDB_val rk = {room_key(key, nsp, v.mv_data, v.mv_size), key};
+        MDB_cursor *rc2;
+        if (mdb_cursor_open(t->txn, t->s->rooms, &rc2) == 0) {
+            MDB_val rv = {UTIL_ID_LEN, (void *)id};
+            if (mdb_cursor_get(rc2, &rk, &rv, MDB_GET_BOTH_RANGE) == 0 &&
+                rv.mv_size >= UTIL_ID_LEN && memcmp(rv.mv_data, id, UTIL_ID_LEN) == 0)
+                mdb_cursor_del(rc2, 0);
+            mdb_cursor_close(rc2);
+        }
+    }
+    mdb_cursor_close(c);
+    k = (MDB_val){UTIL_ID_LEN, (void *)id};
+    rc = mdb_del(t->txn, t->s->sock_rooms, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND) return rc_of(rc);
+    MDB_val sk = {UTIL_ID_LEN, sid}, sv = {UTIL_ID_LEN, (void *)id};
+    rc = mdb_del(t->txn, t->s->sess_socks, &sk, &sv);
+    if (rc && rc != MDB_NOTFOUND) return rc_of(rc);
+    return rc_of(mdb_del(t->txn, t->s->sockets, &k, NULL));
+}
+
+int store_session_sockets(store_txn *t, const char *sid,
+                          int (*cb)(void *, const store_socket *), void *arg) {
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->sess_socks, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k = sval(sid), v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
+        MDB_val sk = v, sv;
+        store_socket s;
+        if (mdb_get(t->txn, t->s->sockets, &sk, &sv) || sock_decode(&sk, &sv, &s)) continue;
+        if ((ret = cb(arg, &s))) break;
+    }
+    mdb_cursor_close(c);
+    if (ret) return ret;
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+int store_socket_each(store_txn *t, int (*cb)(void *, const store_socket *), void *arg) {
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->sockets, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        store_socket s;
+        if (sock_decode(&k, &v, &s)) continue;
+        if ((ret = cb(arg, &s))) break;
+    }
+    mdb_cursor_close(c);
+    if (ret) return ret;
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+/* ---- rooms ------------------------------------------------------------- */
+
+static void put_be64(unsigned char *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--) p[i] = (unsigned char)v, v >>= 8;
+}
+static uint64_t get_be64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+int store_room_has(store_txn *t, const char *nsp, const char *room, size_t room_len,
+                   const char *id, uint64_t *join_seq) {
+    if (room_len > STORE_ROOM_MAX || strlen(nsp) > 128) return STORE_NOTFOUND;
+    char key[128 + 1 + STORE_ROOM_MAX];
+    MDB_val k = {room_key(key, nsp, room, room_len), key}, v = {UTIL_ID_LEN, (void *)id};
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->rooms, &c);
+    if (rc) return rc_of(rc);
+    rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+    if (rc == 0) {
+        if (v.mv_size == UTIL_ID_LEN + 8 && memcmp(v.mv_data, id, UTIL_ID_LEN) == 0) {
+            if (join_seq) *join_seq = get_be64((const unsigned char *)v.mv_data + UTIL_ID_LEN);
+        } else {
+            rc = MDB_NOTFOUND;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc_of(rc);
+}
+
+int store_room_join(store_txn *t, const char *nsp, const char *room, const char *id,
+                    uint64_t join_seq) {
+    size_t rl = strlen(room);
+    if (rl == 0 || rl > STORE_ROOM_MAX) return -EINVAL;
+    if (strlen(nsp) > 128 || strlen(id) != UTIL_ID_LEN) return -EINVAL;
+    int rc = store_room_has(t, nsp, room, rl, id, NULL);
+    if (rc == 0) return 0;
+    if (rc != STORE_NOTFOUND) return rc;
+    char key[128 + 1 + STORE_ROOM_MAX];
+    unsigned char val[UTIL_ID_LEN + 8];
+    memcpy(val, id, UTIL_ID_LEN);
+    put_be64(val + UTIL_ID_LEN, join_seq);
+    MDB_val k = {room_key(key, nsp, room, rl), key}, v = {sizeof val, val};
+    rc = mdb_put(t->txn, t->s->rooms, &k, &v, 0);
+    if (rc) return rc_of(rc);
+    MDB_val sk = {UTIL_ID_LEN, (void *)id}, sv = {rl, (void *)room};
+    rc = mdb_put(t->txn, t->s->sock_rooms, &sk, &sv, MDB_NODUPDATA);
+    return rc == MDB_KEYEXIST ? 0 : rc_of(rc);
+}
+
+int store_room_leave(store_txn *t, const char *nsp, const char *room, const char *id) {
+    size_t rl = strlen(room);
+    if (rl == 0 || rl > STORE_ROOM_MAX || strlen(nsp) > 128) return STORE_NOTFOUND;
+    char key[128 + 1 + STORE_ROOM_MAX];
+    MDB_val k = {room_key(key, nsp, room, rl), key}, v = {UTIL_ID_LEN, (void *)id};
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->rooms, &c);
+    if (rc) return rc_of(rc);
+    rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+    if (rc == 0) {
+        if (v.mv_size >= UTIL_ID_LEN && memcmp(v.mv_data, id, UTIL_ID_LEN) == 0)
+            rc = mdb_cursor_del(c, 0);
+        else
+            rc = MDB_NOTFOUND;
+    }
+    mdb_cursor_close(c);
+    if (rc) return rc_of(rc);
+    MDB_val sk = {UTIL_ID_LEN, (void *)id}, sv = {rl, (void *)room};
+    rc = mdb_del(t->txn, t->s->sock_rooms, &sk, &sv);
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+int store_room_members(store_txn *t, const char *nsp, const char *room, size_t room_len,
+                       int (*cb)(void *, const char *, uint64_t), void *arg) {
+    if (room_len > STORE_ROOM_MAX || strlen(nsp) > 128) return 0;
+    char key[128 + 1 + STORE_ROOM_MAX];
+    MDB_val k = {room_key(key, nsp, room, room_len), key}, v;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->rooms, &c);
+    if (rc) return rc_of(rc);
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
+        if (v.mv_size != UTIL_ID_LEN + 8) continue;
+        char id[UTIL_ID_LEN + 1];
+        memcpy(id, v.mv_data, UTIL_ID_LEN);
+        id[UTIL_ID_LEN] = 0;
+        if ((ret = cb(arg, id, get_be64((const unsigned char *)v.mv_data + UTIL_ID_LEN)))) break;
+    }
+    mdb_cursor_close(c);
+    if (ret) return ret;
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+int store_room_each(store_txn *t, const char *nsp,
+                    int (*cb)(void *, const char *, size_t, size_t), void *arg) {
+    size_t nl = strlen(nsp);
+    if (nl > 128) return 0;
+    char prefix[130];
+    memcpy(prefix, nsp, nl);
+    prefix[nl] = 0;
+    MDB_val k = {nl + 1, prefix}, v;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->rooms, &c);
+    if (rc) return rc_of(rc);
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP)) {
+        if (k.mv_size < nl + 1 || memcmp(k.mv_data, prefix, nl + 1)) break;
+        size_t count = 0;
+        mdb_cursor_count(c, &count);
+        if ((ret = cb(arg, (const char *)k.mv_data + nl + 1, k.mv_size - nl - 1, (size_t)count)))
+            break;
+    }
+    mdb_cursor_close(c);
+    if (ret) return ret;
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+int store_socket_rooms(store_txn *t, const char *id,
+                       int (*cb)(void *, const char *, size_t), void *arg) {
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->sock_rooms, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k = sval(id), v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP))
+        if ((ret = cb(arg, v.mv_data, v.mv_size))) break;
+    mdb_cursor_close(c);
+    if (ret) return ret;
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+/* ---- log --------------------------------------------------------------- */
+
+static int meta_u64(store_txn *t, const char *key, uint64_t *out) {
+    MDB_val k = sval(key), v;
+    int rc = mdb_get(t->txn, t->s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND) { *out = 0; return 0; }
+    if (rc) return rc_of(rc);
+    if (v.mv_size != 8) return STORE_EIO;
+    memcpy(out, v.mv_data, 8);
+    return 0;
+}
+
+static int meta_put_u64(store_txn *t, const char *key, uint64_t val) {
+    MDB_val k = sval(key), v = {8, &val};
+    return rc_of(mdb_put(t->txn, t->s->meta, &k, &v, 0));
+}
+
+/* The out log and the inbox share one implementation: a DB of uint64 keys,
+ * with its head and byte count in meta. */
+typedef struct log_id {
+    MDB_dbi dbi;
+    const char *head_key, *bytes_key;
+} log_id;
+
+static log_id out_log(store_txn *t) { return (log_id){t->s->log, "log_head", "log_bytes"}; }
+static log_id in_log(store_txn *t) { return (log_id){t->s->inbox, "inbox_head", "inbox_bytes"}; }
+
+static int log_append(store_txn *t, log_id l, const void *rec, size_t len, uint64_t *seq) {
+    uint64_t head, bytes;
+    int rc = meta_u64(t, l.head_key, &head);
+    if (!rc) rc = meta_u64(t, l.bytes_key, &bytes);
+    if (rc) return rc;
+    uint64_t s = head + 1;
+    MDB_val k = {sizeof s, &s}, v = {len, (void *)rec};
+    rc = rc_of(mdb_put(t->txn, l.dbi, &k, &v, MDB_APPEND));
+    if (!rc) rc = meta_put_u64(t, l.head_key, s);
+    if (!rc) rc = meta_put_u64(t, l.bytes_key, bytes + len);
+    if (!rc && seq) *seq = s;
+    return rc;
+}
+
+static int log_bounds(store_txn *t, log_id l, uint64_t *first, uint64_t *head) {
+    uint64_t h;
+    int rc = meta_u64(t, l.head_key, &h);
+    if (rc) return rc;
+    if (head) *head = h;
+    if (first) {
+        MDB_cursor *c;
+        rc = mdb_cursor_open(t->txn, l.dbi, &c);
+        if (rc) return rc_of(rc);
+        MDB_val k, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+        if (rc == 0 && k.mv_size == 8) memcpy(first, k.mv_data, 8);
+        else *first = h + 1;
+        mdb_cursor_close(c);
+    }
+    return 0;
+}
+
+static int log_scan(store_txn *t, log_id l, uint64_t after, uint64_t until,
+                    int (*cb)(void *, uint64_t, const void *, size_t), void *arg) {
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, l.dbi, &c);
+    if (rc) return rc_of(rc);
+    uint64_t from = after + 1;
+    MDB_val k = {8, &from}, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        uint64_t seq;
+        memcpy(&seq, k.mv_data, 8);
+        if (seq > until) break;
+        if ((ret = cb(arg, seq, v.mv_data, v.mv_size))) break;
+    }
+    mdb_cursor_close(c);
+    if (ret) return ret;
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+static int log_trim(store_txn *t, log_id l, uint64_t upto, size_t *freed) {
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, l.dbi, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k, v;
+    size_t total = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        uint64_t seq;
+        memcpy(&seq, k.mv_data, 8);
+        if (seq > upto) break;
+        total += v.mv_size;
+        if ((rc = mdb_cursor_del(c, 0))) break;
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND) return rc_of(rc);
+    uint64_t bytes;
+    rc = meta_u64(t, l.bytes_key, &bytes);
+    if (!rc) rc = meta_put_u64(t, l.bytes_key, bytes > total ? bytes - total : 0);
+    if (freed) *freed = total;
+    return rc;
+}
+
+int store_log_append(store_txn *t, const void *rec, size_t len, uint64_t *seq) {
+    return log_append(t, out_log(t), rec, len, seq);
+}
+int store_log_bounds(store_txn *t, uint64_t *first, uint64_t *head) {
+    return log_bounds(t, out_log(t), first, head);
+}
+int store_log_scan(store_txn *t, uint64_t after, uint64_t until,
+                   int (*cb)(void *, uint64_t, const void *, size_t), void *arg) {
+    return log_scan(t, out_log(t), after, until, cb, arg);
+}
+int store_log_trim(store_txn *t, uint64_t upto, size_t *freed) {
+    return log_trim(t, out_log(t), upto, freed);
+}
+int store_log_size(store_txn *t, uint64_t *bytes) { return meta_u64(t, "log_bytes", bytes); }
+
+int store_inbox_append(store_txn *t, const void *rec, size_t len, uint64_t *seq) {
+    return log_append(t, in_log(t), rec, len, seq);
+}
+int store_inbox_bounds(store_txn *t, uint64_t *first, uint64_t *head) {
+    return log_bounds(t, in_log(t), first, head);
+}
+int store_inbox_scan(store_txn *t, uint64_t after, uint64_t until,
+                     int (*cb)(void *, uint64_t, const void *, size_t), void *arg) {
+    return log_scan(t, in_log(t), after, until, cb, arg);
+}
+int store_inbox_trim(store_txn *t, uint64_t upto) { return log_trim(t, in_log(t), upto, NULL); }
+
+/* ---- handshakes -------------------------------------------------------------- */
+
+int store_handshake_put(store_txn *t, const char *sid, const char *json, size_t len) {
+    MDB_val k = sval(sid), v = {len, (void *)json};
+    return rc_of(mdb_put(t->txn, t->s->handshakes, &k, &v, 0));
+}
+
+int store_handshake_get(store_txn *t, const char *sid, const char **json, size_t *len) {
+    MDB_val k = sval(sid), v;
+    int rc = mdb_get(t->txn, t->s->handshakes, &k, &v);
+    if (rc) return rc_of(rc);
+    *json = v.mv_data;
+    *len = v.mv_size;
+    return 0;
+}
+
+/* ---- readers ----------------------------------------------------------- */
+
+int store_reader_put(store_txn *t, const char *name, uint64_t seq) {
+    MDB_val k = sval(name), v = {8, &seq};
+    return rc_of(mdb_put(t->txn, t->s->readers, &k, &v, 0));
+}
+
+int store_reader_del(store_txn *t, const char *name) {
+    MDB_val k = sval(name);
+    int rc = mdb_del(t->txn, t->s->readers, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+int store_reader_each(store_txn *t, int (*cb)(void *, const char *, uint64_t), void *arg) {
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->readers, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        char name[256];
+        if (k.mv_size >= sizeof name || v.mv_size != 8) continue;
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = 0;
+        uint64_t seq;
+        memcpy(&seq, v.mv_data, 8);
+        if ((ret = cb(arg, name, seq))) break;
+    }
+    mdb_cursor_close(c);
+    if (ret) return ret;
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}

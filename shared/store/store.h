@@ -1,0 +1,211 @@
+/* store: the shared state of every process, in one LMDB environment inside
+ * the state directory.  It knows LMDB and the record layouts below, and
+ * nothing of the wire protocol: packet bytes are opaque to it.
+ *
+ * Layout (named databases):
+ *   meta        string key -> value: format version, log bounds.
+ *   sessions    Engine.IO sid (20 chars) -> store_session (fixed struct).
+ *   partials    sid -> a binary Socket.IO packet waiting for attachments.
+ *   sockets     socket id (20 chars) -> store_socket header + nsp + data.
+ *   sess_socks  sid -> socket id, DUPSORT: the sockets of a session.
+ *   rooms       nsp '\0' room -> socket id + join seq (8 bytes BE), DUPSORT.
+ *   sock_rooms  socket id -> room, DUPSORT: the other direction, for leaving
+ *               every room at once and listing a socket's rooms.
+ *   log         seq (uint64, INTEGERKEY, appended with MDB_APPEND) -> one
+ *               delivery record (see adapter.h): the frames already encoded,
+ *               plus who they are for.
+ *   readers     reader name -> uint64 seq: how far a long-lived reader (a
+ *               WebSocket front) has consumed the log; names starting with
+ *               "in:" are readers of the inbox.
+ *   inbox       seq (uint64, INTEGERKEY) -> one JSON event for application
+ *               logic (see inbox.h): connections, events, acks, disconnects.
+ *               The handler dispatcher in stated consumes it in order.
+ *   handshakes  sid -> JSON {address, headers, query, time, url} of the
+ *               request that opened the session (handlers see it).
+ *
+ * Why a log: a broadcast to a room of 10,000 sockets is ONE append of the
+ * encoded frames, whatever the room's size; each reader (a polling request,
+ * or a front serving many connections) walks the log from its own cursor and
+ * keeps what is addressed to it, checking room membership as of the entry's
+ * sequence number (a socket receives an entry only if it joined the room
+ * before the entry was written).  Nothing is copied per recipient, and
+ * delivery order is the log order for every reader.  stated trims the log
+ * below the slowest live cursor, and past max_log_bytes in any case (a
+ * reader left behind the trim point is disconnected).
+ *
+ * Concurrency: LMDB serialises writers machine wide; readers never block.
+ * The environment is opened with MDB_NOTLS (a transaction is not tied to a
+ * thread slot), MDB_WRITEMAP (commits write into the shared map instead of
+ * pwrite()ing pages: several times more commits per second; the data file
+ * is sparse, map_size_mb long) and MDB_NOSYNC (a process crash loses
+ * nothing; stated syncs every second, so a power loss loses at most about a
+ * second).  Never hold a transaction while waiting: copy what you need and
+ * end it.
+ *
+ * Errors: 0 on success; STORE_NOTFOUND; other negative values are -errno or
+ * STORE_EFULL (map full) / STORE_EIO (other LMDB failure); store_strerror. */
+#ifndef SIO_STORE_H
+#define SIO_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/util.h"
+
+#define STORE_NOTFOUND (-30798) /* = MDB_NOTFOUND */
+#define STORE_EFULL (-30792)    /* = MDB_MAP_FULL */
+#define STORE_EIO (-30700)
+
+#define STORE_ROOM_MAX 256 /* longest room name, bytes */
+
+typedef struct store store;
+typedef struct store_txn store_txn;
+
+typedef struct store_opts {
+    int create;          /* create the directory and databases (stated) */
+    size_t map_size;     /* bytes; 0 = 4 GiB */
+    unsigned maxreaders; /* 0 = 4096 */
+} store_opts;
+
+/* Opens the environment in dir.  Without opts->create the environment must
+ * exist (stated created it): -ENOENT otherwise.  Once per process. */
+int store_open(store **out, const char *dir, const store_opts *opts);
+void store_close(store *s);
+const char *store_strerror(int rc);
+const char *store_dir(const store *s);
+/* Clears reader slots left by crashed processes; returns how many. */
+int store_reader_check(store *s);
+int store_sync(store *s);
+
+/* A transaction; write=1 for a write transaction (one at a time machine
+ * wide).  store_commit and store_abort free the txn. */
+int store_begin(store *s, int write, store_txn **out);
+int store_commit(store_txn *t);
+void store_abort(store_txn *t);
+
+/* ---- meta --------------------------------------------------------------- */
+/* Small named values (stated publishes its config text here).  get: *data is
+ * borrowed until the txn ends. */
+int store_meta_get(store_txn *t, const char *key, const void **data, size_t *len);
+int store_meta_put(store_txn *t, const char *key, const void *data, size_t len);
+
+/* ---- sessions ---------------------------------------------------------- */
+enum { STORE_T_POLLING = 0, STORE_T_WEBSOCKET = 1 };
+enum { STORE_S_OPEN = 0, STORE_S_UPGRADING = 1, STORE_S_CLOSED = 2 };
+
+typedef struct store_session {
+    uint32_t version;      /* STORE_SESSION_VERSION */
+    uint8_t eio;           /* Engine.IO protocol version (4) */
+    uint8_t transport;     /* STORE_T_* */
+    uint8_t state;         /* STORE_S_* */
+    uint8_t close_reason;  /* engine's reason code when closed */
+    uint8_t close_sent;    /* the close ('1' or '6') has been handed out */
+    uint8_t ever_connected;/* a namespace was joined once (connectTimeout) */
+    uint8_t bare;          /* a bare Engine.IO session: messages go to the inbox */
+    uint8_t pad[1];
+    int64_t created_ms;
+    int64_t ping_at_ms;    /* when the next ping is due */
+    int64_t ping_sent_ms;  /* the ping_at_ms whose '2' was handed out */
+    int64_t closed_ms;
+    int64_t upgrade_ms;    /* when the upgrade started */
+    uint64_t cursor;       /* last log seq handed to this session */
+    int32_t poll_pid;      /* process holding the pending GET (0: none) */
+    uint32_t poll_token;   /* which request of that process */
+    int64_t poll_since_ms;
+    int32_t owner_pid;     /* WebSocket front process owning the connection */
+    uint32_t nsockets;
+    char remote[48];       /* client address */
+} store_session;
+#define STORE_SESSION_VERSION 1
+
+int store_session_get(store_txn *t, const char *sid, store_session *out);
+int store_session_put(store_txn *t, const char *sid, const store_session *s);
+int store_session_del(store_txn *t, const char *sid);
+/* Calls cb for every session; a non-zero return from cb stops the walk and is
+ * returned.  The sid is borrowed for the call. */
+int store_session_each(store_txn *t, int (*cb)(void *arg, const char *sid, const store_session *s),
+                       void *arg);
+int store_session_count(store_txn *t, size_t *out);
+
+/* A packet being assembled from attachments (opaque bytes, owned by engine).
+ * get: *data is borrowed until the txn ends. */
+int store_partial_get(store_txn *t, const char *sid, const void **data, size_t *len);
+int store_partial_put(store_txn *t, const char *sid, const void *data, size_t len);
+int store_partial_del(store_txn *t, const char *sid);
+
+/* ---- sockets ----------------------------------------------------------- */
+typedef struct store_socket {
+    char id[UTIL_ID_LEN + 1];
+    char sid[UTIL_ID_LEN + 1];  /* its Engine.IO session */
+    char nsp[129];
+    uint64_t created_seq;       /* log head when it connected */
+    int64_t created_ms;
+    const char *data;           /* JSON text (handshake, auth, data); borrowed */
+    size_t data_len;
+} store_socket;
+
+/* Creates the socket record and its links to the session. */
+int store_socket_put(store_txn *t, const store_socket *s);
+/* out->data is borrowed until the txn ends. */
+int store_socket_get(store_txn *t, const char *id, store_socket *out);
+/* Removes the socket, its session link and every room membership. */
+int store_socket_del(store_txn *t, const char *id);
+/* Sockets of one session / of every session. cb's record is borrowed. */
+int store_session_sockets(store_txn *t, const char *sid,
+                          int (*cb)(void *arg, const store_socket *s), void *arg);
+int store_socket_each(store_txn *t, int (*cb)(void *arg, const store_socket *s), void *arg);
+
+/* ---- rooms ------------------------------------------------------------- */
+/* Adds socket id (of namespace nsp) to room; join_seq is the log head at the
+ * time.  Joining twice keeps the first join. */
+int store_room_join(store_txn *t, const char *nsp, const char *room, const char *id,
+                    uint64_t join_seq);
+int store_room_leave(store_txn *t, const char *nsp, const char *room, const char *id);
+/* 0 and *join_seq when id is in room, STORE_NOTFOUND otherwise. */
+int store_room_has(store_txn *t, const char *nsp, const char *room, size_t room_len,
+                   const char *id, uint64_t *join_seq);
+/* Members of one room. */
+int store_room_members(store_txn *t, const char *nsp, const char *room, size_t room_len,
+                       int (*cb)(void *arg, const char *id, uint64_t join_seq), void *arg);
+/* Every room of a namespace with its member count. */
+int store_room_each(store_txn *t, const char *nsp,
+                    int (*cb)(void *arg, const char *room, size_t room_len, size_t members),
+                    void *arg);
+/* Rooms of one socket. */
+int store_socket_rooms(store_txn *t, const char *id,
+                       int (*cb)(void *arg, const char *room, size_t room_len), void *arg);
+
+/* ---- log --------------------------------------------------------------- */
+/* Appends a record; *seq gets its sequence number (head + 1). */
+int store_log_append(store_txn *t, const void *rec, size_t len, uint64_t *seq);
+/* The last sequence number written (0 when nothing ever was), and the first
+ * still stored (head + 1 when the log is empty). */
+int store_log_bounds(store_txn *t, uint64_t *first, uint64_t *head);
+/* Calls cb for each record with after < seq <= until, in order, until cb
+ * returns non-zero (returned) or the log ends.  Record bytes are borrowed. */
+int store_log_scan(store_txn *t, uint64_t after, uint64_t until,
+                   int (*cb)(void *arg, uint64_t seq, const void *rec, size_t len), void *arg);
+/* Deletes records with seq <= upto.  *bytes gets the bytes freed. */
+int store_log_trim(store_txn *t, uint64_t upto, size_t *bytes);
+/* Total bytes of records currently in the log. */
+int store_log_size(store_txn *t, uint64_t *bytes);
+
+/* ---- inbox --------------------------------------------------------------- */
+/* The same operations for the inbox (a second log, of JSON events). */
+int store_inbox_append(store_txn *t, const void *rec, size_t len, uint64_t *seq);
+int store_inbox_bounds(store_txn *t, uint64_t *first, uint64_t *head);
+int store_inbox_scan(store_txn *t, uint64_t after, uint64_t until,
+                     int (*cb)(void *arg, uint64_t seq, const void *rec, size_t len), void *arg);
+int store_inbox_trim(store_txn *t, uint64_t upto);
+
+/* ---- handshakes ------------------------------------------------------------ */
+int store_handshake_put(store_txn *t, const char *sid, const char *json, size_t len);
+/* *json is borrowed until the txn ends. */
+int store_handshake_get(store_txn *t, const char *sid, const char **json, size_t *len);
+
+/* ---- readers ----------------------------------------------------------- */
+int store_reader_put(store_txn *t, const char *name, uint64_t seq);
+int store_reader_del(store_txn *t, const char *name);
+int store_reader_each(store_txn *t, int (*cb)(void *arg, const char *name, uint64_t seq), void *arg);
+
+#endif
