@@ -1,8 +1,8 @@
 /* sio-fcgi: the FastCGI long-polling gateway.
  *
- * A thin main over engine.h: it turns each FastCGI request into an
- * engine_http_req, holds GETs by waiting on the notify subscriber (never in a
- * store transaction), and writes the engine's response.  A pool of threads
+ * A thin main over server/polling.h: it turns each FastCGI request into an
+ * http_req, holds GETs by waiting on the notify subscriber (never in a
+ * store transaction), and writes the answer.  A pool of threads
  * accepts on one listening socket (FCGX_Accept_r under a mutex), so one
  * process holds as many waiting polls as it has threads.
  *
@@ -21,14 +21,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server/engine.h"
 #include "base/log.h"
-#include "handlers/plugin.h"
 #include "base/util.h"
+#include "handlers/plugin.h"
+#include "server/polling.h"
 
-static engine g_engine;
-static int g_listen_fd = 0;
-static pthread_mutex_t g_accept_mu = PTHREAD_MUTEX_INITIALIZER;
+/* What the worker threads share. */
+typedef struct gateway {
+    server srv;
+    int listen_fd;        /* 0 when spawned by the web server */
+    pthread_mutex_t accept_mu;
+} gateway;
 
 static const char *status_text(int status) {
     switch (status) {
@@ -44,7 +47,7 @@ static const char *status_text(int status) {
     return "Unknown";
 }
 
-static void write_resp(FCGX_Request *r, const engine_http_resp *resp) {
+static void write_resp(FCGX_Request *r, const http_resp *resp) {
     buf h = BUF_INIT;
     buf_printf(&h, "Status: %d %s\r\n", resp->status, status_text(resp->status));
     if (resp->content_type) buf_printf(&h, "Content-Type: %s\r\n", resp->content_type);
@@ -76,26 +79,24 @@ static int peer_gone(int fd) {
     return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-static void handle(FCGX_Request *r) {
-    engine *e = &g_engine;
-    char **env = r->envp;
-    engine_http_req req = {0};
-    req.method = FCGX_GetParam("REQUEST_METHOD", env);
-    if (!req.method) req.method = "GET";
-    req.query = FCGX_GetParam("QUERY_STRING", env);
-    req.content_type = FCGX_GetParam("CONTENT_TYPE", env);
-    req.origin = FCGX_GetParam("HTTP_ORIGIN", env);
-    req.remote_addr = FCGX_GetParam("REMOTE_ADDR", env);
-    const char *cl = FCGX_GetParam("CONTENT_LENGTH", env);
-    req.content_length = cl && *cl ? strtol(cl, NULL, 10) : -1;
-    const char *up = FCGX_GetParam("HTTP_UPGRADE", env);
-    req.upgrade = up && !strcasecmp(up, "websocket");
+enum { MAX_HEADERS = 64 };
 
-    req.url = FCGX_GetParam("REQUEST_URI", env);
-    /* Request headers, as name/value pairs (names and values borrow one buffer). */
-    enum { MAX_HEADERS = 64 };
-    const char *hv[MAX_HEADERS * 2 + 1];
-    char names[MAX_HEADERS][64];
+/* The FastCGI request as an http_req; the header pairs go into hv, their
+ * names into names (req borrows both, and r's parameters). */
+static void read_request(FCGX_Request *r, http_req *req, const char **hv, char (*names)[64]) {
+    char **env = r->envp;
+    memset(req, 0, sizeof *req);
+    req->method = FCGX_GetParam("REQUEST_METHOD", env);
+    if (!req->method) req->method = "GET";
+    req->query = FCGX_GetParam("QUERY_STRING", env);
+    req->content_type = FCGX_GetParam("CONTENT_TYPE", env);
+    req->origin = FCGX_GetParam("HTTP_ORIGIN", env);
+    req->remote_addr = FCGX_GetParam("REMOTE_ADDR", env);
+    const char *cl = FCGX_GetParam("CONTENT_LENGTH", env);
+    req->content_length = cl && *cl ? strtol(cl, NULL, 10) : -1;
+    const char *up = FCGX_GetParam("HTTP_UPGRADE", env);
+    req->upgrade = up && !strcasecmp(up, "websocket");
+    req->url = FCGX_GetParam("REQUEST_URI", env);
     size_t nh = 0;
     for (char **p = env; *p && nh < MAX_HEADERS; p++)
         if (header_name(*p, names[nh], sizeof names[nh])) {
@@ -105,61 +106,72 @@ static void handle(FCGX_Request *r) {
             nh++;
         }
     hv[nh * 2] = NULL;
-    req.headers = hv;
+    req->headers = hv;
+}
 
-    engine_http_resp resp = {0};
-    int route = engine_route(e, req.url);
+/* Reads a POST body (bounded by max_http_buffer_size) and hands it over. */
+static void post(server *srv, FCGX_Request *r, polling_req *p, http_resp *resp) {
+    size_t max = (size_t)srv->cfg.max_http_buffer_size;
+    buf body = BUF_INIT;
+    int too_big = 0;
+    char chunk[16384];
+    int n;
+    while ((n = FCGX_GetStr(chunk, sizeof chunk, r->in)) > 0) {
+        if (body.len + (size_t)n > max) { too_big = 1; break; }
+        if (buf_append(&body, chunk, (size_t)n)) { too_big = 1; break; }
+    }
+    polling_post(srv, p, (uint8_t *)(body.data ? body.data : ""), body.len, too_big, resp);
+    buf_free(&body);
+}
+
+static void handle(server *srv, FCGX_Request *r) {
+    http_req req;
+    const char *hv[MAX_HEADERS * 2 + 1];
+    char names[MAX_HEADERS][64];
+    read_request(r, &req, hv, names);
+    http_resp resp = {0};
+    int route = http_route(srv, req.url);
     req.bare = route == 2;
     if (!route) {
         resp.status = 404;
         resp.content_type = "text/plain";
         buf_puts(&resp.body, "Not Found");
         write_resp(r, &resp);
-        engine_resp_free(&resp);
+        http_resp_free(&resp);
         return;
     }
-    engine_poll p;
-    int rc = engine_http_begin(e, &req, &p, &resp);
-    if (rc == ENGINE_READ_BODY) {
-        size_t max = (size_t)e->cfg.max_http_buffer_size;
-        buf body = BUF_INIT;
-        int too_big = 0;
-        char chunk[16384];
-        int n;
-        while ((n = FCGX_GetStr(chunk, sizeof chunk, r->in)) > 0) {
-            if (body.len + (size_t)n > max) { too_big = 1; break; }
-            if (buf_append(&body, chunk, (size_t)n)) { too_big = 1; break; }
-        }
-        engine_post(e, &p, &req, (uint8_t *)(body.data ? body.data : ""), body.len, too_big, &resp);
-        buf_free(&body);
-    } else if (rc == ENGINE_WAIT) {
+    polling_req p;
+    int rc = polling_begin(srv, &req, &p, &resp);
+    if (rc == POLLING_READ_BODY) {
+        post(srv, r, &p, &resp);
+    } else if (rc == POLLING_WAIT) {
         int64_t deadline;
-        while ((rc = engine_poll_step(e, &p, &resp, &deadline)) == ENGINE_WAIT) {
+        while ((rc = polling_step(srv, &p, &resp, &deadline)) == POLLING_WAIT) {
             /* Packets wake us at once; the web server's connection is looked at
              * at least every second, to notice a client that went away. */
             int64_t until = util_now_ms() + PEER_CHECK_MS;
-            notify_sub_wait(e->sub, p.gen, deadline < until ? deadline : until);
+            notify_sub_wait(srv->sub, p.gen, deadline < until ? deadline : until);
             if (peer_gone(r->ipcFd)) {
-                engine_poll_dropped(e, &p); /* no one to answer */
-                engine_resp_free(&resp);
+                polling_dropped(srv, &p); /* no one to answer */
+                http_resp_free(&resp);
                 return;
             }
         }
     }
     write_resp(r, &resp);
-    engine_resp_free(&resp);
+    http_resp_free(&resp);
 }
 
 static void *worker(void *arg) {
-    (void)arg;
+    gateway *g = arg;
     FCGX_Request r;
-    if (FCGX_InitRequest(&r, g_listen_fd, 0)) return NULL;
+    if (FCGX_InitRequest(&r, g->listen_fd, 0)) return NULL;
     for (;;) {
-        pthread_mutex_lock(&g_accept_mu);
+        pthread_mutex_lock(&g->accept_mu);
         int rc = FCGX_Accept_r(&r);
-        pthread_mutex_unlock(&g_accept_mu);
+        pthread_mutex_unlock(&g->accept_mu);
         if (rc < 0) break;
-        handle(&r);
+        handle(&g->srv, &r);
         FCGX_Finish_r(&r);
     }
     return NULL;
@@ -187,6 +199,7 @@ int main(int argc, char **argv) {
     }
     log_init("sio-fcgi");
     signal(SIGPIPE, SIG_IGN);
+    static gateway g = {.listen_fd = 0, .accept_mu = PTHREAD_MUTEX_INITIALIZER};
     if (FCGX_Init()) {
         log_error("FCGX_Init failed");
         return 1;
@@ -194,9 +207,9 @@ int main(int argc, char **argv) {
     if (sock) {
         unlink(sock);
         mode_t old = umask(0);
-        g_listen_fd = FCGX_OpenSocket(sock, 1024);
+        g.listen_fd = FCGX_OpenSocket(sock, 1024);
         umask(old);
-        if (g_listen_fd < 0) {
+        if (g.listen_fd < 0) {
             log_error("cannot listen on %s", sock);
             return 1;
         }
@@ -206,12 +219,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     char err[512];
-    if (engine_open(&g_engine, dir, cfgp, ENGINE_SUBSCRIBE, err, sizeof err) ||
-        plugin_load(&g_engine, err, sizeof err)) {
+    server *srv = &g.srv;
+    if (server_open(srv, dir, cfgp, SERVER_SUBSCRIBE, err, sizeof err) ||
+        plugin_load(srv, err, sizeof err)) {
         log_error("%s", err);
         return 1;
     }
-    long nthreads = g_engine.cfg.fcgi_threads;
+    long nthreads = srv->cfg.fcgi_threads;
     if (threads_s && util_parse_long(threads_s, 1, 10000, &nthreads)) {
         log_error("bad thread count '%s' (1..10000)", threads_s);
         return 2;
@@ -231,13 +245,13 @@ int main(int argc, char **argv) {
     pthread_t *tids = calloc((size_t)nthreads, sizeof *tids);
     long started = 0;
     for (long i = 0; tids && i < nthreads; i++)
-        if (pthread_create(&tids[i], &attr, worker, NULL) == 0) started++;
+        if (pthread_create(&tids[i], &attr, worker, &g) == 0) started++;
     pthread_attr_destroy(&attr);
     if (started == 0) {
         log_error("could not start any worker thread");
         return 1;
     }
-    log_info("serving %s with %ld threads, state %s%s%s", g_engine.cfg.path, started, g_engine.dir,
+    log_info("serving %s with %ld threads, state %s%s%s", srv->cfg.path, started, srv->dir,
              sock ? ", socket " : "", sock ? sock : "");
     int sig = 0;
     sigwait(&stop, &sig);

@@ -1,14 +1,21 @@
-/* sio-front: the WebSocket + embedded front (see front.h).
+/* sio-front: the embedded front.  One libwebsockets event loop serves
+ *   - the Engine.IO WebSocket transport (new sessions and upgrades of
+ *     polling sessions), front_ws.c, fed by one reader of the packet log
+ *     for all connections, front_deliver.c;
+ *   - Engine.IO long-polling over plain HTTP, the client bundle and the
+ *     demo endpoints, front_http.c and front_demo.c;
+ *   - static files from --www.
  *
  *   sio-front --port PORT [--host 127.0.0.1] [--www DIR] [--state DIR]
  *             [--config FILE] [--client-js FILE] [--max-queue BYTES]
  *             [--per-message-deflate] [--reuse-port]
  *
- * One libwebsockets context, one vhost, one event loop thread:
+ * One lws context (its user pointer is the front), one vhost, one thread:
  *   protocol 0 "sio"     HTTP and WebSocket (Socket.IO clients send no
  *                        Sec-WebSocket-Protocol, so it must be the default);
  *   protocol 1 "sio-raw" adopted descriptors: the notify subscriber's
- *                        eventfd (a dup) and a signalfd for SIGTERM/SIGINT.
+ *                        eventfd (a dup), a signalfd for SIGTERM/SIGINT,
+ *                        and with --reuse-port our own listening socket.
  * Mounts: cfg.path, cfg.engine_path and /demo go to the callback; "/"
  * serves --www.  With --reuse-port the front listens itself (SO_REUSEPORT)
  * and hands accepted sockets to lws, so several fronts can share a port. */
@@ -24,111 +31,55 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "front.h"
 #include "base/log.h"
-#include "handlers/plugin.h"
 #include "base/util.h"
+#include "front_conn.h"
+#include "front_deliver.h"
+#include "front_http.h"
+#include "front_lws.h"
+#include "front_timer.h"
+#include "front_ws.h"
+#include "handlers/plugin.h"
+#include "server/server.h"
 
-front g_front;
+#define STOP_GRACE_MS 1500 /* connections get this long to close at a stop */
 
-static int g_evfd = -1, g_sigfd = -1, g_listenfd = -1;
-static int64_t g_stop_deadline;
-static char g_eio_mount[256];
+typedef struct front_opts {
+    const char *host;
+    int port;
+    const char *www;
+    const char *client_js;
+    const char *state_dir;
+    const char *config;
+    size_t max_queue;    /* bytes queued per connection before it is dropped (0: config) */
+    int deflate;         /* permessage-deflate offered (-1: config) */
+    int reuse_port;      /* own listen socket with SO_REUSEPORT: several fronts, one port */
+} front_opts;
 
-/* ---- small helpers shared by the front files ------------------------------- */
+/* The process: everything the callbacks reach through the context's user
+ * pointer. */
+typedef struct front {
+    server srv;
+    front_opts o;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    int stopping;
+    int64_t stop_deadline;
+    lws_sorted_usec_list_t sul_stop;
+    ftimers timers;
+    fconns conns;
+    deliver *dl;
+    ws_front *ws;
+    fhttp *http;
+    int evfd, sigfd, listenfd;
+    /* the opaque user data of the adopted descriptors: what each one is */
+    int tag_notify, tag_signal, tag_listen;
+    char www[PATH_MAX], client_js[PATH_MAX + 64];
+    char eio_mount[256], bare_mount[256];
+    struct lws_http_mount m_eio, m_bare, m_demo, m_www;
+} front;
 
-int front_route(const char *uri) { return engine_route(&g_front.e, uri); }
-
-void front_hdrs_load(struct lws *wsi, front_hdrs *h) {
-    size_t n = 0, total = 0;
-    int toks[FRONT_MAX_HEADERS], lens[FRONT_MAX_HEADERS];
-    for (int t = 0; t < (int)WSI_TOKEN_COUNT && n < FRONT_MAX_HEADERS; t++) {
-        const unsigned char *name = lws_token_to_string((enum lws_token_indexes)t);
-        int len = lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
-        if (!name || len <= 0 || name[0] == ':') continue;
-        size_t nl = strlen((const char *)name);
-        if (nl < 2 || nl > sizeof h->names[0] || name[nl - 1] != ':') continue; /* "get ", ... */
-        for (size_t i = 0; i + 1 < nl; i++)
-            h->names[n][i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-        h->names[n][nl - 1] = 0;
-        toks[n] = t;
-        lens[n] = len;
-        total += (size_t)len + 1;
-        n++;
-    }
-    h->values = malloc(total + 1);
-    size_t o = 0, k = 0;
-    for (size_t i = 0; h->values && i < n; i++) {
-        int got = lws_hdr_copy(wsi, h->values + o, lens[i] + 1, (enum lws_token_indexes)toks[i]);
-        if (got < 0) continue;
-        h->kv[k * 2] = h->names[i];
-        h->kv[k * 2 + 1] = h->values + o;
-        o += (size_t)got + 1;
-        k++;
-    }
-    h->kv[k * 2] = NULL;
-}
-
-void front_hdrs_free(front_hdrs *h) {
-    free(h->values);
-    h->values = NULL;
-    h->kv[0] = NULL;
-}
-
-void front_url(struct lws *wsi, const char *query, char *out, size_t n) {
-    char *uri = NULL;
-    int len = 0;
-    out[0] = 0;
-    if (lws_http_get_uri_and_method(wsi, &uri, &len) < 0 || !uri) return;
-    snprintf(out, n, "%.*s%s%s", len, uri, query && *query ? "?" : "", query ? query : "");
-}
-
-int front_query(struct lws *wsi, char *out, size_t n) {
-    size_t o = 0;
-    out[0] = 0;
-    for (int i = 0;; i++) {
-        size_t fl = (size_t)lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (o + fl + 2 > n) return -1;
-        size_t at = o ? o + 1 : 0;
-        int got = lws_hdr_copy_fragment(wsi, out + at, (int)(n - at), WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (got < 0) break; /* no more */
-        if (o) out[o] = '&';
-        o = at + (size_t)got;
-    }
-    out[o] = 0;
-    return 0;
-}
-
-int front_simple_response(struct lws *wsi, int status, const char *ctype, const char *body,
-                          size_t len, const char *extra) {
-    unsigned char hb[LWS_PRE + 2048];
-    unsigned char *start = hb + LWS_PRE, *p = start, *end = hb + sizeof hb - 1;
-    if (lws_add_http_header_status(wsi, (unsigned int)status, &p, end)) return -1;
-    if (ctype && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-                                              (const unsigned char *)ctype, (int)strlen(ctype), &p, end))
-        return -1;
-    if (lws_add_http_header_content_length(wsi, len, &p, end)) return -1;
-    char conn[64];
-    if (lws_hdr_copy(wsi, conn, sizeof conn, WSI_TOKEN_CONNECTION) > 0 && strcasestr(conn, "close") &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5, &p, end))
-        return -1;
-    if (extra && *extra) {
-        size_t el = strlen(extra);
-        if ((size_t)(end - p) < el + 8) return -1;
-        memcpy(p, extra, el); /* complete "Name: value\r\n" lines */
-        p += el;
-    }
-    if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
-    if (len) {
-        unsigned char *b = malloc(LWS_PRE + len);
-        if (!b) return -1;
-        memcpy(b + LWS_PRE, body, len);
-        int w = lws_write(wsi, b + LWS_PRE, len, LWS_WRITE_HTTP_FINAL);
-        free(b);
-        if (w < 0) return -1;
-    }
-    return 0;
-}
+static front *front_of(struct lws *wsi) { return lws_context_user(lws_get_context(wsi)); }
 
 /* ---- the protocol callbacks ------------------------------------------------- */
 
@@ -139,7 +90,7 @@ static int sio_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         if (!in || strcasecmp((const char *)in, "websocket")) return -1;
-        return ws_confirm_upgrade(wsi);
+        return ws_confirm_upgrade(front_of(wsi)->ws, wsi);
     case LWS_CALLBACK_ESTABLISHED:
         if (kind != OBJ_WS) return -1;
         return ws_established(wsi, o);
@@ -157,28 +108,28 @@ static int sio_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_CLOSED:
         return 0;
     case LWS_CALLBACK_HTTP:
-        return http_request(wsi);
+        return fhttp_request(front_of(wsi)->http, wsi);
     case LWS_CALLBACK_HTTP_BODY:
-        if (kind == OBJ_HTTP) return http_body(wsi, in, len);
+        if (kind == OBJ_HTTP) return fhttp_body(wsi, in, len);
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (kind == OBJ_HTTP) return http_body_done(wsi);
+        if (kind == OBJ_HTTP) return fhttp_body_done(wsi);
         break;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (kind == OBJ_HTTP) return http_writeable(wsi);
+        if (kind == OBJ_HTTP) return fhttp_writeable(wsi);
         break;
     case LWS_CALLBACK_HTTP_FILE_COMPLETION:
         if (lws_http_transaction_completed(wsi)) return -1;
         return 0;
     case LWS_CALLBACK_CLOSED_HTTP:
         if (kind == OBJ_HTTP) {
-            http_closed(wsi);
+            fhttp_closed(wsi);
             lws_set_opaque_user_data(wsi, NULL);
         }
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         if (kind == OBJ_WS) ws_destroy(o);
-        else if (kind == OBJ_HTTP) http_closed(wsi);
+        else if (kind == OBJ_HTTP) fhttp_closed(wsi);
         if (kind == OBJ_WS || kind == OBJ_HTTP) lws_set_opaque_user_data(wsi, NULL);
         return 0;
     default:
@@ -187,21 +138,35 @@ static int sio_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-/* engine_notify defers while this is set; the main loop flushes each turn. */
+/* server_notify defers while this is set; the main loop flushes each turn. */
 static void defer_noop(void *arg) { (void)arg; }
 
-static lws_sorted_usec_list_t g_sul_stop;
 static void stop_cb(lws_sorted_usec_list_t *sul) { (void)sul; }
 
-static void start_stop(int signo) {
-    if (g_front.stopping) return;
-    g_front.stopping = 1;
-    g_stop_deadline = util_now_ms() + 1500;
-    lws_sul_schedule(g_front.ctx, 0, &g_sul_stop, stop_cb, (lws_usec_t)1600 * 1000);
-    log_info("signal %d: stopping (%zu WebSocket connection(s))", signo, ws_count());
-    ws_shutdown_all();
-    http_shutdown_all();
-    lws_cancel_service(g_front.ctx);
+static void start_stop(front *f, int signo) {
+    if (f->stopping) return;
+    f->stopping = 1;
+    f->stop_deadline = util_now_ms() + STOP_GRACE_MS;
+    lws_sul_schedule(f->ctx, 0, &f->sul_stop, stop_cb, (lws_usec_t)(STOP_GRACE_MS + 100) * 1000);
+    log_info("signal %d: stopping (%zu WebSocket connection(s))", signo, ws_count(f->ws));
+    deliver_stop(f->dl);
+    ws_shutdown_all(f->ws);
+    fhttp_shutdown_all(f->http);
+    lws_cancel_service(f->ctx);
+}
+
+/* --reuse-port: takes what is waiting on our own listening socket. */
+static void accept_all(front *f) {
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(f->listenfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_warn("accept: %s", strerror(errno));
+            break;
+        }
+        if (f->stopping) close(fd);
+        else lws_adopt_socket_vhost(f->vh, fd); /* closes fd when it fails */
+    }
 }
 
 static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -210,24 +175,16 @@ static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     if (reason != LWS_CALLBACK_RAW_RX_FILE) return 0;
     const int *tag = lws_get_opaque_user_data(wsi);
     if (!tag) return 0;
+    front *f = front_of(wsi);
     if (*tag == OBJ_RAW_NOTIFY) {
-        notify_sub_ack(g_front.e.sub);
-        deliver_scan();
-        http_wake();
-    } else if (*tag == OBJ_RAW_LISTEN) { /* --reuse-port: our own listener */
-        for (int i = 0; i < 64; i++) {
-            int fd = accept4(g_listenfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-            if (fd < 0) {
-                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                    log_warn("accept: %s", strerror(errno));
-                break;
-            }
-            if (g_front.stopping) close(fd);
-            else lws_adopt_socket_vhost(g_front.vh, fd); /* closes fd when it fails */
-        }
+        notify_sub_ack(f->srv.sub);
+        deliver_scan(f->dl);
+        fhttp_wake(f->http);
+    } else if (*tag == OBJ_RAW_LISTEN) {
+        accept_all(f);
     } else if (*tag == OBJ_RAW_SIGNAL) {
         struct signalfd_siginfo si;
-        while (read(g_sigfd, &si, sizeof si) == (ssize_t)sizeof si) start_stop((int)si.ssi_signo);
+        while (read(f->sigfd, &si, sizeof si) == (ssize_t)sizeof si) start_stop(f, (int)si.ssi_signo);
     }
     return 0;
 }
@@ -256,9 +213,7 @@ static void lws_log_emit(int level, const char *line) {
     else log_info("lws: %.*s", tl, txt);
 }
 
-/* The opaque user data of an adopted descriptor: what it is (WSI_DESTROY of
- * every wsi reaches protocol 0, which looks at the tag). */
-static int g_tag_notify = OBJ_RAW_NOTIFY, g_tag_signal = OBJ_RAW_SIGNAL, g_tag_listen = OBJ_RAW_LISTEN;
+/* ---- descriptors ------------------------------------------------------------------ */
 
 /* --reuse-port: a listen socket with SO_REUSEPORT, so that several sio-front
  * processes share one port and the kernel spreads connections over them
@@ -294,19 +249,32 @@ static int listen_reuseport(const char *host, int port) {
     return fd;
 }
 
-static int adopt_fd(int fd, int *tag) {
+static int adopt_fd(front *f, int fd, int *tag) {
     lws_sock_file_fd_type u;
     u.filefd = fd;
-    struct lws *w = lws_adopt_descriptor_vhost(g_front.vh, LWS_ADOPT_RAW_FILE_DESC, u, "sio-raw", NULL);
+    struct lws *w = lws_adopt_descriptor_vhost(f->vh, LWS_ADOPT_RAW_FILE_DESC, u, "sio-raw", NULL);
     if (!w) return -1;
     lws_set_opaque_user_data(w, tag);
     return 0;
 }
 
-/* ---- main ---------------------------------------------------------------------------- */
+/* Adds the notify eventfd, the signalfd and our listening socket to the loop. */
+static int adopt_all(front *f) {
+    f->evfd = dup(notify_sub_eventfd(f->srv.sub));
+    if (f->o.reuse_port && (f->listenfd = listen_reuseport(f->o.host, f->o.port)) < 0) return -1;
+    if (f->evfd < 0 || adopt_fd(f, f->evfd, &f->tag_notify) || f->sigfd < 0 ||
+        adopt_fd(f, f->sigfd, &f->tag_signal) ||
+        (f->listenfd >= 0 && adopt_fd(f, f->listenfd, &f->tag_listen))) {
+        log_error("cannot add the notify/signal descriptors to the event loop");
+        return -1;
+    }
+    return 0;
+}
 
-static void usage(FILE *f) {
-    fprintf(f,
+/* ---- start --------------------------------------------------------------------------- */
+
+static void usage(FILE *out) {
+    fprintf(out,
             "usage: sio-front --port PORT [--host ADDR] [--www DIR] [--state DIR] [--config FILE]\n"
             "                 [--client-js FILE] [--max-queue BYTES] [--per-message-deflate]\n"
             "                 [--reuse-port]\n"
@@ -321,6 +289,40 @@ static void usage(FILE *f) {
             "  --reuse-port  listen with SO_REUSEPORT: several sio-front processes on one port\n"
             "                share the connections (any front serves any session)\n"
             "  env: SIO_STATE_DIR, SIO_CONFIG, SIO_LOG_LEVEL, SIO_LWS_LOG (lws log bitmask).\n");
+}
+
+/* 0, or the exit code (2 usage, 0 --help printed: -1). */
+static int parse_args(int argc, char **argv, front_opts *o) {
+    o->host = "127.0.0.1";
+    o->port = -1;
+    o->deflate = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+        if (!strcmp(a, "--port") && v) {
+            if (util_parse_long(v, 0, 65535, &n)) { fprintf(stderr, "sio-front: bad port '%s'\n", v); return 2; }
+            o->port = (int)n, i++;
+        } else if (!strcmp(a, "--host") && v) o->host = v, i++;
+        else if (!strcmp(a, "--www") && v) o->www = v, i++;
+        else if (!strcmp(a, "--state") && v) o->state_dir = v, i++;
+        else if (!strcmp(a, "--config") && v) o->config = v, i++;
+        else if (!strcmp(a, "--client-js") && v) o->client_js = v, i++;
+        else if (!strcmp(a, "--max-queue") && v) {
+            if (util_parse_long(v, 1024, 1L << 40, &n)) {
+                fprintf(stderr, "sio-front: bad --max-queue '%s' (1024 bytes or more)\n", v);
+                return 2;
+            }
+            o->max_queue = (size_t)n, i++;
+        } else if (!strcmp(a, "--per-message-deflate")) o->deflate = 1;
+        else if (!strcmp(a, "--reuse-port")) o->reuse_port = 1;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
+        else { usage(stderr); return 2; }
+    }
+    if (o->port < 0) {
+        usage(stderr);
+        return 2;
+    }
+    return 0;
 }
 
 /* The checkout: the executable is in <checkout>/bin or <checkout>/build/asan/bin. */
@@ -345,133 +347,75 @@ static void repo_dir(char *out, size_t n) {
     }
 }
 
-int main(int argc, char **argv) {
-    front_opts *o = &g_front.o;
-    o->host = "127.0.0.1";
-    o->port = -1;
-    o->max_queue = 0; /* 0: from the config (max_queue_bytes) */
-    o->deflate = -1;  /* -1: from the config (per_message_deflate) */
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n;
-        if (!strcmp(a, "--port") && v) {
-            if (util_parse_long(v, 0, 65535, &n)) { fprintf(stderr, "sio-front: bad port '%s'\n", v); return 2; }
-            o->port = (int)n, i++;
-        } else if (!strcmp(a, "--host") && v) o->host = v, i++;
-        else if (!strcmp(a, "--www") && v) o->www = v, i++;
-        else if (!strcmp(a, "--state") && v) o->state_dir = v, i++;
-        else if (!strcmp(a, "--config") && v) o->config = v, i++;
-        else if (!strcmp(a, "--client-js") && v) o->client_js = v, i++;
-        else if (!strcmp(a, "--max-queue") && v) {
-            if (util_parse_long(v, 1024, 1L << 40, &n)) {
-                fprintf(stderr, "sio-front: bad --max-queue '%s' (1024 bytes or more)\n", v);
-                return 2;
-            }
-            o->max_queue = (size_t)n, i++;
-        } else if (!strcmp(a, "--per-message-deflate")) o->deflate = 1;
-        else if (!strcmp(a, "--reuse-port")) o->reuse_port = 1;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return 0; }
-        else { usage(stderr); return 2; }
-    }
-    if (o->port < 0) {
-        usage(stderr);
-        return 2;
-    }
-    log_init("sio-front");
-    signal(SIGPIPE, SIG_IGN);
-
-    char repo[PATH_MAX], www[PATH_MAX], cjs[PATH_MAX + 64];
+/* The static directory and the client bundle, defaulting to the checkout's. */
+static int resolve_paths(front *f) {
+    char repo[PATH_MAX], www[PATH_MAX + 8];
     repo_dir(repo, sizeof repo);
-    if (!o->www) {
-        snprintf(cjs, sizeof cjs, "%s/www", repo);
-        o->www = cjs;
+    if (!f->o.www) {
+        snprintf(www, sizeof www, "%s/www", repo);
+        f->o.www = www;
     }
-    if (!realpath(o->www, www)) {
-        log_error("static directory %s: %s", o->www, strerror(errno));
-        return 1;
+    if (!realpath(f->o.www, f->www)) {
+        log_error("static directory %s: %s", f->o.www, strerror(errno));
+        return -1;
     }
-    o->www = www;
-    static char cjs_default[PATH_MAX + 64];
-    if (!o->client_js) {
-        snprintf(cjs_default, sizeof cjs_default,
+    f->o.www = f->www;
+    if (!f->o.client_js) {
+        snprintf(f->client_js, sizeof f->client_js,
                  "%s/tests/node_modules/socket.io-client/dist/socket.io.min.js", repo);
-        o->client_js = cjs_default;
+        f->o.client_js = f->client_js;
     }
+    return 0;
+}
 
-    /* Signals arrive through a signalfd in the loop: block them before any
-     * thread starts (the notify subscriber inherits the mask). */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    g_sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+/* A mount for the callback at path (a trailing slash dropped). */
+static void callback_mount(struct lws_http_mount *m, char *out, size_t n, const char *path,
+                           const struct lws_http_mount *next) {
+    snprintf(out, n, "%s", path);
+    size_t l = strlen(out);
+    while (l > 1 && out[l - 1] == '/') out[--l] = 0;
+    m->mountpoint = out;
+    m->mountpoint_len = (unsigned char)l;
+    m->origin = "sio";
+    m->origin_protocol = LWSMPRO_CALLBACK;
+    m->mount_next = next;
+}
 
-    char err[1024];
-    if (engine_open(&g_front.e, o->state_dir, o->config, ENGINE_SUBSCRIBE, err, sizeof err) ||
-        plugin_load(&g_front.e, err, sizeof err)) {
-        log_error("%s", err);
-        return 1;
+/* cfg.path (and cfg.engine_path) then /demo to the callback, "/" to --www. */
+static const struct lws_http_mount *mounts(front *f) {
+    f->m_www.mountpoint = "/";
+    f->m_www.mountpoint_len = 1;
+    f->m_www.origin = f->o.www;
+    f->m_www.def = "index.html";
+    f->m_www.origin_protocol = LWSMPRO_FILE;
+    static char demo[] = "/demo";
+    callback_mount(&f->m_demo, demo, sizeof demo, "/demo", &f->m_www);
+    const struct lws_http_mount *next = &f->m_demo;
+    if (f->srv.cfg.engine_path) { /* the bare Engine.IO endpoint */
+        callback_mount(&f->m_bare, f->bare_mount, sizeof f->bare_mount, f->srv.cfg.engine_path,
+                       next);
+        next = &f->m_bare;
     }
-    if (!o->max_queue) o->max_queue = (size_t)g_front.e.cfg.max_queue_bytes;
-    if (o->deflate < 0) o->deflate = g_front.e.cfg.per_message_deflate;
-    engine *e = &g_front.e;
-    int rc = deliver_init();
-    if (rc) {
-        log_error("cannot register the reader cursor: %s", store_strerror(rc));
-        engine_close(e);
-        return 1;
-    }
+    callback_mount(&f->m_eio, f->eio_mount, sizeof f->eio_mount, f->srv.cfg.path, next);
+    return f->m_eio.mountpoint_len > 1 ? &f->m_eio : next;
+}
 
+static int create_context(front *f) {
     /* SIO_LWS_LOG: an lws log bitmask for debugging (LLL_INFO is 8, ...) */
     const char *ll = getenv("SIO_LWS_LOG");
     lws_set_log_level(ll && *ll ? atoi(ll) : LLL_ERR | LLL_WARN, lws_log_emit);
-    /* cfg.path "/socket.io/" -> mount "/socket.io" */
-    snprintf(g_eio_mount, sizeof g_eio_mount, "%s", e->cfg.path);
-    size_t ml = strlen(g_eio_mount);
-    while (ml > 1 && g_eio_mount[ml - 1] == '/') g_eio_mount[--ml] = 0;
-
-    static struct lws_http_mount m_eio, m_bare, m_demo, m_www;
-    static char bare_mount[256];
-    m_www.mountpoint = "/";
-    m_www.mountpoint_len = 1;
-    m_www.origin = o->www;
-    m_www.def = "index.html";
-    m_www.origin_protocol = LWSMPRO_FILE;
-    m_demo.mountpoint = "/demo";
-    m_demo.mountpoint_len = 5;
-    m_demo.origin = "sio";
-    m_demo.origin_protocol = LWSMPRO_CALLBACK;
-    m_demo.mount_next = &m_www;
-    m_eio.mountpoint = g_eio_mount;
-    m_eio.mountpoint_len = (unsigned char)ml;
-    m_eio.origin = "sio";
-    m_eio.origin_protocol = LWSMPRO_CALLBACK;
-    m_eio.mount_next = &m_demo;
-    if (e->cfg.engine_path) { /* the bare Engine.IO endpoint */
-        snprintf(bare_mount, sizeof bare_mount, "%s", e->cfg.engine_path);
-        size_t bl = strlen(bare_mount);
-        while (bl > 1 && bare_mount[bl - 1] == '/') bare_mount[--bl] = 0;
-        m_bare.mountpoint = bare_mount;
-        m_bare.mountpoint_len = (unsigned char)bl;
-        m_bare.origin = "sio";
-        m_bare.origin_protocol = LWSMPRO_CALLBACK;
-        m_bare.mount_next = &m_demo;
-        m_eio.mount_next = &m_bare;
-    }
-
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.port = o->reuse_port ? CONTEXT_PORT_NO_LISTEN_SERVER : o->port;
-    info.iface = o->host;
+    info.port = f->o.reuse_port ? CONTEXT_PORT_NO_LISTEN_SERVER : f->o.port;
+    info.iface = f->o.host;
     info.protocols = g_protocols;
-    info.mounts = ml > 1 ? &m_eio : &m_demo;
-    info.extensions = o->deflate ? g_exts : NULL;
+    info.mounts = mounts(f);
+    info.extensions = f->o.deflate ? g_exts : NULL;
     info.gid = -1;
     info.uid = -1;
+    info.user = f;
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-    if (!strchr(o->host, ':')) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (!strchr(f->o.host, ':')) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     /* No lws idle checks: the Engine.IO heartbeat is ours.  lws's default
      * policy (PING after 300 s idle) re-arms a timer on every received frame,
      * and its timer list is sorted with an O(connections) insert. */
@@ -482,57 +426,114 @@ int main(int argc, char **argv) {
     info.timeout_secs = 20;
     info.vhost_name = "sio-front";
     info.server_string = "sio-front";
-    g_front.ctx = lws_create_context(&info);
-    if (!g_front.ctx) {
-        log_error("cannot listen on %s:%d (in use, or a bad address?)", o->host, o->port);
-        deliver_persist(1);
-        engine_close(e);
-        return 1;
+    f->ctx = lws_create_context(&info);
+    if (!f->ctx) {
+        log_error("cannot listen on %s:%d (in use, or a bad address?)", f->o.host, f->o.port);
+        return -1;
     }
-    g_front.vh = lws_get_vhost_by_name(g_front.ctx, "sio-front");
-    g_evfd = dup(notify_sub_eventfd(e->sub));
-    if (o->reuse_port && (g_listenfd = listen_reuseport(o->host, o->port)) < 0) {
-        lws_context_destroy(g_front.ctx);
-        deliver_persist(1);
-        engine_close(e);
-        return 1;
+    f->vh = lws_get_vhost_by_name(f->ctx, "sio-front");
+    return f->vh ? 0 : -1;
+}
+
+/* The modules over the context: timers, delivery, WebSocket, HTTP. */
+static int start_modules(front *f) {
+    ftimers_init(&f->timers, f->ctx);
+    f->conns.max_queue = f->o.max_queue;
+    int rc = deliver_new(&f->srv, f->ctx, &f->conns, ws_close, &f->dl);
+    if (rc) {
+        log_error("cannot register the reader cursor: %s", store_strerror(rc));
+        return -1;
     }
-    if (!g_front.vh || g_evfd < 0 || adopt_fd(g_evfd, &g_tag_notify) || g_sigfd < 0 ||
-        adopt_fd(g_sigfd, &g_tag_signal) || (g_listenfd >= 0 && adopt_fd(g_listenfd, &g_tag_listen))) {
-        log_error("cannot add the notify/signal descriptors to the event loop");
-        lws_context_destroy(g_front.ctx);
-        deliver_persist(1);
-        engine_close(e);
-        return 1;
+    f->ws = ws_new(&f->srv, &f->timers, f->dl, &f->conns, f->o.deflate);
+    f->http = fhttp_new(&f->srv, &f->timers, f->o.client_js);
+    if (!f->ws || !f->http) {
+        log_error("out of memory");
+        return -1;
     }
-    if (access(o->client_js, R_OK))
+    return 0;
+}
+
+static void log_listening(front *f) {
+    const cfg *c = &f->srv.cfg;
+    char name[64];
+    if (access(f->o.client_js, R_OK))
         log_warn("client bundle %s not found: %ssocket.io.js will answer 404 (run scripts/install-deps)",
-                 o->client_js, e->cfg.path);
+                 f->o.client_js, c->path);
     log_info("listening on http://%s:%d: Socket.IO at %s%s%s (%s%s%s), static files %s, "
              "state %s, reader %s at %llu, max queue %zu bytes%s",
-             o->host, o->port, e->cfg.path, e->cfg.engine_path ? ", Engine.IO at " : "",
-             e->cfg.engine_path ? e->cfg.engine_path : "",
-             e->cfg.allow_websocket ? "WebSocket" : "",
-             e->cfg.allow_websocket && e->cfg.allow_polling ? " and " : "",
-             e->cfg.allow_polling ? "polling" : "", o->www, e->dir, g_front.reader_name,
-             (unsigned long long)deliver_cursor(), o->max_queue,
-             o->deflate ? ", permessage-deflate on" : "");
-    if (o->reuse_port) log_info("sharing port %d with other fronts (SO_REUSEPORT)", o->port);
-    deliver_scan();
+             f->o.host, f->o.port, c->path, c->engine_path ? ", Engine.IO at " : "",
+             c->engine_path ? c->engine_path : "", c->allow_websocket ? "WebSocket" : "",
+             c->allow_websocket && c->allow_polling ? " and " : "",
+             c->allow_polling ? "polling" : "", f->o.www, f->srv.dir,
+             reader_name(deliver_reader(f->dl), name, sizeof name),
+             (unsigned long long)deliver_cursor(f->dl), f->o.max_queue,
+             f->o.deflate ? ", permessage-deflate on" : "");
+    if (f->o.reuse_port) log_info("sharing port %d with other fronts (SO_REUSEPORT)", f->o.port);
+}
 
-    /* One wake-up per loop turn for everything this turn committed: readers
-     * (the dispatcher, other fronts, held polls) then take whole batches. */
-    e->defer_hook = defer_noop;
-    while (!g_front.stopping || (ws_count() > 0 && util_now_ms() < g_stop_deadline)) {
-        if (lws_service(g_front.ctx, 0) < 0) break;
-        engine_notify_flush(e);
+/* Signals arrive through a signalfd in the loop: blocked before any thread
+ * starts (the notify subscriber inherits the mask). */
+static int signal_fd(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* Serves until a signal, then gives connections STOP_GRACE_MS to close.
+ * One wake-up per loop turn for everything the turn committed: readers
+ * (the dispatcher, other fronts, held polls) then take whole batches. */
+static void run(front *f) {
+    deliver_scan(f->dl);
+    f->srv.defer_hook = defer_noop;
+    while (!f->stopping || (ws_count(f->ws) > 0 && util_now_ms() < f->stop_deadline)) {
+        if (lws_service(f->ctx, 0) < 0) break;
+        server_notify_flush(&f->srv);
     }
-    engine_notify_flush(e);
-    e->defer_hook = NULL;
+    server_notify_flush(&f->srv);
+    f->srv.defer_hook = NULL;
+}
 
-    lws_context_destroy(g_front.ctx);
-    deliver_persist(1);
-    engine_close(e); /* lws closed the adopted descriptors */
-    log_info("stopped");
-    return 0;
+int main(int argc, char **argv) {
+    static front fr; /* large (mount buffers): not on the stack */
+    front *f = &fr;
+    f->evfd = f->sigfd = f->listenfd = -1;
+    f->tag_notify = OBJ_RAW_NOTIFY, f->tag_signal = OBJ_RAW_SIGNAL, f->tag_listen = OBJ_RAW_LISTEN;
+    int rc = parse_args(argc, argv, &f->o);
+    if (rc) return rc < 0 ? 0 : rc;
+    log_init("sio-front");
+    signal(SIGPIPE, SIG_IGN);
+    if (resolve_paths(f)) return 1;
+    f->sigfd = signal_fd();
+    char err[1024];
+    if (server_open(&f->srv, f->o.state_dir, f->o.config, SERVER_SUBSCRIBE, err, sizeof err)) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (plugin_load(&f->srv, err, sizeof err)) {
+        log_error("%s", err);
+        server_close(&f->srv);
+        return 1;
+    }
+    if (!f->o.max_queue) f->o.max_queue = (size_t)f->srv.cfg.max_queue_bytes;
+    if (f->o.deflate < 0) f->o.deflate = f->srv.cfg.per_message_deflate;
+    int ok = create_context(f) == 0 && start_modules(f) == 0 && adopt_all(f) == 0;
+    if (ok) {
+        log_listening(f);
+        run(f);
+    }
+    if (f->dl) deliver_stop(f->dl);
+    if (f->ctx) lws_context_destroy(f->ctx); /* closes the adopted descriptors */
+    if (f->dl) deliver_persist(f->dl, 1);
+    deliver_free(f->dl);
+    ws_free(f->ws);
+    fhttp_free(f->http);
+    ftimers_free(&f->timers);
+    plugin_unload(&f->srv);
+    server_close(&f->srv);
+    if (ok) log_info("stopped");
+    return ok ? 0 : 1;
 }

@@ -1,12 +1,11 @@
-/* front_http: plain HTTP in sio-front.
+/* front_http: plain HTTP in sio-front (see front_http.h).
  *   - Engine.IO long-polling at cfg.path, driven like gateway/fcgi.c drives
- *     it (engine_http_begin / engine_post / engine_poll_step) but without
+ *     it (polling_begin / polling_post / polling_step) but without
  *     blocking: a held GET stays in a list, is re-stepped on every notify
- *     wake and at its deadline (an lws sorted-usec timer), and is answered
- *     from LWS_CALLBACK_HTTP_WRITEABLE;
+ *     wake and at its deadline (a front timer), and is answered from
+ *     LWS_CALLBACK_HTTP_WRITEABLE;
  *   - cfg.path + "socket.io.js": the client bundle (like serveClient);
- *   - the demo endpoints: POST /demo/join, POST /demo/leave with
- *     {"nsp","socket","room"}, GET /demo/rooms?nsp=&room= (member ids).
+ *   - the demo endpoints (front_demo.c).
  * A client that drops a held GET closes its session, as Node does. */
 #include <errno.h>
 #include <limits.h>
@@ -14,146 +13,158 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
+#include "front_http.h"
 
-#include "front.h"
 #include "base/log.h"
-#include "proto/sio_parser.h"
 #include "base/util.h"
+#include "front_demo.h"
+#include "front_lws.h"
+#include "proto/sio_parser.h"
+#include "server/polling.h"
 
 #define HTTP_CHUNK 65536
-#define DEMO_BODY_MAX 65536
 
-enum { R_EIO = 1, R_JOIN, R_LEAVE };
+enum { R_EIO = 1 }; /* else a DEMO_* endpoint */
 
-typedef struct http_req {
+typedef struct fhttp_req {
     int kind; /* OBJ_HTTP */
     struct lws *wsi;
+    fhttp *owner;
     int route;
     char method[12];
     char query[2048];
     char ctype[128], origin[512], remote[64];
     char url[3200];
-    front_hdrs hdrs;
-    engine_http_req req;
-    engine_poll poll;
+    flws_hdrs hdrs;
+    http_req req;
+    polling_req poll;
     int listed;            /* in the held list */
     int reading;           /* a body is expected */
     buf body;
     int too_big;
     int drain;              /* answer already made: drop the body, then send it */
-    engine_http_resp resp;
+    http_resp resp;
     int ready;             /* resp is complete: write it */
     int hdr_sent;
     int conn_close;        /* the client asked for Connection: close */
     size_t off;
     ftimer timer;           /* the held GET's deadline */
-    struct http_req *prev, *next;
-} http_req;
+    struct fhttp_req *prev, *next;
+} fhttp_req;
 
-static http_req *g_held;
-static unsigned char g_hscratch[LWS_PRE + HTTP_CHUNK];
+struct fhttp {
+    server *srv;
+    ftimers *timers;
+    const char *client_js;
+    int stopping;        /* held GETs are abandoned, not dropped */
+    fhttp_req *held;     /* held GETs */
+    unsigned char scratch[LWS_PRE + HTTP_CHUNK];
+};
+
 static const char *const g_methods[] = {"GET", "POST", "OPTIONS", "PUT", "PATCH",
                                         "DELETE", "CONNECT", "HEAD", "GET"};
 
-static engine *E(void) { return &g_front.e; }
+fhttp *fhttp_new(server *srv, ftimers *timers, const char *client_js) {
+    fhttp *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->srv = srv;
+    h->timers = timers;
+    h->client_js = client_js;
+    return h;
+}
 
-static void list_add(http_req *r) {
+void fhttp_free(fhttp *h) { free(h); }
+
+static void list_add(fhttp_req *r) {
     if (r->listed) return;
     r->listed = 1;
     r->prev = NULL;
-    r->next = g_held;
-    if (g_held) g_held->prev = r;
-    g_held = r;
+    r->next = r->owner->held;
+    if (r->next) r->next->prev = r;
+    r->owner->held = r;
 }
 
-static void list_del(http_req *r) {
+static void list_del(fhttp_req *r) {
     if (!r->listed) return;
     r->listed = 0;
     if (r->prev) r->prev->next = r->next;
-    else g_held = r->next;
+    else r->owner->held = r->next;
     if (r->next) r->next->prev = r->prev;
     r->prev = r->next = NULL;
-    ftimer_cancel(&r->timer);
+    ftimer_cancel(r->owner->timers, &r->timer);
 }
 
-static void req_free(http_req *r) {
+static void req_free(fhttp_req *r) {
     list_del(r);
-    front_hdrs_free(&r->hdrs);
+    flws_hdrs_free(&r->hdrs);
     buf_free(&r->body);
-    engine_resp_free(&r->resp);
+    http_resp_free(&r->resp);
     free(r);
 }
 
-static void respond(http_req *r) {
+static void respond(fhttp_req *r) {
     list_del(r);
     r->ready = 1;
     lws_callback_on_writable(r->wsi);
-}
-
-static void resp_json(http_req *r, int status, const char *json) {
-    r->resp.status = status;
-    r->resp.content_type = "application/json";
-    buf_reset(&r->resp.body);
-    buf_puts(&r->resp.body, json);
 }
 
 /* ---- long-polling ---------------------------------------------------------- */
 
 static void step_cb(ftimer *t);
 
-static void step(http_req *r) {
+static void step(fhttp_req *r) {
     int64_t deadline = util_now_ms() + 1000;
-    int rc = engine_poll_step(E(), &r->poll, &r->resp, &deadline);
-    if (rc == ENGINE_DONE) {
+    int rc = polling_step(r->owner->srv, &r->poll, &r->resp, &deadline);
+    if (rc == POLLING_DONE) {
         respond(r);
         return;
     }
     list_add(r);
     int64_t d = deadline - util_now_ms();
     if (d < 1) d = 1;
-    ftimer_set(&r->timer, step_cb, d);
+    ftimer_set(r->owner->timers, &r->timer, step_cb, d);
 }
 
 static void step_cb(ftimer *t) {
-    http_req *r = lws_container_of(t, http_req, timer);
+    fhttp_req *r = lws_container_of(t, fhttp_req, timer);
     if (r->listed && !r->ready) step(r);
 }
 
-void http_wake(void) {
-    uint64_t gen = notify_sub_gen(E()->sub);
-    http_req *r = g_held;
+void fhttp_wake(fhttp *h) {
+    uint64_t gen = notify_sub_gen(h->srv->sub);
+    fhttp_req *r = h->held;
     while (r) {
-        http_req *next = r->next; /* step may unlink r */
+        fhttp_req *next = r->next; /* step may unlink r */
         if (r->poll.gen != gen) step(r);
         r = next;
     }
 }
 
-void http_shutdown_all(void) {
-    while (g_held) {
-        http_req *r = g_held;
+void fhttp_shutdown_all(fhttp *h) {
+    h->stopping = 1;
+    while (h->held) {
+        fhttp_req *r = h->held;
         list_del(r);
-        engine_poll_abandon(E(), &r->poll); /* the session lives on in the store */
+        polling_abandon(h->srv, &r->poll); /* the session lives on in the store */
         lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
 }
 
-void http_closed(struct lws *wsi) {
-    http_req *r = lws_get_opaque_user_data(wsi);
+void fhttp_closed(struct lws *wsi) {
+    fhttp_req *r = lws_get_opaque_user_data(wsi);
     if (!r || r->kind != OBJ_HTTP) return;
     lws_set_opaque_user_data(wsi, NULL);
     int abandoned = r->poll.held && !r->ready;
     list_del(r);
-    if (abandoned && !g_front.stopping) engine_poll_dropped(E(), &r->poll);
-    else if (r->poll.held) engine_poll_abandon(E(), &r->poll);
+    if (abandoned && !r->owner->stopping) polling_dropped(r->owner->srv, &r->poll);
+    else if (r->poll.held) polling_abandon(r->owner->srv, &r->poll);
     req_free(r);
 }
 
-static void fill_req(struct lws *wsi, http_req *r, int meth) {
+static void fill_req(struct lws *wsi, fhttp_req *r, int meth) {
     snprintf(r->method, sizeof r->method, "%s",
              meth >= 0 && meth < (int)(sizeof g_methods / sizeof *g_methods) ? g_methods[meth] : "GET");
-    if (front_query(wsi, r->query, sizeof r->query)) r->query[0] = 0;
+    if (flws_query(wsi, r->query, sizeof r->query)) r->query[0] = 0;
     if (lws_hdr_copy(wsi, r->ctype, sizeof r->ctype, WSI_TOKEN_HTTP_CONTENT_TYPE) < 0) r->ctype[0] = 0;
     if (lws_hdr_copy(wsi, r->origin, sizeof r->origin, WSI_TOKEN_ORIGIN) < 0) r->origin[0] = 0;
     lws_get_peer_simple(wsi, r->remote, sizeof r->remote);
@@ -174,43 +185,42 @@ static void fill_req(struct lws *wsi, http_req *r, int meth) {
     r->req.remote_addr = r->remote;
     r->req.content_length = clen;
     r->req.upgrade = 0;
-    front_url(wsi, r->query, r->url, sizeof r->url);
+    flws_url(wsi, r->query, r->url, sizeof r->url);
     r->req.url = r->url;
-    front_hdrs_load(wsi, &r->hdrs);
+    flws_hdrs_load(wsi, &r->hdrs);
     r->req.headers = r->hdrs.kv;
 }
 
 /* Answers at once and closes the connection: for refusals made before a
  * request body was read (the unread body must not be parsed as a request). */
-static int answer_and_close(struct lws *wsi, http_req *r) {
+static int answer_and_close(struct lws *wsi, fhttp_req *r) {
     const char *ctype = r->resp.content_type;
-    int rc = front_simple_response(wsi, r->resp.status, ctype, r->resp.body.data ? r->resp.body.data : "",
-                                   r->resp.body.len, r->resp.headers.data);
+    flws_respond(wsi, r->resp.status, ctype, r->resp.body.data ? r->resp.body.data : "",
+                 r->resp.body.len, r->resp.headers.data);
     lws_set_opaque_user_data(wsi, NULL);
     req_free(r);
-    (void)rc;
     return -1;
 }
 
 #define DRAIN_MAX(e) (16 * (e)->cfg.max_http_buffer_size)
 
-static int eio_request(struct lws *wsi, http_req *r) {
-    engine *e = E();
+static int eio_request(struct lws *wsi, fhttp_req *r) {
+    server *e = r->owner->srv;
     r->route = R_EIO;
-    int rc = engine_http_begin(e, &r->req, &r->poll, &r->resp);
+    int rc = polling_begin(e, &r->req, &r->poll, &r->resp);
     int has_body = r->req.content_length > 0;
     switch (rc) {
-    case ENGINE_READ_BODY:
+    case POLLING_READ_BODY:
         if (!has_body) { /* nothing will come: an empty payload */
-            engine_post(e, &r->poll, &r->req, (uint8_t *)"", 0, 0, &r->resp);
+            polling_post(e, &r->poll, (uint8_t *)"", 0, 0, &r->resp);
             respond(r);
             return 0;
         }
         r->reading = 1;
         lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, 30);
         return 0;
-    case ENGINE_WAIT:
-        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0); /* held as long as the engine says */
+    case POLLING_WAIT:
+        lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0); /* held as long as polling_step says */
         step(r);
         return 0;
     default:
@@ -230,9 +240,9 @@ static int eio_request(struct lws *wsi, http_req *r) {
 
 /* ---- the client bundle ------------------------------------------------------- */
 
-static int serve_client(struct lws *wsi, int map) {
+static int serve_client(fhttp *h, struct lws *wsi, int map) {
     char mp[PATH_MAX];
-    const char *path = g_front.o.client_js;
+    const char *path = h->client_js;
     if (map) { /* the bundle's source map, next to it */
         snprintf(mp, sizeof mp, "%s.map", path);
         path = mp;
@@ -240,7 +250,7 @@ static int serve_client(struct lws *wsi, int map) {
     if (access(path, R_OK)) {
         log_warn("client bundle %s missing (%s): 404 (run scripts/install-deps)", path, strerror(errno));
         static const char msg[] = "socket.io client bundle not installed\n";
-        front_simple_response(wsi, 404, "text/plain", msg, sizeof msg - 1, NULL);
+        flws_respond(wsi, 404, "text/plain", msg, sizeof msg - 1, NULL);
         return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     static const char hdrs[] = "cache-control: public, max-age=0\x0d\x0a";
@@ -251,134 +261,60 @@ static int serve_client(struct lws *wsi, int map) {
     return 0;
 }
 
-/* ---- demo endpoints ---------------------------------------------------------- */
+/* ---- lws entry points --------------------------------------------------------- */
 
-static int members_cb(void *arg, const char *id, uint64_t join_seq) {
-    (void)join_seq;
-    cJSON_AddItemToArray(arg, cJSON_CreateString(id));
+/* A demo endpoint: answered now, or once its body is read. */
+static int demo_request(struct lws *wsi, fhttp_req *r, int route) {
+    r->route = route;
+    if (route == DEMO_ROOMS) {
+        char nsp[SIO_NSP_MAX + 8], room[STORE_ROOM_MAX + 8];
+        const char *n = lws_get_urlarg_by_name(wsi, "nsp=", nsp, sizeof nsp);
+        const char *rm = lws_get_urlarg_by_name(wsi, "room=", room, sizeof room);
+        demo_rooms(r->owner->srv, n, rm, &r->resp);
+    } else if (r->req.content_length > 0) {
+        r->reading = 1;
+        return 0;
+    } else {
+        demo_join(r->owner->srv, route == DEMO_LEAVE, NULL, 0, 0, &r->resp);
+    }
+    respond(r);
     return 0;
 }
 
-static void demo_rooms(struct lws *wsi, http_req *r) {
-    char nsp[SIO_NSP_MAX + 8], room[STORE_ROOM_MAX + 8];
-    const char *n = lws_get_urlarg_by_name(wsi, "nsp=", nsp, sizeof nsp);
-    const char *rm = lws_get_urlarg_by_name(wsi, "room=", room, sizeof room);
-    if (!n || !*n) n = "/";
-    if (!rm || !*rm || strlen(rm) > STORE_ROOM_MAX) {
-        resp_json(r, 400, "{\"error\":\"room= is required\"}");
-        return;
-    }
-    store_txn *t;
-    cJSON *arr = cJSON_CreateArray();
-    int rc = store_begin(E()->st, 0, &t);
-    if (!rc) {
-        rc = store_room_members(t, n, rm, strlen(rm), members_cb, arr);
-        if (rc == STORE_NOTFOUND) rc = 0;
-        store_abort(t);
-    }
-    if (rc) {
-        resp_json(r, 500, "{\"error\":\"store error\"}");
-    } else {
-        char *s = cJSON_PrintUnformatted(arr);
-        resp_json(r, 200, s ? s : "[]");
-        free(s);
-    }
-    cJSON_Delete(arr);
-}
-
-static void demo_join(http_req *r) {
-    engine *e = E();
-    cJSON *j = cJSON_ParseWithLength(r->body.data ? r->body.data : "", r->body.len);
-    const cJSON *jn = cJSON_GetObjectItemCaseSensitive(j, "nsp");
-    const cJSON *js = cJSON_GetObjectItemCaseSensitive(j, "socket");
-    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(j, "room");
-    const char *nsp = cJSON_IsString(jn) ? jn->valuestring : "/";
-    if (r->too_big || !cJSON_IsString(js) || !cJSON_IsString(jr) || !*jr->valuestring ||
-        strlen(jr->valuestring) > STORE_ROOM_MAX || !util_is_id(js->valuestring, strlen(js->valuestring))) {
-        resp_json(r, 400, "{\"error\":\"expected {\\\"nsp\\\":\\\"/\\\",\\\"socket\\\":\\\"<id>\\\",\\\"room\\\":\\\"<name>\\\"}\"}");
-        cJSON_Delete(j);
-        return;
-    }
-    store_txn *t;
-    int rc = store_begin(e->st, 1, &t);
-    if (rc) {
-        resp_json(r, 500, "{\"error\":\"store error\"}");
-        cJSON_Delete(j);
-        return;
-    }
-    store_socket s;
-    rc = store_socket_get(t, js->valuestring, &s);
-    if (rc == STORE_NOTFOUND || (rc == 0 && strcmp(s.nsp, nsp))) {
-        store_abort(t);
-        resp_json(r, 404, "{\"error\":\"no such socket in that namespace\"}");
-        cJSON_Delete(j);
-        return;
-    }
-    if (!rc) rc = r->route == R_JOIN ? adapter_join(t, &s, jr->valuestring) : adapter_leave(t, &s, jr->valuestring);
-    if (!rc) rc = store_commit(t);
-    else store_abort(t);
-    if (rc) {
-        log_error("demo %s failed: %s", r->route == R_JOIN ? "join" : "leave", store_strerror(rc));
-        resp_json(r, 500, "{\"error\":\"store error\"}");
-    } else {
-        engine_notify(e, 0);
-        resp_json(r, 200, "{\"ok\":true}");
-    }
-    cJSON_Delete(j);
-}
-
-/* ---- lws entry points --------------------------------------------------------- */
-
-int http_request(struct lws *wsi) {
+int fhttp_request(fhttp *h, struct lws *wsi) {
     char *uptr = NULL;
     int ulen = 0;
     int meth = lws_http_get_uri_and_method(wsi, &uptr, &ulen);
     char uri[1024];
     if (meth < 0 || !uptr || ulen <= 0 || (size_t)ulen >= sizeof uri) {
-        front_simple_response(wsi, 400, "text/plain", "Bad Request", 11, NULL);
+        flws_respond(wsi, 400, "text/plain", "Bad Request", 11, NULL);
         return -1;
     }
     memcpy(uri, uptr, (size_t)ulen);
     uri[ulen] = 0;
-    const char *path = E()->cfg.path;
+    const char *path = h->srv->cfg.path;
     size_t pl = strlen(path);
     if (!strncmp(uri, path, pl) &&
         (!strcmp(uri + pl, "socket.io.js") || !strcmp(uri + pl, "socket.io.min.js")))
-        return serve_client(wsi, 0);
+        return serve_client(h, wsi, 0);
     if (!strncmp(uri, path, pl) &&
         (!strcmp(uri + pl, "socket.io.js.map") || !strcmp(uri + pl, "socket.io.min.js.map")))
-        return serve_client(wsi, 1);
+        return serve_client(h, wsi, 1);
 
-    http_req *r = calloc(1, sizeof *r);
+    fhttp_req *r = calloc(1, sizeof *r);
     if (!r) return -1;
     r->kind = OBJ_HTTP;
     r->wsi = wsi;
-    r->poll.held = 0;
+    r->owner = h;
     fill_req(wsi, r, meth);
     lws_set_opaque_user_data(wsi, r);
 
-    int route = front_route(uri);
+    int route = http_route(h->srv, uri);
     if (route) {
         r->req.bare = route == 2;
         return eio_request(wsi, r);
     }
-
-    int is_post = !strcmp(r->method, "POST");
-    if ((!strcmp(uri, "/demo/join") || !strcmp(uri, "/demo/leave")) && is_post) {
-        r->route = uri[6] == 'j' ? R_JOIN : R_LEAVE;
-        if (r->req.content_length <= 0) {
-            demo_join(r);
-            respond(r);
-            return 0;
-        }
-        r->reading = 1;
-        return 0;
-    }
-    if (!strcmp(uri, "/demo/rooms") && !strcmp(r->method, "GET")) {
-        demo_rooms(wsi, r);
-        respond(r);
-        return 0;
-    }
+    if ((route = demo_route(uri, r->method))) return demo_request(wsi, r, route);
     r->resp.status = 404;
     r->resp.content_type = "text/plain";
     buf_puts(&r->resp.body, "Not Found\n");
@@ -387,10 +323,10 @@ int http_request(struct lws *wsi) {
     return 0;
 }
 
-int http_body(struct lws *wsi, const void *in, size_t len) {
-    http_req *r = lws_get_opaque_user_data(wsi);
+int fhttp_body(struct lws *wsi, const void *in, size_t len) {
+    fhttp_req *r = lws_get_opaque_user_data(wsi);
     if (!r || !r->reading || r->too_big) return 0;
-    size_t max = r->route == R_EIO ? (size_t)E()->cfg.max_http_buffer_size : DEMO_BODY_MAX;
+    size_t max = r->route == R_EIO ? (size_t)r->owner->srv->cfg.max_http_buffer_size : DEMO_BODY_MAX;
     if (r->body.len + len > max || buf_append(&r->body, in, len)) {
         r->too_big = 1; /* keep reading (and dropping) so that we can answer 413 */
         buf_free(&r->body);
@@ -398,8 +334,8 @@ int http_body(struct lws *wsi, const void *in, size_t len) {
     return 0;
 }
 
-int http_body_done(struct lws *wsi) {
-    http_req *r = lws_get_opaque_user_data(wsi);
+int fhttp_body_done(struct lws *wsi) {
+    fhttp_req *r = lws_get_opaque_user_data(wsi);
     if (!r || !r->reading) return 0;
     r->reading = 0;
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
@@ -410,15 +346,16 @@ int http_body_done(struct lws *wsi) {
     if (r->route == R_EIO) {
         static uint8_t empty[1];
         uint8_t *b = r->body.data ? (uint8_t *)r->body.data : empty;
-        engine_post(E(), &r->poll, &r->req, b, r->body.len, r->too_big, &r->resp);
+        polling_post(r->owner->srv, &r->poll, b, r->body.len, r->too_big, &r->resp);
         if (r->too_big) {
             char esc[64];
             log_warn("POST from %s on session %s over max_http_buffer_size (%ld bytes): 413", r->remote,
                      log_escape(esc, sizeof esc, r->poll.sid, strlen(r->poll.sid)),
-                     E()->cfg.max_http_buffer_size);
+                     r->owner->srv->cfg.max_http_buffer_size);
         }
     } else {
-        demo_join(r);
+        demo_join(r->owner->srv, r->route == DEMO_LEAVE, r->body.data, r->body.len, r->too_big,
+                  &r->resp);
     }
     buf_free(&r->body);
     respond(r);
@@ -452,10 +389,10 @@ static int add_extra_headers(struct lws *wsi, const buf *h, unsigned char **p, u
     return 0;
 }
 
-int http_writeable(struct lws *wsi) {
-    http_req *r = lws_get_opaque_user_data(wsi);
+int fhttp_writeable(struct lws *wsi) {
+    fhttp_req *r = lws_get_opaque_user_data(wsi);
     if (!r || r->kind != OBJ_HTTP || !r->ready) return 0;
-    engine_http_resp *resp = &r->resp;
+    http_resp *resp = &r->resp;
     if (!r->hdr_sent) {
         unsigned char hb[LWS_PRE + 4096];
         unsigned char *start = hb + LWS_PRE, *p = start, *end = hb + sizeof hb - 1;
@@ -488,8 +425,8 @@ int http_writeable(struct lws *wsi) {
         size_t chunk = resp->body.len - r->off;
         if (chunk > HTTP_CHUNK) chunk = HTTP_CHUNK;
         int last = r->off + chunk == resp->body.len;
-        memcpy(g_hscratch + LWS_PRE, resp->body.data + r->off, chunk);
-        if (lws_write(wsi, g_hscratch + LWS_PRE, chunk, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+        memcpy(r->owner->scratch + LWS_PRE, resp->body.data + r->off, chunk);
+        if (lws_write(wsi, r->owner->scratch + LWS_PRE, chunk, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
             return -1;
         r->off += chunk;
         if (!last) {

@@ -2,27 +2,29 @@
  *
  * A connection is a ws_conn (the wsi's opaque user data, which survives
  * lws's protocol rebinding during the upgrade):
- *   - GET ?EIO=4&transport=websocket          -> ENGINE_WS_NEW: WS_OPEN at
+ *   - GET ?EIO=4&transport=websocket          -> WEBSOCKET_NEW: WS_OPEN at
  *     once, first frame the open packet;
- *   - GET ?...&transport=websocket&sid=S      -> ENGINE_WS_UPGRADE:
+ *   - GET ?...&transport=websocket&sid=S      -> WEBSOCKET_UPGRADE:
  *     WS_PROBING until '2probe' / '5', then WS_OPEN;
  *   - rejected                                -> HTTP 400, body the message.
  * The heartbeat lives here, in memory: '2' every ping_interval after the
  * last pong, close when no '3' within ping_timeout.  Everything else that
- * changes shared state goes through engine_ws_*.
+ * changes shared state goes through server/websocket.h.
  *
  * Send path: a ring of refcounted messages per connection, bounded in bytes
- * (--max-queue).  Written in LWS_CALLBACK_SERVER_WRITEABLE while the socket
+ * (--max-queue, front_conn.h).  Written in LWS_CALLBACK_SERVER_WRITEABLE while the socket
  * takes it; big messages go out in 64 KiB fragments so lws never has to
  * copy more than one fragment of a slow client. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/eio_parser.h"
-#include "front.h"
+#include "front_ws.h"
+
 #include "base/log.h"
 #include "base/util.h"
+#include "proto/eio_parser.h"
+#include "server/websocket.h"
 
 #define WS_CHUNK 65536              /* payload bytes per lws_write */
 #define WS_BUDGET_BYTES (512 * 1024) /* per writeable callback */
@@ -31,98 +33,70 @@
  * lws_close_reason() always writes a status code, and Node closes without. */
 #define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
 
-static ws_conn *g_all; /* every WebSocket connection, any state */
-static size_t g_nall;
-static unsigned char g_scratch[LWS_PRE + WS_CHUNK];
-static unsigned char g_ping_buf[LWS_PRE + 2];
-static fmsg g_ping = {UINT32_MAX, 0, 1, NULL};
+struct ws_front {
+    server *srv;
+    ftimers *timers;
+    deliver *dl;
+    fconns *pool;
+    int deflate;         /* permessage-deflate is on: one message per write */
+    int stopping;        /* new WebSockets are refused */
+    ws_conn *all;        /* every WebSocket connection, any state */
+    size_t nall;
+    fmsg ping;           /* the '2' every connection is sent (static) */
+    unsigned char ping_buf[LWS_PRE + 2];
+    unsigned char scratch[LWS_PRE + WS_CHUNK];
+};
 
-size_t ws_count(void) { return g_nall; }
-
-static engine *E(void) { return &g_front.e; }
-
-static void link_all(ws_conn *c) {
-    c->anext = g_all;
-    c->aprev = NULL;
-    if (g_all) g_all->aprev = c;
-    g_all = c;
-    g_nall++;
+ws_front *ws_new(server *srv, ftimers *timers, deliver *dl, fconns *pool, int deflate) {
+    ws_front *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->srv = srv;
+    w->timers = timers;
+    w->dl = dl;
+    w->pool = pool;
+    w->deflate = deflate;
+    w->ping = (fmsg){UINT32_MAX, 0, 1, w->ping_buf + LWS_PRE};
+    w->ping.data[0] = '2';
+    return w;
 }
 
-static void unlink_all(ws_conn *c) {
+void ws_free(ws_front *w) { free(w); }
+
+size_t ws_count(const ws_front *w) { return w->nall; }
+
+static void link_all(ws_front *w, ws_conn *c) {
+    c->anext = w->all;
+    c->aprev = NULL;
+    if (w->all) w->all->aprev = c;
+    w->all = c;
+    w->nall++;
+}
+
+static void unlink_all(ws_front *w, ws_conn *c) {
     if (c->aprev) c->aprev->anext = c->anext;
-    else if (g_all == c) g_all = c->anext;
+    else if (w->all == c) w->all = c->anext;
     else return;
     if (c->anext) c->anext->aprev = c->aprev;
     c->aprev = c->anext = NULL;
-    g_nall--;
-}
-
-/* ---- the send queue ---------------------------------------------------------- */
-
-static void queue_pop(ws_conn *c) {
-    fmsg *m = c->q[c->qhead];
-    c->qhead = (c->qhead + 1) % c->qcap;
-    c->qlen--;
-    c->qbytes -= m->len;
-    c->qoff = 0;
-    fmsg_unref(m);
-    c->progress_ms = util_now_ms();
-    deliver_account(c);
-    deliver_drained(c);
-}
-
-static void queue_clear(ws_conn *c) {
-    while (c->qlen) queue_pop(c);
-}
-
-int ws_queue(ws_conn *c, fmsg *m) {
-    if (c->state == WS_CLOSING) return 0;
-    if (c->qlen && c->qbytes + m->len > g_front.o.max_queue) return -1;
-    if (c->qlen == c->qcap) {
-        size_t cap = c->qcap ? c->qcap * 2 : 8;
-        fmsg **q = malloc(cap * sizeof *q);
-        if (!q) return -1;
-        for (size_t i = 0; i < c->qlen; i++) q[i] = c->q[(c->qhead + i) % c->qcap];
-        free(c->q);
-        c->q = q;
-        c->qcap = cap;
-        c->qhead = 0;
-    }
-    if (m->refs != UINT32_MAX) m->refs++;
-    c->q[(c->qhead + c->qlen) % c->qcap] = m;
-    if (c->qlen == 0) c->progress_ms = util_now_ms();
-    c->qlen++;
-    c->qbytes += m->len;
-    deliver_account(c);
-    if (c->established && c->qlen == 1) lws_callback_on_writable(c->wsi);
-    return 0;
-}
-
-/* Queues a message built for this connection only (drops our reference). */
-static int queue_own(ws_conn *c, fmsg *m) {
-    if (!m) return -1;
-    int rc = ws_queue(c, m);
-    fmsg_unref(m);
-    return rc;
+    w->nall--;
 }
 
 /* ---- closing ---------------------------------------------------------------- */
 
-/* Tells the engine the connection is over (once) and takes it out of the
+/* Tells the server the connection is over (once) and takes it out of the
  * delivery and reader bookkeeping. */
 static void release(ws_conn *c, int reason) {
     if (c->state == WS_CLOSING) return;
-    if (!c->engine_done) {
-        c->engine_done = 1;
-        if (c->state == WS_PROBING) engine_ws_upgrade_abort(E(), c->sid);
-        else engine_ws_closed(E(), c->sid, reason);
+    if (!c->server_done) {
+        c->server_done = 1;
+        if (c->state == WS_PROBING) websocket_upgrade_abort(c->owner->srv, c->sid);
+        else websocket_closed(c->owner->srv, c->sid, reason);
     }
-    if (c->state == WS_PROBING) deliver_unhold(c->accept_cursor);
-    else deliver_remove(c);
-    ftimer_cancel(&c->t_ping);
-    ftimer_cancel(&c->t_connect);
-    ftimer_cancel(&c->t_upgrade);
+    if (c->state == WS_PROBING) deliver_unhold(c->owner->dl, c->accept_cursor);
+    else deliver_remove(c->owner->dl, c);
+    ftimer_cancel(c->owner->timers, &c->t_ping);
+    ftimer_cancel(c->owner->timers, &c->t_connect);
+    ftimer_cancel(c->owner->timers, &c->t_upgrade);
     c->state = WS_CLOSING;
 }
 
@@ -130,22 +104,23 @@ void ws_close(ws_conn *c, int reason) {
     if (c->state == WS_CLOSING) return;
     int was = c->state;
     release(c, reason);
-    if (was == WS_OPEN && reason != ENGINE_CLOSE_SERVER)
-        log_debug("session %s closed: %s", c->sid, engine_close_reason(reason));
-    if (!c->established || reason == ENGINE_CLOSE_LAGGING || reason == ENGINE_CLOSE_TRANSPORT) {
-        queue_clear(c);
+    if (was == WS_OPEN && reason != SESSION_CLOSE_SERVER)
+        log_debug("session %s closed: %s", c->sid, server_close_reason(reason));
+    if (!c->established || reason == SESSION_CLOSE_LAGGING || reason == SESSION_CLOSE_TRANSPORT) {
+        conn_clear(c);
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
     /* The server's own close lets queued packets (its DISCONNECT) go first. */
-    if (reason != ENGINE_CLOSE_SERVER) queue_clear(c);
+    if (reason != SESSION_CLOSE_SERVER) conn_clear(c);
     c->close_frame = 1;
     lws_callback_on_writable(c->wsi);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
 }
 
-void ws_shutdown_all(void) {
-    for (ws_conn *c = g_all; c; c = c->anext) ws_close(c, ENGINE_CLOSE_SERVER);
+void ws_shutdown_all(ws_front *w) {
+    w->stopping = 1;
+    for (ws_conn *c = w->all; c; c = c->anext) ws_close(c, SESSION_CLOSE_SERVER);
 }
 
 void ws_destroy(ws_conn *c) {
@@ -153,25 +128,24 @@ void ws_destroy(ws_conn *c) {
         if (c->state == WS_OPEN)
             log_debug("session %s: WebSocket gone (%s)", c->sid,
                       c->peer_closed ? "closed by the client" : "connection lost");
-        release(c, c->peer_closed ? ENGINE_CLOSE_CLIENT : ENGINE_CLOSE_TRANSPORT);
+        release(c, c->peer_closed ? SESSION_CLOSE_CLIENT : SESSION_CLOSE_TRANSPORT);
     }
-    queue_clear(c);
+    conn_clear(c);
     free(c->q);
     buf_free(&c->rx);
     free(c->socks);
-    unlink_all(c);
+    unlink_all(c->owner, c);
     free(c);
 }
 
 /* ---- timers ---------------------------------------------------------------- */
 
-
-/* 1 when the session record is gone or closed (the server closed it). */
-static int session_gone(const char *sid, store_session *out) {
+/* 1 when c's session record is gone or closed (the server closed it). */
+static int session_gone(ws_conn *c, store_session *out) {
     store_txn *t;
-    if (store_begin(E()->st, 0, &t)) return 0;
+    if (store_begin(c->owner->srv->st, 0, &t)) return 0;
     store_session s;
-    int rc = store_session_get(t, sid, &s);
+    int rc = store_session_get(t, c->sid, &s);
     store_abort(t);
     if (rc == 0 && out) *out = s;
     return rc == STORE_NOTFOUND || (rc == 0 && s.state == STORE_S_CLOSED);
@@ -181,34 +155,34 @@ static void ping_cb(ftimer *ft) {
     ws_conn *c = lws_container_of(ft, ws_conn, t_ping);
     if (c->state != WS_OPEN) return;
     if (c->awaiting_pong) {
-        ws_close(c, ENGINE_CLOSE_PING_TIMEOUT);
+        ws_close(c, SESSION_CLOSE_PING_TIMEOUT);
         return;
     }
-    if (session_gone(c->sid, NULL)) { /* closed by the server without a record for it */
-        c->engine_done = 1;
-        ws_close(c, ENGINE_CLOSE_SERVER);
+    if (session_gone(c, NULL)) { /* closed by the server without a record for it */
+        c->server_done = 1;
+        ws_close(c, SESSION_CLOSE_SERVER);
         return;
     }
     deliver_invalidate(c); /* reload its sockets now and then */
-    if (ws_queue(c, &g_ping)) {
+    if (conn_queue(c, &c->owner->ping)) {
         log_warn("session %s dropped: %s (send queue %zu bytes, limit %zu)", c->sid,
-                 engine_close_reason(ENGINE_CLOSE_LAGGING), c->qbytes, g_front.o.max_queue);
-        ws_close(c, ENGINE_CLOSE_LAGGING);
+                 server_close_reason(SESSION_CLOSE_LAGGING), c->qbytes, c->pool->max_queue);
+        ws_close(c, SESSION_CLOSE_LAGGING);
         return;
     }
     c->awaiting_pong = 1;
-    ftimer_set(&c->t_ping, ping_cb, E()->cfg.ping_timeout);
+    ftimer_set(c->owner->timers, &c->t_ping, ping_cb, c->owner->srv->cfg.ping_timeout);
 }
 
 static void connect_cb(ftimer *ft) {
     ws_conn *c = lws_container_of(ft, ws_conn, t_connect);
     if (c->state != WS_OPEN) return;
     store_session s;
-    if (session_gone(c->sid, &s)) {
-        c->engine_done = 1;
-        ws_close(c, ENGINE_CLOSE_SERVER);
+    if (session_gone(c, &s)) {
+        c->server_done = 1;
+        ws_close(c, SESSION_CLOSE_SERVER);
     } else if (!s.ever_connected) {
-        ws_close(c, ENGINE_CLOSE_CONNECT_TIMEOUT);
+        ws_close(c, SESSION_CLOSE_CONNECT_TIMEOUT);
     }
 }
 
@@ -216,19 +190,19 @@ static void upgrade_cb(ftimer *ft) {
     ws_conn *c = lws_container_of(ft, ws_conn, t_upgrade);
     if (c->state != WS_PROBING) return;
     log_info("session %s: no upgrade packet within %ld ms: closing the probing WebSocket", c->sid,
-             E()->cfg.upgrade_timeout);
+             c->owner->srv->cfg.upgrade_timeout);
     ws_close(c, 0);
 }
 
 /* ---- accepting ---------------------------------------------------------------- */
 
 /* A WebSocket for a session that already has one (or is getting one)? */
-static int second_websocket(struct lws *wsi) {
+static int second_websocket(server *srv, struct lws *wsi) {
     char sid[64];
     const char *v = lws_get_urlarg_by_name(wsi, "sid=", sid, sizeof sid);
     if (!v || !util_is_id(v, strlen(v))) return 0;
     store_txn *t;
-    if (store_begin(E()->st, 0, &t)) return 0;
+    if (store_begin(srv->st, 0, &t)) return 0;
     store_session s;
     int rc = store_session_get(t, v, &s);
     store_abort(t);
@@ -236,109 +210,123 @@ static int second_websocket(struct lws *wsi) {
            (s.transport == STORE_T_WEBSOCKET || s.state == STORE_S_UPGRADING || s.upgrade_ms);
 }
 
-int ws_confirm_upgrade(struct lws *wsi) {
-    engine *e = E();
-    char uri[1024], query[2048], origin[512] = "", remote[64] = "", url[3200];
+/* A new connection record for wsi, linked and set as its user data. */
+static ws_conn *conn_new(ws_front *w, struct lws *wsi, int state) {
+    ws_conn *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->kind = OBJ_WS;
+    c->wsi = wsi;
+    c->owner = w;
+    c->pool = w->pool;
+    c->state = state;
+    link_all(w, c);
+    lws_set_opaque_user_data(wsi, c);
+    return c;
+}
+
+/* Asks the server to accept the Upgrade request: WEBSOCKET_NEW,
+ * WEBSOCKET_UPGRADE (sid, open, *cursor set) or WEBSOCKET_REJECT (*code;
+ * *second: the session has a WebSocket already). */
+static int accept_request(ws_front *w, struct lws *wsi, int route, const char *remote,
+                          char sid[UTIL_ID_LEN + 1], buf *open, uint64_t *cursor, int *code,
+                          int *second) {
+    char query[2048], origin[512] = "", url[3200];
+    int qok = flws_query(wsi, query, sizeof query) == 0;
+    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0) origin[0] = 0;
+    flws_hdrs hdrs;
+    flws_hdrs_load(wsi, &hdrs);
+    flws_url(wsi, qok ? query : "", url, sizeof url);
+    http_req req = {.method = "GET",
+                    .query = qok ? query : "",
+                    .origin = origin[0] ? origin : NULL,
+                    .remote_addr = remote,
+                    .content_length = -1,
+                    .upgrade = 1,
+                    .bare = route == 2,
+                    .url = url,
+                    .headers = hdrs.kv};
+    *code = 3;
+    int kind = qok ? websocket_accept(w->srv, &req, sid, open, cursor, code) : WEBSOCKET_REJECT;
+    flws_hdrs_free(&hdrs);
+    *second = kind == WEBSOCKET_REJECT && *code == 3 && second_websocket(w->srv, wsi);
+    if (kind == WEBSOCKET_REJECT && !*second) {
+        char esc[256];
+        log_info("refused a WebSocket from %s: %s (query \"%s\")", remote, http_error_message(*code),
+                 log_escape(esc, sizeof esc, req.query, strlen(req.query)));
+    }
+    return kind;
+}
+
+int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
+    server *e = w->srv;
+    char uri[1024], remote[64] = "";
     int route = 0;
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || !(route = front_route(uri))) {
-        front_simple_response(wsi, 404, "text/plain", "Not Found", 9, NULL);
+    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || !(route = http_route(e, uri))) {
+        flws_respond(wsi, 404, "text/plain", "Not Found", 9, NULL);
         return 1;
     }
     lws_get_peer_simple(wsi, remote, sizeof remote);
-    if (g_front.stopping) {
-        front_simple_response(wsi, 503, "text/plain", "Shutting down", 13, NULL);
+    if (w->stopping) {
+        flws_respond(wsi, 503, "text/plain", "Shutting down", 13, NULL);
         return 1;
     }
-    int qok = front_query(wsi, query, sizeof query) == 0;
-    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0) origin[0] = 0;
-    front_hdrs hdrs;
-    front_hdrs_load(wsi, &hdrs);
-    front_url(wsi, qok ? query : "", url, sizeof url);
-    engine_http_req req = {.method = "GET",
-                           .query = qok ? query : "",
-                           .origin = origin[0] ? origin : NULL,
-                           .remote_addr = remote,
-                           .content_length = -1,
-                           .upgrade = 1,
-                           .bare = route == 2,
-                           .url = url,
-                           .headers = hdrs.kv};
     char sid[UTIL_ID_LEN + 1];
     buf open = BUF_INIT;
     uint64_t cursor = 0;
-    int code = 3;
-    int kind = qok ? engine_ws_accept(e, &req, sid, &open, &cursor, &code) : ENGINE_WS_REJECT;
-    front_hdrs_free(&hdrs);
-    if (kind == ENGINE_WS_REJECT && code == 3 && second_websocket(wsi)) {
+    int code, second;
+    int kind = accept_request(w, wsi, route, remote, sid, &open, &cursor, &code, &second);
+    if (second) {
         /* Node accepts a second WebSocket for a session that is upgrading or
          * upgraded, and closes it at once (clients expect a close, not an
          * HTTP error); the first one is untouched. */
-        ws_conn *c = calloc(1, sizeof *c);
         buf_free(&open);
+        ws_conn *c = conn_new(w, wsi, WS_CLOSING);
         if (!c) return -1;
-        c->kind = OBJ_WS;
-        c->wsi = wsi;
-        c->state = WS_CLOSING;
-        c->engine_done = 1;
+        c->server_done = 1;
         c->close_frame = 1;
-        link_all(c);
-        lws_set_opaque_user_data(wsi, c);
         return 0;
     }
-    if (kind == ENGINE_WS_REJECT) {
-        const char *msg = engine_error_message(code);
-        char esc[256];
-        log_info("refused a WebSocket from %s: %s (query \"%s\")", remote, msg,
-                 log_escape(esc, sizeof esc, req.query, strlen(req.query)));
+    if (kind == WEBSOCKET_REJECT) {
+        const char *msg = http_error_message(code);
         buf_free(&open);
-        front_simple_response(wsi, code == 4 ? 403 : 400, "text/html", msg, strlen(msg), NULL);
+        flws_respond(wsi, code == 4 ? 403 : 400, "text/html", msg, strlen(msg), NULL);
         return 1;
     }
-    ws_conn *c = calloc(1, sizeof *c);
+    ws_conn *c = conn_new(w, wsi, kind == WEBSOCKET_NEW ? WS_OPEN : WS_PROBING);
     if (!c) {
-        if (kind == ENGINE_WS_NEW) engine_ws_closed(e, sid, ENGINE_CLOSE_TRANSPORT);
-        else engine_ws_upgrade_abort(e, sid);
+        if (kind == WEBSOCKET_NEW) websocket_closed(e, sid, SESSION_CLOSE_TRANSPORT);
+        else websocket_upgrade_abort(e, sid);
         buf_free(&open);
         return -1;
     }
-    c->kind = OBJ_WS;
-    c->wsi = wsi;
     strcpy(c->sid, sid);
     c->rx.limit = (size_t)e->cfg.max_http_buffer_size + 1;
-    link_all(c);
-    lws_set_opaque_user_data(wsi, c);
-    if (kind == ENGINE_WS_NEW) {
-        c->state = WS_OPEN;
+    if (kind == WEBSOCKET_NEW) {
         c->cursor = cursor;
-        queue_own(c, fmsg_text(0, open.data, open.len));
+        conn_queue_own(c, fmsg_text(0, open.data, open.len));
     } else {
-        c->state = WS_PROBING;
         c->accept_cursor = cursor;
-        deliver_hold(cursor);
+        deliver_hold(w->dl, cursor);
     }
     buf_free(&open);
     return 0;
 }
 
 int ws_established(struct lws *wsi, ws_conn *c) {
-    engine *e = E();
+    server *e = c->owner->srv;
     c->established = 1;
     if (c->state == WS_CLOSING) { /* accepted only to be closed */
         lws_callback_on_writable(wsi);
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 5);
         return 0;
     }
-    if (!g_ping.data) {
-        g_ping.data = g_ping_buf + LWS_PRE;
-        g_ping.data[0] = '2';
-    }
     if (c->state == WS_OPEN) {
-        deliver_add(c);
-        ftimer_set(&c->t_ping, ping_cb, e->cfg.ping_interval);
-        ftimer_set(&c->t_connect, connect_cb, e->cfg.connect_timeout);
+        deliver_add(c->owner->dl, c);
+        ftimer_set(c->owner->timers, &c->t_ping, ping_cb, e->cfg.ping_interval);
+        ftimer_set(c->owner->timers, &c->t_connect, connect_cb, e->cfg.connect_timeout);
         log_debug("session %s: new WebSocket session", c->sid);
     } else if (c->state == WS_PROBING) {
-        ftimer_set(&c->t_upgrade, upgrade_cb, e->cfg.upgrade_timeout);
+        ftimer_set(c->owner->timers, &c->t_upgrade, upgrade_cb, e->cfg.upgrade_timeout);
     }
     if (c->qlen) lws_callback_on_writable(wsi);
     return 0;
@@ -347,29 +335,29 @@ int ws_established(struct lws *wsi, ws_conn *c) {
 /* ---- receiving ------------------------------------------------------------------- */
 
 static void upgrade_done(ws_conn *c) {
-    engine *e = E();
+    server *e = c->owner->srv;
     uint64_t cur = 0;
-    int rc = engine_ws_upgraded(e, c->sid, &cur);
+    int rc = websocket_upgraded(e, c->sid, &cur);
     if (rc) {
         log_info("session %s: upgrade failed (%s): closing the WebSocket", c->sid,
                  rc == STORE_NOTFOUND ? "session closed meanwhile" : store_strerror(rc));
-        c->engine_done = 1; /* nothing to undo */
+        c->server_done = 1; /* nothing to undo */
         ws_close(c, 0);
         return;
     }
     /* From here the session is ours. */
-    ftimer_cancel(&c->t_upgrade);
-    deliver_unhold(c->accept_cursor);
+    ftimer_cancel(c->owner->timers, &c->t_upgrade);
+    deliver_unhold(c->owner->dl, c->accept_cursor);
     c->state = WS_OPEN;
     store_session ss;
-    rc = deliver_upgraded(c, cur, &ss);
+    rc = deliver_upgraded(c->owner->dl, c, cur, &ss);
     if (rc) {
-        if (rc == ENGINE_CLOSE_LAGGING)
-            log_warn("session %s dropped at upgrade: %s", c->sid, engine_close_reason(rc));
+        if (rc == SESSION_CLOSE_LAGGING)
+            log_warn("session %s dropped at upgrade: %s", c->sid, server_close_reason(rc));
         ws_close(c, rc);
         return;
     }
-    deliver_add(c);
+    deliver_add(c->owner->dl, c);
     int64_t now = util_now_ms(), due;
     if (ss.ping_sent_ms == ss.ping_at_ms) { /* a ping went out over polling */
         c->awaiting_pong = 1;
@@ -377,14 +365,14 @@ static void upgrade_done(ws_conn *c) {
     } else {
         due = ss.ping_at_ms;
     }
-    ftimer_set(&c->t_ping, ping_cb, due - now);
+    ftimer_set(c->owner->timers, &c->t_ping, ping_cb, due - now);
     if (!ss.ever_connected)
-        ftimer_set(&c->t_connect, connect_cb, ss.created_ms + e->cfg.connect_timeout - now);
+        ftimer_set(c->owner->timers, &c->t_connect, connect_cb, ss.created_ms + e->cfg.connect_timeout - now);
     log_debug("session %s upgraded to WebSocket (cursor %llu)", c->sid, (unsigned long long)c->cursor);
 }
 
 static void on_message(ws_conn *c, const uint8_t *data, size_t len, int binary) {
-    engine *e = E();
+    server *e = c->owner->srv;
     eio_packet pk;
     if (binary) {
         pk = (eio_packet){EIO_MESSAGE, 1, data, len};
@@ -392,18 +380,18 @@ static void on_message(ws_conn *c, const uint8_t *data, size_t len, int binary) 
         char esc[64];
         log_info("session %s: invalid packet \"%s\": closing", c->sid,
                  log_escape(esc, sizeof esc, (const char *)data, len));
-        ws_close(c, ENGINE_CLOSE_PARSE_ERROR);
+        ws_close(c, SESSION_CLOSE_PARSE_ERROR);
         return;
     }
     if (c->state == WS_PROBING) {
         if (!binary && pk.type == EIO_PING && pk.len == 5 && !memcmp(pk.data, "probe", 5)) {
-            int rc = engine_ws_probe(e, c->sid);
+            int rc = websocket_probe(e, c->sid);
             if (rc) {
                 log_info("session %s: probe refused (%s)", c->sid, store_strerror(rc));
-                c->engine_done = rc == STORE_NOTFOUND;
+                c->server_done = rc == STORE_NOTFOUND;
                 ws_close(c, 0);
             } else {
-                queue_own(c, fmsg_text('3', "probe", 5));
+                conn_queue_own(c, fmsg_text('3', "probe", 5));
             }
         } else if (!binary && pk.type == EIO_UPGRADE) {
             upgrade_done(c);
@@ -417,31 +405,31 @@ static void on_message(ws_conn *c, const uint8_t *data, size_t len, int binary) 
     if (pk.type == EIO_PONG) {
         if (c->awaiting_pong) {
             c->awaiting_pong = 0;
-            ftimer_set(&c->t_ping, ping_cb, e->cfg.ping_interval);
+            ftimer_set(c->owner->timers, &c->t_ping, ping_cb, e->cfg.ping_interval);
         }
         return;
     }
     if (pk.type == EIO_CLOSE) {
-        ws_close(c, ENGINE_CLOSE_CLIENT);
+        ws_close(c, SESSION_CLOSE_CLIENT);
         return;
     }
-    int rc = engine_ws_packet(e, c->sid, &pk);
+    int rc = websocket_packet(e, c->sid, &pk);
     deliver_invalidate(c); /* CONNECT / DISCONNECT change its sockets */
     if (rc > 0) {
-        if (rc == ENGINE_CLOSE_PARSE_ERROR) log_info("session %s: protocol violation: closing", c->sid);
+        if (rc == SESSION_CLOSE_PARSE_ERROR) log_info("session %s: protocol violation: closing", c->sid);
         ws_close(c, rc);
     } else if (rc == STORE_NOTFOUND) { /* the server closed it */
-        c->engine_done = 1;
-        ws_close(c, ENGINE_CLOSE_SERVER);
+        c->server_done = 1;
+        ws_close(c, SESSION_CLOSE_SERVER);
     } else if (rc < 0) {
         log_error("session %s: packet failed: %s", c->sid, store_strerror(rc));
-        ws_close(c, ENGINE_CLOSE_TRANSPORT);
+        ws_close(c, SESSION_CLOSE_TRANSPORT);
     }
 }
 
 int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
     if (c->state == WS_CLOSING) return 0;
-    size_t max = (size_t)E()->cfg.max_http_buffer_size;
+    size_t max = (size_t)c->owner->srv->cfg.max_http_buffer_size;
     int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
     if (first) {
         buf_reset(&c->rx);
@@ -453,8 +441,8 @@ int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
         lws_get_peer_simple(wsi, remote, sizeof remote);
         log_warn("session %s (%s): message over max_http_buffer_size (%zu bytes): closing with 1009",
                  c->sid, remote, max);
-        release(c, ENGINE_CLOSE_TRANSPORT);
-        queue_clear(c);
+        release(c, SESSION_CLOSE_TRANSPORT);
+        conn_clear(c);
         buf_free(&c->rx);
         /* Read no more of it; the close frame goes out when writable (lws
          * would kill the connection without it if more data came first). */
@@ -470,7 +458,7 @@ int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
     }
     if (buf_append(&c->rx, in, len)) {
         log_error("session %s: out of memory reassembling a message", c->sid);
-        ws_close(c, ENGINE_CLOSE_TRANSPORT);
+        ws_close(c, SESSION_CLOSE_TRANSPORT);
         return 0;
     }
     if (!final) return 0;
@@ -489,7 +477,7 @@ int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
  * still sending would reset the connection and lose the close frame. */
 static int send_close(struct lws *wsi, ws_conn *c) {
     static const char why[] = "Max payload size exceeded";
-    unsigned char *p = g_scratch + LWS_PRE;
+    unsigned char *p = c->owner->scratch + LWS_PRE;
     size_t n = 0;
     if (c->close_code) {
         p[0] = (unsigned char)(c->close_code >> 8);
@@ -500,7 +488,7 @@ static int send_close(struct lws *wsi, ws_conn *c) {
     c->close_code = 0;
     c->close_frame = 0;
     c->close_sent = 1;
-    queue_clear(c);
+    conn_clear(c);
     if (lws_write(wsi, p, n, WS_WRITE_CLOSE) < 0) return -1;
     lws_rx_flow_control(wsi, 1);
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 3);
@@ -536,15 +524,15 @@ int ws_writeable(struct lws *wsi, ws_conn *c) {
     if (c->close_sent) return 0; /* draining: waiting for the client to go */
     if (c->close_code) return send_close(wsi, c);
     while (c->qlen) {
-        if (n && (n >= WS_BUDGET_MSGS || bytes >= WS_BUDGET_BYTES || g_front.o.deflate ||
+        if (n && (n >= WS_BUDGET_MSGS || bytes >= WS_BUDGET_BYTES || c->owner->deflate ||
                   lws_send_pipe_choked(wsi)))
             break;
         fmsg *m = c->q[c->qhead];
-        if (!g_front.o.deflate && !c->qoff && m->len + 10 <= WS_CHUNK) {
+        if (!c->owner->deflate && !c->qoff && m->len + 10 <= WS_CHUNK) {
             /* Small messages: frame them ourselves, many per write (one
              * send() for a batch instead of one per message).  Without an
              * extension a server frame is just header + payload. */
-            unsigned char *b = g_scratch + LWS_PRE;
+            unsigned char *b = c->owner->scratch + LWS_PRE;
             size_t o = 0;
             while (c->qlen && !c->qoff) {
                 m = c->q[c->qhead];
@@ -552,7 +540,7 @@ int ws_writeable(struct lws *wsi, ws_conn *c) {
                 o += frame_header(b + o, m->binary, m->len);
                 memcpy(b + o, m->data, m->len);
                 o += m->len;
-                queue_pop(c);
+                conn_pop(c);
                 n++;
             }
             if (lws_write(wsi, b, o, LWS_WRITE_RAW) < 0) return -1;
@@ -564,15 +552,15 @@ int ws_writeable(struct lws *wsi, ws_conn *c) {
         int last = chunk == rem;
         unsigned char *p = m->data + c->qoff;
         if (c->qoff) { /* the bytes before p belong to the message: use the scratch */
-            memcpy(g_scratch + LWS_PRE, p, chunk);
-            p = g_scratch + LWS_PRE;
+            memcpy(c->owner->scratch + LWS_PRE, p, chunk);
+            p = c->owner->scratch + LWS_PRE;
         }
         int flags = c->qoff ? LWS_WRITE_CONTINUATION : m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT;
         if (!last) flags |= LWS_WRITE_NO_FIN;
         if (lws_write(wsi, p, chunk, (enum lws_write_protocol)flags) < 0) return -1;
         n++;
         bytes += chunk;
-        if (last) queue_pop(c);
+        if (last) conn_pop(c);
         else c->qoff += chunk;
     }
     if (c->qlen) {

@@ -1,6 +1,7 @@
-/* sioctl: the command line.  It acts on the store directly, through the very
- * same library calls the servers and the handler dispatcher use (ops.h), and
- * wakes the servers through the notify hub.  No web server is involved.
+/* sioctl: the command line.  It acts on the store directly, through the
+ * very same library calls the servers and the handler dispatcher use
+ * (server/actions.h), and wakes the servers through the notify hub.  No web
+ * server is involved.
  *
  *   sioctl [--state DIR] [--json] COMMAND [options]
  *
@@ -20,13 +21,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "store/adapter.h"
-#include "server/engine.h"
-#include "store/inbox.h"
 #include "base/log.h"
-#include "server/ops.h"
-#include "proto/sio_parser.h"
 #include "base/util.h"
+#include "proto/sio_parser.h"
+#include "server/actions.h"
+#include "server/reader.h"
+#include "store/inbox.h"
 
 static const char *usage_text =
     "usage: sioctl [--state DIR] [--json] COMMAND [options]\n"
@@ -68,7 +68,7 @@ static const char *usage_text =
     "exit: 0 ok, 1 failure, 2 usage error, 3 the stack is not running, 4 ack timeout.\n";
 
 typedef struct opts {
-    ops_target tg;
+    actions_target tg;
     const char *room; /* sockets --room */
     const char *sid;  /* send --sid */
     long long ack_id; /* ack --id */
@@ -121,10 +121,10 @@ static int parse_opts(int argc, char **argv, opts *o) {
         } else if (!strcmp(a, "--timeout")) {
             if (util_parse_long(v, 1, 3600000, &o->timeout_ms)) return die(2, "bad --timeout '%s' (ms)", v);
         } else if (!strcmp(a, "--to") || !strcmp(a, "--in")) {
-            if (o->tg.nto >= OPS_MAX_TARGETS) return die(2, "too many --to rooms (max %d)", OPS_MAX_TARGETS);
+            if (o->tg.nto >= ACTIONS_MAX_TARGETS) return die(2, "too many --to rooms (max %d)", ACTIONS_MAX_TARGETS);
             o->tg.to[o->tg.nto++] = v;
         } else if (!strcmp(a, "--except")) {
-            if (o->tg.nexcept >= OPS_MAX_TARGETS) return die(2, "too many --except rooms (max %d)", OPS_MAX_TARGETS);
+            if (o->tg.nexcept >= ACTIONS_MAX_TARGETS) return die(2, "too many --except rooms (max %d)", ACTIONS_MAX_TARGETS);
             o->tg.except[o->tg.nexcept++] = v;
         } else {
             return die(2, "unknown option %s (see sioctl --help)", a);
@@ -134,9 +134,9 @@ static int parse_opts(int argc, char **argv, opts *o) {
     return 0;
 }
 
-/* A failed op: OPS_EUSAGE -> exit 2 with err, else a store failure. */
+/* A failed op: ACTIONS_EUSAGE -> exit 2 with err, else a store failure. */
 static int op_failed(int rc, const char *err) {
-    if (rc == OPS_EUSAGE) return die(2, "%s", err);
+    if (rc == ACTIONS_EUSAGE) return die(2, "%s", err);
     return die(1, "failed: %s", store_strerror(rc));
 }
 
@@ -144,7 +144,7 @@ static cJSON *args_array(opts *o, int from) {
     cJSON *arr = cJSON_CreateArray();
     char err[512];
     for (int i = from; i < o->nargs; i++) {
-        cJSON *a = ops_parse_arg(o->args[i], err, sizeof err);
+        cJSON *a = actions_parse_arg(o->args[i], err, sizeof err);
         if (!a) {
             die(2, "argument %d is %s", i - from + 1, err);
             cJSON_Delete(arr);
@@ -203,7 +203,7 @@ static int room_cb(void *arg, const char *room, size_t len, size_t count) {
     return 0;
 }
 
-static int cmd_rooms(engine *e, store_txn *t, opts *o) {
+static int cmd_rooms(server *e, store_txn *t, opts *o) {
     const char *nsp = o->tg.nsp ? o->tg.nsp : "/";
     if (!cfg_nsp_find(&e->cfg, nsp)) return die(2, "unknown namespace '%s'", nsp);
     rooms_ctx c = {t, nsp, o->all, o->json, cJSON_CreateArray()};
@@ -262,22 +262,22 @@ static int sockets_cb(void *arg, const store_socket *s) {
     return 0;
 }
 
-static int cmd_sockets(engine *e, store_txn *t, opts *o) {
+static int cmd_sockets(server *e, store_txn *t, opts *o) {
     sockets_ctx c = {t, NULL, o->json, cJSON_CreateArray()};
     int rc;
     char err[512] = "";
     if (o->room || o->tg.nsp) {
-        ops_target tg = o->tg;
+        actions_target tg = o->tg;
         tg.self = NULL;
         tg.everyone = 1;
         if (o->room) {
-            if (tg.nto >= OPS_MAX_TARGETS) {
+            if (tg.nto >= ACTIONS_MAX_TARGETS) {
                 cJSON_Delete(c.arr);
-                return die(2, "too many --to rooms with --room (max %d)", OPS_MAX_TARGETS);
+                return die(2, "too many --to rooms with --room (max %d)", ACTIONS_MAX_TARGETS);
             }
             tg.to[tg.nto++] = o->room;
         }
-        rc = ops_sockets(e, t, &tg, sockets_cb, &c, err, sizeof err);
+        rc = actions_sockets(e, t, &tg, sockets_cb, &c, err, sizeof err);
     } else {
         rc = store_socket_each(t, sockets_cb, &c);
     }
@@ -308,7 +308,7 @@ static int inbox_cb(void *arg, uint64_t seq, const void *rec, size_t len) {
 
 /* Feeds inbox records after w->after to w->on until it says stop or the
  * deadline (0: none) passes.  Returns 0 when stopped by on, 1 on timeout. */
-static int follow_inbox(engine *e, inbox_wait *w, int64_t deadline) {
+static int follow_inbox(server *e, inbox_wait *w, int64_t deadline) {
     for (;;) {
         uint64_t gen = notify_sub_gen(e->sub);
         store_txn *t;
@@ -344,7 +344,7 @@ static int ack_on(void *arg, cJSON *ev) {
     return ++a->got >= a->want;
 }
 
-static int cmd_emit(engine *e, opts *o) {
+static int cmd_emit(server *e, opts *o) {
     if (o->nargs < 1) return die(2, "emit needs an EVENT name");
     cJSON *args = args_array(o, 1);
     if (!args) return 2;
@@ -353,16 +353,16 @@ static int cmd_emit(engine *e, opts *o) {
     int rc = store_begin(e->st, 1, &t);
     if (rc) { cJSON_Delete(args); return die(1, "cannot write the store: %s", store_strerror(rc)); }
     long long ack = -1;
-    if (o->want_ack && (rc = ops_next_ack_id(t, &ack))) { store_abort(t); cJSON_Delete(args); return op_failed(rc, ""); }
+    if (o->want_ack && (rc = actions_next_ack_id(t, &ack))) { store_abort(t); cJSON_Delete(args); return op_failed(rc, ""); }
     uint64_t seq = 0, head = 0;
     size_t count = 0;
     char err[512] = "";
     store_inbox_bounds(t, NULL, &head);
-    rc = ops_emit(e, t, &o->tg, o->args[0], args, ack, &seq, &count, err, sizeof err);
+    rc = actions_emit(e, t, &o->tg, o->args[0], args, ack, &seq, &count, err, sizeof err);
     cJSON_Delete(args);
     if (rc) { store_abort(t); return op_failed(rc, err); }
     if ((rc = store_commit(t))) return die(1, "commit failed: %s", store_strerror(rc));
-    engine_notify(e, seq);
+    server_notify(e, seq);
     if (!o->want_ack) {
         if (o->json) printf("{\"seq\":%llu,\"sockets\":%zu}\n", (unsigned long long)seq, count);
         return 0;
@@ -410,17 +410,16 @@ static int listen_on(void *arg, cJSON *ev) {
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { (void)sig; g_stop = 1; }
 
-static int cmd_listen(engine *e, opts *o) {
+static int cmd_listen(server *e, opts *o) {
     if (o->tg.nsp && !cfg_nsp_find(&e->cfg, o->tg.nsp)) return die(2, "unknown namespace '%s'", o->tg.nsp);
     store_txn *t;
     uint64_t head = 0, first = 0;
-    char name[64];
-    snprintf(name, sizeof name, "in:listen-%d", (int)getpid());
+    reader_id me = reader_self(READER_LISTEN);
     int rc = store_begin(e->st, 1, &t);
     if (!rc) {
         store_inbox_bounds(t, &first, &head);
         /* registered as an inbox reader: stated does not trim what we still read */
-        rc = store_reader_put(t, name, o->from_start ? first - 1 : head);
+        rc = reader_put(t, &me, o->from_start ? first - 1 : head);
         if (!rc) rc = store_commit(t); else store_abort(t);
     }
     if (rc) return die(1, "cannot read the store: %s", store_strerror(rc));
@@ -433,12 +432,12 @@ static int cmd_listen(engine *e, opts *o) {
     while (!g_stop && !ferror(stdout)) {
         follow_inbox(e, &w, util_now_ms() + 1000);
         if (w.after != saved && store_begin(e->st, 1, &t) == 0) {
-            store_reader_put(t, name, w.after);
+            reader_put(t, &me, w.after);
             if (store_commit(t) == 0) saved = w.after;
         }
     }
     if (store_begin(e->st, 1, &t) == 0) {
-        store_reader_del(t, name);
+        reader_del(t, &me);
         store_commit(t);
     }
     return 0;
@@ -446,7 +445,7 @@ static int cmd_listen(engine *e, opts *o) {
 
 /* ---- the writing commands ------------------------------------------------ */
 
-static int cmd_write(engine *e, const char *cmd, opts *o) {
+static int cmd_write(server *e, const char *cmd, opts *o) {
     store_txn *t;
     int rc = store_begin(e->st, 1, &t);
     if (rc) return die(1, "cannot write the store: %s", store_strerror(rc));
@@ -456,12 +455,12 @@ static int cmd_write(engine *e, const char *cmd, opts *o) {
     cJSON *args = NULL;
     if (!strcmp(cmd, "join") || !strcmp(cmd, "leave")) {
         o->tg.everyone = o->all;
-        rc = ops_join(e, t, &o->tg, (const char *const *)o->args, (size_t)o->nargs, cmd[0] == 'l',
+        rc = actions_join(e, t, &o->tg, (const char *const *)o->args, (size_t)o->nargs, cmd[0] == 'l',
                       &count, err, sizeof err);
     } else if (!strcmp(cmd, "disconnect")) {
         if (o->nargs) { store_abort(t); return die(2, "disconnect takes no positional argument"); }
         o->tg.everyone = o->all;
-        rc = ops_disconnect(e, t, &o->tg, o->close, &seq, &count, err, sizeof err);
+        rc = actions_disconnect(e, t, &o->tg, o->close, &seq, &count, err, sizeof err);
     } else if (!strcmp(cmd, "ack")) {
         long long id = o->ack_id;
         const char *env = getenv("SIO_ACK_ID");
@@ -469,18 +468,18 @@ static int cmd_write(engine *e, const char *cmd, opts *o) {
         if (id < 0 && env && util_parse_long(env, 0, 2147483647L, &x) == 0) id = x;
         if (id < 0) { store_abort(t); return die(2, "ack needs --id N (or SIO_ACK_ID, set in handlers of events that want an ack)"); }
         if (!(args = args_array(o, 0))) { store_abort(t); return 2; }
-        rc = ops_ack(e, t, o->tg.self, id, args, &seq, err, sizeof err);
+        rc = actions_ack(t, o->tg.self, id, args, &seq, err, sizeof err);
         count = 1;
     } else { /* send */
         if (o->nargs != 1) { store_abort(t); return die(2, "send needs --sid SID and one DATA argument"); }
-        if (!(args = ops_parse_arg(o->args[0], err, sizeof err))) { store_abort(t); return die(2, "%s", err); }
-        rc = ops_send(e, t, o->sid, args, &seq, err, sizeof err);
+        if (!(args = actions_parse_arg(o->args[0], err, sizeof err))) { store_abort(t); return die(2, "%s", err); }
+        rc = actions_send(t, o->sid, args, &seq, err, sizeof err);
         count = 1;
     }
     cJSON_Delete(args);
     if (rc) { store_abort(t); return op_failed(rc, err); }
     if ((rc = store_commit(t))) return die(1, "commit failed: %s", store_strerror(rc));
-    engine_notify(e, seq);
+    server_notify(e, seq);
     if (o->json) printf("{\"sockets\":%zu}\n", count);
     else if (count == 0) fprintf(stderr, "sioctl: no socket matched\n");
     return 0;
@@ -512,15 +511,15 @@ int main(int argc, char **argv) {
     const char *self = getenv("SIO_SOCKET");
     if (!o.tg.self && self && *self && strcmp(cmd, "rooms") && strcmp(cmd, "sockets")) o.tg.self = self;
 
-    engine e;
+    server e;
     char err[1024];
     int need_sub = !strcmp(cmd, "listen") || (!strcmp(cmd, "emit") && o.want_ack);
-    if (engine_open(&e, dir, NULL, need_sub ? ENGINE_SUBSCRIBE : 0, err, sizeof err)) {
+    if (server_open(&e, dir, NULL, need_sub ? SERVER_SUBSCRIBE : 0, err, sizeof err)) {
         free(o.args);
         return die(3, "%s", err);
     }
     if (notify_probe(e.dir)) {
-        engine_close(&e);
+        server_close(&e);
         free(o.args);
         return die(3, "stated is not running for %s (no answer on %s/%s)", e.dir, e.dir, NOTIFY_SOCK);
     }
@@ -537,7 +536,7 @@ int main(int argc, char **argv) {
     } else {
         rc = cmd_write(&e, cmd, &o);
     }
-    engine_close(&e);
+    server_close(&e);
     free(o.args);
     return rc;
 }

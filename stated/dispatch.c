@@ -6,7 +6,7 @@
  * count is not zero.  Commands are queued per socket ("lanes"): a lane runs
  * one command at a time; lanes with work wait in a FIFO for one of the
  * max_procs process slots.  Process handlers are fed through a bounded
- * queue and their stdout is applied with ops_apply_json. */
+ * queue and their stdout is applied with actions_apply_json. */
 #include "dispatch.h"
 
 #include <errno.h>
@@ -30,7 +30,8 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "notify/notify.h"
-#include "server/ops.h"
+#include "server/actions.h"
+#include "server/reader.h"
 #include "proto/sio_parser.h"
 #include "base/util.h"
 
@@ -40,7 +41,6 @@
 #define STDOUT_DEBUG_MAX 4096           /* stdout of a command shown at debug */
 #define READ_CHUNK 65536
 #define PROC_READ_MAX (4u << 20)        /* stdout read from a process per turn */
-#define INBOX_KEEP_MAX 1000000ull       /* records kept for a lagging reader */
 #define SAVE_EVERY_MS 20
 #define STOP_GRACE_MS 2000
 #define PROC_STOP_GRACE_MS 1000
@@ -142,7 +142,7 @@ typedef struct phandler {
 } phandler;
 
 struct dispatch {
-    engine *e;
+    server *srv;
     dispatch_opts o;
     pthread_t th;
     int stop_fd;
@@ -195,7 +195,7 @@ static long section_timeout(const dispatch *d, const cfg_nsp *sec) {
 }
 
 static const char *sec_name(const dispatch *d, const cfg_nsp *sec) {
-    if (sec == &d->e->cfg.engine) return "[engine]";
+    if (sec == &d->srv->cfg.engine) return "[engine]";
     return sec->name;
 }
 
@@ -244,7 +244,8 @@ static int put_cursor(dispatch *d, store_txn *t, uint64_t *saving) {
     uint64_t w = watermark(d);
     *saving = w;
     if (w == d->saved) return 0;
-    return store_reader_put(t, DISPATCH_READER, w);
+    reader_id me = reader_self(READER_DISPATCHER);
+    return reader_put(t, &me, w);
 }
 
 static void cursor_saved(dispatch *d, uint64_t w) {
@@ -261,7 +262,7 @@ static void cursor_saved(dispatch *d, uint64_t w) {
 
 static void apply_actions(dispatch *d, cJSON **acts, size_t n, const char *self, const char *who) {
     if (n == 0) return;
-    if (engine_backlog_wait(d->e, BACKLOG_MAX_RECORDS, util_now_ms() + BACKLOG_MAX_WAIT_MS))
+    if (reader_backlog_wait(d->srv, BACKLOG_MAX_RECORDS, util_now_ms() + BACKLOG_MAX_WAIT_MS))
         log_warn("handler output applied although a WebSocket front is %d records behind for %d ms",
                  BACKLOG_MAX_RECORDS, BACKLOG_MAX_WAIT_MS);
     char err[512], e1[200], e2[300], e3[600];
@@ -269,7 +270,7 @@ static void apply_actions(dispatch *d, cJSON **acts, size_t n, const char *self,
         size_t per = pass == 0 ? n : 1;
         for (size_t i = 0; i < n; i += per) {
             store_txn *t;
-            int rc = store_begin(d->e->st, 1, &t);
+            int rc = store_begin(d->srv->st, 1, &t);
             if (rc) {
                 log_error("handler actions from %s: cannot begin a transaction: %s",
                           esc(e1, sizeof e1, who), store_strerror(rc));
@@ -279,9 +280,9 @@ static void apply_actions(dispatch *d, cJSON **acts, size_t n, const char *self,
             for (size_t k = i; k < i + per && k < n && rc >= 0; k++) {
                 err[0] = 0;
                 seq = 0;
-                rc = ops_apply_json(d->e, t, acts[k], self, &seq, err, sizeof err);
+                rc = actions_apply_json(d->srv, t, acts[k], self, &seq, err, sizeof err);
                 if (seq > maxseq) maxseq = seq;
-                if (rc == OPS_EUSAGE) {
+                if (rc == ACTIONS_EUSAGE) {
                     char *txt = cJSON_PrintUnformatted(acts[k]);
                     log_warn("handler %s: action refused (%s): %s", esc(e1, sizeof e1, who),
                              esc(e2, sizeof e2, err), esc(e3, sizeof e3, txt));
@@ -294,7 +295,7 @@ static void apply_actions(dispatch *d, cJSON **acts, size_t n, const char *self,
             else store_abort(t);
             if (rc >= 0) {
                 cursor_saved(d, saving);
-                engine_notify(d->e, maxseq);
+                server_notify(d->srv, maxseq);
                 continue;
             }
             if (pass == 0 && n > 1) {
@@ -779,13 +780,7 @@ static void proc_feed(dispatch *d, phandler *p, const char *line, size_t len, ui
     if (p->q_off >= p->q.len) p->progress_ms = util_now_ms();
     if (p->nmarks == p->mcap) {
         proc_compact(p);
-        if (p->nmarks == p->mcap) {
-            size_t cap = p->mcap ? p->mcap * 2 : 64;
-            pmark *m = realloc(p->marks, cap * sizeof *m);
-            if (!m) return;
-            p->marks = m;
-            p->mcap = cap;
-        }
+        if (util_grow(&p->marks, &p->mcap, p->nmarks, sizeof *p->marks, 64)) return;
     }
     size_t start = p->q.len;
     if (buf_append(&p->q, line, len) || buf_putc(&p->q, '\n')) {
@@ -931,11 +926,9 @@ static void proc_read(dispatch *d, phandler *p) {
                                      esc(e1, sizeof e1, p->name), log_escape(e2, sizeof e2, s + k, l - k));
                             cJSON_Delete(a);
                         } else {
-                            if (nacts == cap) {
-                                cap = cap ? cap * 2 : 16;
-                                cJSON **na = realloc(acts, cap * sizeof *na);
-                                if (!na) { cJSON_Delete(a); cap = nacts; goto next; }
-                                acts = na;
+                            if (util_grow(&acts, &cap, nacts, sizeof *acts, 16)) {
+                                cJSON_Delete(a);
+                                goto next;
                             }
                             proc_answered(p, a);
                             acts[nacts++] = a;
@@ -994,12 +987,9 @@ typedef struct scan_ctx {
 
 static void add_now(scan_ctx *c, cJSON *a) {
     if (!a) return;
-    if (c->nnow == c->capnow) {
-        size_t cap = c->capnow ? c->capnow * 2 : 8;
-        cJSON **n = realloc(c->now_acts, cap * sizeof *n);
-        if (!n) { cJSON_Delete(a); return; }
-        c->now_acts = n;
-        c->capnow = cap;
+    if (util_grow(&c->now_acts, &c->capnow, c->nnow, sizeof *c->now_acts, 8)) {
+        cJSON_Delete(a);
+        return;
     }
     c->now_acts[c->nnow++] = a;
 }
@@ -1073,6 +1063,113 @@ static void enqueue_job(dispatch *d, const char *lane_key, job *j) {
     lane_ready(d, l);
 }
 
+/* An inbox record and where it goes. */
+typedef struct inrec {
+    cJSON *o;
+    const char *type, *nsp, *socket, *sid, *event;
+    int is_msg;                 /* a bare Engine.IO message */
+    const cfg_nsp *sec;         /* its config section */
+    const char *key, *cmd;      /* the command's config key and command, or NULL */
+    const char *proc_cmd;       /* the section's process handler, or NULL */
+    char keybuf[64 + 256];
+} inrec;
+
+/* Parses a record and finds its handlers.  0, or -1 when it is skipped
+ * (malformed: logged; or for no section: a connect is refused now). */
+static int inrec_parse(scan_ctx *c, uint64_t seq, const char *rec, size_t len, inrec *r) {
+    dispatch *d = c->d;
+    memset(r, 0, sizeof *r);
+    r->o = len ? cJSON_ParseWithLength(rec, len) : NULL;
+    if (!cJSON_IsObject(r->o)) {
+        log_warn("inbox record %llu is not a JSON object: skipped", (unsigned long long)seq);
+        return -1;
+    }
+    r->type = jstr(r->o, "type"), r->nsp = jstr(r->o, "nsp"), r->socket = jstr(r->o, "socket");
+    r->sid = jstr(r->o, "sid");
+    if (!r->type || !r->sid || strlen(r->sid) > UTIL_ID_LEN ||
+        (r->socket && strlen(r->socket) > UTIL_ID_LEN) || (r->nsp && strlen(r->nsp) > SIO_NSP_MAX)) {
+        log_warn("inbox record %llu lacks type/sid: skipped", (unsigned long long)seq);
+        return -1;
+    }
+    r->is_msg = !strcmp(r->type, "message");
+    if (r->is_msg) r->sec = d->srv->cfg.engine_path ? &d->srv->cfg.engine : NULL;
+    else r->sec = r->nsp ? cfg_nsp_find(&d->srv->cfg, r->nsp) : NULL;
+    if (!r->sec) {
+        if (!strcmp(r->type, "connect") && r->nsp)
+            add_now(c, refuse_action(r->sid, r->nsp, r->socket, "Invalid namespace", NULL));
+        return -1;
+    }
+    r->proc_cmd = cfg_nsp_get(r->sec, "process");
+    if (!strcmp(r->type, "connect")) r->key = "auth";
+    else if (!strcmp(r->type, "connection")) r->key = "connection";
+    else if (!strcmp(r->type, "disconnect")) r->key = "disconnect";
+    else if (r->is_msg) r->key = "message";
+    else if (!strcmp(r->type, "event") && (r->event = jstr(r->o, "event"))) {
+        snprintf(r->keybuf, sizeof r->keybuf, "event.%s", r->event);
+        r->key = strlen(r->event) < 256 && cfg_nsp_get(r->sec, r->keybuf) ? r->keybuf : "any";
+    }
+    r->cmd = r->key ? cfg_nsp_get(r->sec, r->key) : NULL;
+    return 0;
+}
+
+/* Queues the record for the section's process handler; a connect it must
+ * answer is remembered with its deadline. */
+static void feed_process(dispatch *d, const inrec *r, uint64_t seq, const char *rec, size_t len,
+                         uint64_t slot) {
+    phandler *p = proc_get(d, r->sec);
+    if (!p) return;
+    size_t ll;
+    char *line = record_line(seq, rec, len, &ll);
+    if (line) proc_feed(d, p, line, ll, slot);
+    free(line);
+    if (strcmp(r->type, "connect") || r->cmd || !r->socket) return;
+    pconn *pc = calloc(1, sizeof *pc);
+    if (!pc) return;
+    copy_str(pc->sid, sizeof pc->sid, r->sid);
+    copy_str(pc->nsp, sizeof pc->nsp, r->nsp);
+    copy_str(pc->socket, sizeof pc->socket, r->socket);
+    pc->deadline = util_now_ms() + section_timeout(d, r->sec);
+    pc->next = p->pending;
+    p->pending = pc;
+}
+
+/* Queues a run of the record's command in its lane (one socket's records
+ * run one after the other). */
+static void queue_command(scan_ctx *c, inrec *r, uint64_t seq, uint64_t slot) {
+    job *j = calloc(1, sizeof *j);
+    if (!j) return;
+    j->slot = slot;
+    j->seq = seq;
+    j->kind = !strcmp(r->type, "connect") ? JOB_AUTH : JOB_CMD;
+    j->sec = r->sec;
+    j->cmd = r->cmd;
+    copy_str(j->key, sizeof j->key, r->key);
+    j->timeout_ms = section_timeout(c->d, r->sec);
+    copy_str(j->type, sizeof j->type, r->type);
+    copy_str(j->nsp, sizeof j->nsp, r->nsp);
+    copy_str(j->socket, sizeof j->socket, r->socket);
+    copy_str(j->sid, sizeof j->sid, r->sid);
+    j->event = r->event ? strdup(r->event) : NULL;
+    const cJSON *ack = cJSON_GetObjectItemCaseSensitive(r->o, "ack");
+    j->ack = cJSON_IsNumber(ack) && !strcmp(r->type, "event") ? (long long)ack->valuedouble : -1;
+    if (j->kind == JOB_AUTH) {
+        const cJSON *auth = cJSON_GetObjectItemCaseSensitive(r->o, "auth");
+        j->auth = auth ? cJSON_Duplicate(auth, 1) : NULL;
+    }
+    enrich(c->t, r->o, r->socket, r->sid);
+    if (!cJSON_GetObjectItemCaseSensitive(r->o, "seq")) cJSON_AddNumberToObject(r->o, "seq", (double)seq);
+    j->input = cJSON_PrintUnformatted(r->o);
+    j->input_len = j->input ? strlen(j->input) : 0;
+    char lk[UTIL_ID_LEN + 4];
+    snprintf(lk, sizeof lk, "%c:%s", r->is_msg ? 'e' : 's', r->is_msg || !r->socket ? r->sid : r->socket);
+    if (!j->input) {
+        log_error("inbox record %llu: out of memory", (unsigned long long)seq);
+        job_free(j);
+    } else {
+        enqueue_job(c->d, lk, j);
+    }
+}
+
 static int scan_cb(void *arg, uint64_t seq, const void *recv, size_t len) {
     scan_ctx *c = arg;
     dispatch *d = c->d;
@@ -1082,122 +1179,29 @@ static int scan_cb(void *arg, uint64_t seq, const void *recv, size_t len) {
     }
     d->scanned = seq;
     uint64_t slot = ring_push(&d->r, seq);
-    const char *rec = recv;
-    cJSON *o = len ? cJSON_ParseWithLength(rec, len) : NULL;
-    char e1[200];
-    if (!cJSON_IsObject(o)) {
-        log_warn("inbox record %llu is not a JSON object: skipped", (unsigned long long)seq);
-        cJSON_Delete(o);
-        return 0;
-    }
-    const char *type = jstr(o, "type"), *nsp = jstr(o, "nsp"), *socket = jstr(o, "socket"),
-               *sid = jstr(o, "sid");
-    if (!type || !sid || strlen(sid) > UTIL_ID_LEN || (socket && strlen(socket) > UTIL_ID_LEN) ||
-        (nsp && strlen(nsp) > SIO_NSP_MAX)) {
-        log_warn("inbox record %llu lacks type/sid: skipped", (unsigned long long)seq);
-        cJSON_Delete(o);
-        return 0;
-    }
-    const cfg_nsp *sec;
-    int is_msg = !strcmp(type, "message");
-    if (is_msg) sec = d->e->cfg.engine_path ? &d->e->cfg.engine : NULL;
-    else sec = nsp ? cfg_nsp_find(&d->e->cfg, nsp) : NULL;
-    if (!sec) {
-        if (!strcmp(type, "connect") && nsp)
-            add_now(c, refuse_action(sid, nsp, socket, "Invalid namespace", NULL));
-        cJSON_Delete(o);
-        return 0;
-    }
-    const char *proc_cmd = cfg_nsp_get(sec, "process");
-    const char *key = NULL;
-    char keybuf[64 + 256];
-    const char *event = NULL;
-    if (!strcmp(type, "connect")) key = "auth";
-    else if (!strcmp(type, "connection")) key = "connection";
-    else if (!strcmp(type, "disconnect")) key = "disconnect";
-    else if (is_msg) key = "message";
-    else if (!strcmp(type, "event")) {
-        event = jstr(o, "event");
-        if (event) {
-            snprintf(keybuf, sizeof keybuf, "event.%s", event);
-            key = strlen(event) < 256 && cfg_nsp_get(sec, keybuf) ? keybuf : "any";
+    inrec r;
+    if (inrec_parse(c, seq, recv, len, &r) == 0) {
+        if (r.proc_cmd) feed_process(d, &r, seq, recv, len, slot);
+        if (!strcmp(r.type, "connect") && !r.cmd && !r.proc_cmd && r.socket) {
+            /* No one to ask (the config changed): let it in. */
+            add_now(c, accept_action(r.sid, r.nsp, r.socket,
+                                     cJSON_GetObjectItemCaseSensitive(r.o, "auth"), NULL));
+        }
+        if (r.cmd) queue_command(c, &r, seq, slot);
+        if (log_enabled(LOG_DEBUG)) {
+            char e1[200];
+            log_debug("inbox %llu: %s %s%s%s", (unsigned long long)seq, r.type,
+                      esc(e1, sizeof e1, r.is_msg ? r.sid : r.nsp), r.cmd ? " -> command" : "",
+                      r.proc_cmd ? " -> process" : "");
         }
     }
-    const char *cmd = key ? cfg_nsp_get(sec, key) : NULL;
-    long timeout = section_timeout(d, sec);
-
-    if (proc_cmd) {
-        phandler *p = proc_get(d, sec);
-        if (p) {
-            size_t ll;
-            char *line = record_line(seq, rec, len, &ll);
-            if (line) proc_feed(d, p, line, ll, slot);
-            free(line);
-            if (!strcmp(type, "connect") && !cmd && socket) {
-                pconn *pc = calloc(1, sizeof *pc);
-                if (pc) {
-                    copy_str(pc->sid, sizeof pc->sid, sid);
-                    copy_str(pc->nsp, sizeof pc->nsp, nsp);
-                    copy_str(pc->socket, sizeof pc->socket, socket);
-                    pc->deadline = util_now_ms() + timeout;
-                    pc->next = p->pending;
-                    p->pending = pc;
-                }
-            }
-        }
-    }
-    if (!strcmp(type, "connect") && !cmd && !proc_cmd && socket) {
-        /* No one to ask (the config changed): let it in. */
-        add_now(c, accept_action(sid, nsp, socket, cJSON_GetObjectItemCaseSensitive(o, "auth"), NULL));
-    }
-    if (cmd) {
-        job *j = calloc(1, sizeof *j);
-        if (!j) {
-            cJSON_Delete(o);
-            return 0;
-        }
-        j->slot = slot;
-        j->seq = seq;
-        j->kind = !strcmp(type, "connect") ? JOB_AUTH : JOB_CMD;
-        j->sec = sec;
-        j->cmd = cmd;
-        copy_str(j->key, sizeof j->key, key);
-        j->timeout_ms = timeout;
-        copy_str(j->type, sizeof j->type, type);
-        copy_str(j->nsp, sizeof j->nsp, nsp);
-        copy_str(j->socket, sizeof j->socket, socket);
-        copy_str(j->sid, sizeof j->sid, sid);
-        j->event = event ? strdup(event) : NULL;
-        const cJSON *ack = cJSON_GetObjectItemCaseSensitive(o, "ack");
-        j->ack = cJSON_IsNumber(ack) && !strcmp(type, "event") ? (long long)ack->valuedouble : -1;
-        if (j->kind == JOB_AUTH) {
-            const cJSON *auth = cJSON_GetObjectItemCaseSensitive(o, "auth");
-            j->auth = auth ? cJSON_Duplicate(auth, 1) : NULL;
-        }
-        enrich(c->t, o, socket, sid);
-        if (!cJSON_GetObjectItemCaseSensitive(o, "seq")) cJSON_AddNumberToObject(o, "seq", (double)seq);
-        j->input = cJSON_PrintUnformatted(o);
-        j->input_len = j->input ? strlen(j->input) : 0;
-        char lk[UTIL_ID_LEN + 4];
-        snprintf(lk, sizeof lk, "%c:%s", is_msg ? 'e' : 's', is_msg || !socket ? sid : socket);
-        if (!j->input) {
-            log_error("inbox record %llu: out of memory", (unsigned long long)seq);
-            job_free(j);
-        } else {
-            enqueue_job(d, lk, j);
-        }
-    }
-    if (log_enabled(LOG_DEBUG))
-        log_debug("inbox %llu: %s %s%s%s", (unsigned long long)seq, type,
-                  esc(e1, sizeof e1, is_msg ? sid : nsp), cmd ? " -> command" : "",
-                  proc_cmd ? " -> process" : "");
-    cJSON_Delete(o);
+    cJSON_Delete(r.o);
     return 0;
 }
 
 static void read_inbox(dispatch *d) {
     store_txn *t;
-    int rc = store_begin(d->e->st, 0, &t);
+    int rc = store_begin(d->srv->st, 0, &t);
     if (rc) {
         log_error("dispatcher: cannot read the inbox: %s", store_strerror(rc));
         return;
@@ -1234,8 +1238,9 @@ static void save_cursor(dispatch *d, int force) {
     if (w == d->saved) return;
     if (!force && util_now_ms() - d->last_save < SAVE_EVERY_MS) return;
     store_txn *t;
-    int rc = store_begin(d->e->st, 1, &t);
-    if (!rc) rc = store_reader_put(t, DISPATCH_READER, w);
+    reader_id me = reader_self(READER_DISPATCHER);
+    int rc = store_begin(d->srv->st, 1, &t);
+    if (!rc) rc = reader_put(t, &me, w);
     if (!rc) rc = store_commit(t);
     else if (t) store_abort(t);
     if (rc) log_error("dispatcher: cannot save the inbox cursor: %s", store_strerror(rc));
@@ -1250,13 +1255,7 @@ typedef struct pollset {
 } pollset;
 
 static size_t ps_add(pollset *ps, int fd, short ev) {
-    if (ps->n == ps->cap) {
-        size_t cap = ps->cap ? ps->cap * 2 : 64;
-        struct pollfd *f = realloc(ps->fds, cap * sizeof *f);
-        if (!f) abort();
-        ps->fds = f;
-        ps->cap = cap;
-    }
+    if (util_grow(&ps->fds, &ps->cap, ps->n, sizeof *ps->fds, 64)) abort();
     ps->fds[ps->n] = (struct pollfd){.fd = fd, .events = ev};
     return ps->n++;
 }
@@ -1283,13 +1282,160 @@ static int check_exit(pid_t pid, int *status) {
     return 0;
 }
 
+/* One turn's work: read the inbox, start and feed handlers, save the cursor. */
+static void loop_work(dispatch *d, int64_t now, int *need_read, int64_t *next_fallback_read) {
+    if (!d->stopping && (*need_read || d->more || now >= *next_fallback_read)) {
+        read_inbox(d);
+        *need_read = 0;
+        *next_fallback_read = now + 1000;
+    }
+    /* Process handlers: start / restart, feed. */
+    for (phandler *p = d->procs; p; p = p->next) {
+        if (!d->stopping && p->pid == 0 && now >= p->restart_at) proc_start(d, p);
+        if (p->pid > 0) proc_write(d, p);
+        if (p->mhead < p->nmarks) {
+            if (p->pid <= 0 && p->restart_at > now + 1000) proc_unpin(d, p, "it is down");
+            else if (p->pid > 0 && now - p->progress_ms > p->timeout_ms)
+                proc_unpin(d, p, "it has not read its input for a while");
+        }
+    }
+    start_ready(d);
+    for (size_t i = 0; i < d->nrun; i++) run_write(d->runs[i]);
+    save_cursor(d, 0);
+}
+
+/* Stopping: process handlers got their stdin closed; past the grace time
+ * everything still running is killed.  1 when nothing runs any more. */
+static int loop_stopping(dispatch *d, int64_t now, int64_t *stop_deadline) {
+    int busy = d->nrun > 0;
+    for (phandler *p = d->procs; p; p = p->next) busy |= p->pid > 0;
+    if (!busy) return 1;
+    if (now >= *stop_deadline) {
+        for (size_t i = 0; i < d->nrun; i++) {
+            run *r = d->runs[i];
+            if (!r->exited) {
+                char who[400], e1[500];
+                job_who(d, r->j, who, sizeof who);
+                log_warn("handler %s: still running at shutdown: killed", esc(e1, sizeof e1, who));
+                kill_group(r->pid);
+            }
+        }
+        for (phandler *p = d->procs; p; p = p->next)
+            if (p->pid > 0) kill_group(p->pid);
+        *stop_deadline = now + 60000; /* now only waiting for the exits */
+    } else if (now >= *stop_deadline - (STOP_GRACE_MS - PROC_STOP_GRACE_MS)) {
+        for (phandler *p = d->procs; p; p = p->next)
+            if (p->pid > 0) kill(-p->pid, SIGTERM);
+    }
+    return 0;
+}
+
+/* When the loop must look again at the latest (commands past their time
+ * limit are killed on the way). */
+static int64_t loop_next(dispatch *d, int64_t now, int64_t next_fallback_read) {
+    int64_t next = now + (d->stopping ? 50 : 1000);
+    int need_waitpid = 0;
+    for (size_t i = 0; i < d->nrun; i++) {
+        run *r = d->runs[i];
+        if (!r->timed_out && now >= r->deadline_ms) {
+            r->timed_out = 1;
+            kill_group(r->pid);
+        }
+        if (!r->timed_out && r->deadline_ms < next) next = r->deadline_ms;
+        if (r->pidfd < 0) need_waitpid = 1;
+    }
+    for (phandler *p = d->procs; p; p = p->next) {
+        proc_connect_timeouts(d, p, now, &next);
+        if (p->pid == 0 && !d->stopping && p->restart_at > now && p->restart_at < next)
+            next = p->restart_at;
+        if (p->pid > 0 && p->pidfd < 0) need_waitpid = 1;
+    }
+    if (d->saved != watermark(d) && d->last_save + SAVE_EVERY_MS < next)
+        next = d->last_save + SAVE_EVERY_MS;
+    if (need_waitpid && now + 20 < next) next = now + 20;
+    if (next_fallback_read < next) next = next_fallback_read;
+    return next;
+}
+
+/* Waits for any descriptor of the dispatcher (fds[0] the notify eventfd,
+ * fds[1] the stop eventfd) or until next. */
+static void loop_poll(dispatch *d, pollset *ps, int efd, int64_t next) {
+    ps->n = 0;
+    ps_add(ps, efd, POLLIN);
+    ps_add(ps, d->stop_fd, POLLIN);
+    for (size_t i = 0; i < d->nrun; i++) {
+        run *r = d->runs[i];
+        if (r->pidfd >= 0) ps_add(ps, r->pidfd, POLLIN);
+        if (r->fd_in >= 0) ps_add(ps, r->fd_in, POLLOUT);
+        if (r->fd_out >= 0) ps_add(ps, r->fd_out, POLLIN);
+        if (r->fd_err >= 0) ps_add(ps, r->fd_err, POLLIN);
+    }
+    for (phandler *p = d->procs; p; p = p->next) {
+        if (p->pid <= 0) continue;
+        if (p->pidfd >= 0) ps_add(ps, p->pidfd, POLLIN);
+        if (p->fd_in >= 0 && p->q_off < p->q.len) ps_add(ps, p->fd_in, POLLOUT);
+        if (p->fd_out >= 0) ps_add(ps, p->fd_out, POLLIN);
+        if (p->fd_err >= 0) ps_add(ps, p->fd_err, POLLIN);
+    }
+    int timeout = (int)(next - util_now_ms());
+    if (timeout < 0) timeout = 0;
+    int n = poll(ps->fds, ps->n, timeout);
+    if (n < 0 && errno != EINTR) {
+        log_error("dispatcher: poll: %s", strerror(errno));
+        usleep(10000);
+    }
+}
+
+/* Reads what commands wrote and finishes those that exited. */
+static void loop_runs(dispatch *d, const pollset *ps) {
+    for (size_t i = 0; i < d->nrun;) {
+        run *r = d->runs[i];
+        char who[400];
+        if (ps_rev(ps, r->fd_out))
+            if (drain(r->fd_out, &r->out, r->j->kind == JOB_AUTH ? AUTH_OUT_MAX : STDOUT_DEBUG_MAX,
+                      &r->out_total, 1u << 20))
+                close_fd(&r->fd_out);
+        if (ps_rev(ps, r->fd_err)) {
+            int eof = drain(r->fd_err, &r->err, 16384, NULL, 1u << 20);
+            job_who(d, r->j, who, sizeof who);
+            log_stderr(&r->err, &r->err_logged, who, 0);
+            if (eof) close_fd(&r->fd_err);
+        }
+        if (!r->exited && (r->pidfd < 0 || ps_rev(ps, r->pidfd)))
+            r->exited = check_exit(r->pid, &r->status);
+        if (r->exited) {
+            d->runs[i] = d->runs[--d->nrun];
+            finish_run(d, r);
+            continue;
+        }
+        i++;
+    }
+}
+
+/* Reads what process handlers wrote and notices those that exited. */
+static void loop_procs(dispatch *d, const pollset *ps) {
+    for (phandler *p = d->procs; p; p = p->next) {
+        if (p->pid <= 0) continue;
+        if (ps_rev(ps, p->fd_out)) proc_read(d, p);
+        if (ps_rev(ps, p->fd_err)) {
+            int eof = drain(p->fd_err, &p->err, 16384, NULL, 1u << 20);
+            log_stderr(&p->err, NULL, p->name, 0);
+            if (eof) close_fd(&p->fd_err);
+        }
+        int st;
+        if ((p->pidfd < 0 || ps_rev(ps, p->pidfd)) && check_exit(p->pid, &st)) {
+            if (p->fd_out >= 0) proc_read(d, p); /* its last words */
+            proc_exited(d, p, st);
+        }
+    }
+}
+
 static void *loop(void *arg) {
     dispatch *d = arg;
     pollset ps = {0};
     int efd = notify_sub_eventfd(d->sub);
-    int64_t stop_deadline = 0;
+    int64_t stop_deadline = 0, next_fallback_read = 0;
     int need_read = 1;
-    int64_t next_fallback_read = 0;
     for (;;) {
         int64_t now = util_now_ms();
         if (d->stopping && !stop_deadline) {
@@ -1297,96 +1443,9 @@ static void *loop(void *arg) {
             for (phandler *p = d->procs; p; p = p->next) close_fd(&p->fd_in);
             d->ready_head = d->ready_tail = NULL; /* queued commands are not started */
         }
-        if (!d->stopping && (need_read || d->more || now >= next_fallback_read)) {
-            read_inbox(d);
-            need_read = 0;
-            next_fallback_read = now + 1000;
-        }
-        /* Process handlers: start / restart, feed. */
-        for (phandler *p = d->procs; p; p = p->next) {
-            if (!d->stopping && p->pid == 0 && now >= p->restart_at) proc_start(d, p);
-            if (p->pid > 0) proc_write(d, p);
-            if (p->mhead < p->nmarks) {
-                if (p->pid <= 0 && p->restart_at > now + 1000) proc_unpin(d, p, "it is down");
-                else if (p->pid > 0 && now - p->progress_ms > p->timeout_ms)
-                    proc_unpin(d, p, "it has not read its input for a while");
-            }
-        }
-        start_ready(d);
-        for (size_t i = 0; i < d->nrun; i++) run_write(d->runs[i]);
-        save_cursor(d, 0);
-
-        if (d->stopping) {
-            int busy = d->nrun > 0;
-            for (phandler *p = d->procs; p; p = p->next) busy |= p->pid > 0;
-            if (!busy) break;
-            if (now >= stop_deadline) {
-                for (size_t i = 0; i < d->nrun; i++) {
-                    run *r = d->runs[i];
-                    if (!r->exited) {
-                        char who[400], e1[500];
-                        job_who(d, r->j, who, sizeof who);
-                        log_warn("handler %s: still running at shutdown: killed", esc(e1, sizeof e1, who));
-                        kill_group(r->pid);
-                    }
-                }
-                for (phandler *p = d->procs; p; p = p->next)
-                    if (p->pid > 0) kill_group(p->pid);
-                stop_deadline = now + 60000; /* now only waiting for the exits */
-            } else if (now >= stop_deadline - (STOP_GRACE_MS - PROC_STOP_GRACE_MS)) {
-                for (phandler *p = d->procs; p; p = p->next)
-                    if (p->pid > 0) kill(-p->pid, SIGTERM);
-            }
-        }
-
-        /* Deadlines. */
-        int64_t next = now + 1000;
-        if (d->stopping) next = now + 50;
-        int need_waitpid = 0;
-        for (size_t i = 0; i < d->nrun; i++) {
-            run *r = d->runs[i];
-            if (!r->timed_out && now >= r->deadline_ms) {
-                r->timed_out = 1;
-                kill_group(r->pid);
-            }
-            if (!r->timed_out && r->deadline_ms < next) next = r->deadline_ms;
-            if (r->pidfd < 0) need_waitpid = 1;
-        }
-        for (phandler *p = d->procs; p; p = p->next) {
-            proc_connect_timeouts(d, p, now, &next);
-            if (p->pid == 0 && !d->stopping && p->restart_at > now && p->restart_at < next)
-                next = p->restart_at;
-            if (p->pid > 0 && p->pidfd < 0) need_waitpid = 1;
-        }
-        if (d->saved != watermark(d) && d->last_save + SAVE_EVERY_MS < next)
-            next = d->last_save + SAVE_EVERY_MS;
-        if (need_waitpid && now + 20 < next) next = now + 20;
-        if (next_fallback_read < next) next = next_fallback_read;
-
-        ps.n = 0;
-        ps_add(&ps, efd, POLLIN);
-        ps_add(&ps, d->stop_fd, POLLIN);
-        for (size_t i = 0; i < d->nrun; i++) {
-            run *r = d->runs[i];
-            if (r->pidfd >= 0) ps_add(&ps, r->pidfd, POLLIN);
-            if (r->fd_in >= 0) ps_add(&ps, r->fd_in, POLLOUT);
-            if (r->fd_out >= 0) ps_add(&ps, r->fd_out, POLLIN);
-            if (r->fd_err >= 0) ps_add(&ps, r->fd_err, POLLIN);
-        }
-        for (phandler *p = d->procs; p; p = p->next) {
-            if (p->pid <= 0) continue;
-            if (p->pidfd >= 0) ps_add(&ps, p->pidfd, POLLIN);
-            if (p->fd_in >= 0 && p->q_off < p->q.len) ps_add(&ps, p->fd_in, POLLOUT);
-            if (p->fd_out >= 0) ps_add(&ps, p->fd_out, POLLIN);
-            if (p->fd_err >= 0) ps_add(&ps, p->fd_err, POLLIN);
-        }
-        int timeout = (int)(next - util_now_ms());
-        if (timeout < 0) timeout = 0;
-        int n = poll(ps.fds, ps.n, timeout);
-        if (n < 0 && errno != EINTR) {
-            log_error("dispatcher: poll: %s", strerror(errno));
-            usleep(10000);
-        }
+        loop_work(d, now, &need_read, &next_fallback_read);
+        if (d->stopping && loop_stopping(d, now, &stop_deadline)) break;
+        loop_poll(d, &ps, efd, loop_next(d, now, next_fallback_read));
         if (ps.fds[0].revents) {
             notify_sub_ack(d->sub);
             need_read = 1;
@@ -1396,44 +1455,8 @@ static void *loop(void *arg) {
             ssize_t rr = read(d->stop_fd, &v, sizeof v);
             (void)rr;
         }
-        /* Commands. */
-        for (size_t i = 0; i < d->nrun;) {
-            run *r = d->runs[i];
-            char who[400];
-            if (ps_rev(&ps, r->fd_out))
-                if (drain(r->fd_out, &r->out, r->j->kind == JOB_AUTH ? AUTH_OUT_MAX : STDOUT_DEBUG_MAX,
-                          &r->out_total, 1u << 20))
-                    close_fd(&r->fd_out);
-            if (ps_rev(&ps, r->fd_err)) {
-                int eof = drain(r->fd_err, &r->err, 16384, NULL, 1u << 20);
-                job_who(d, r->j, who, sizeof who);
-                log_stderr(&r->err, &r->err_logged, who, 0);
-                if (eof) close_fd(&r->fd_err);
-            }
-            if (!r->exited && (r->pidfd < 0 || ps_rev(&ps, r->pidfd)))
-                r->exited = check_exit(r->pid, &r->status);
-            if (r->exited) {
-                d->runs[i] = d->runs[--d->nrun];
-                finish_run(d, r);
-                continue;
-            }
-            i++;
-        }
-        /* Process handlers. */
-        for (phandler *p = d->procs; p; p = p->next) {
-            if (p->pid <= 0) continue;
-            if (ps_rev(&ps, p->fd_out)) proc_read(d, p);
-            if (ps_rev(&ps, p->fd_err)) {
-                int eof = drain(p->fd_err, &p->err, 16384, NULL, 1u << 20);
-                log_stderr(&p->err, NULL, p->name, 0);
-                if (eof) close_fd(&p->fd_err);
-            }
-            int st;
-            if ((p->pidfd < 0 || ps_rev(&ps, p->pidfd)) && check_exit(p->pid, &st)) {
-                if (p->fd_out >= 0) proc_read(d, p); /* its last words */
-                proc_exited(d, p, st);
-            }
-        }
+        loop_runs(d, &ps);
+        loop_procs(d, &ps);
     }
     save_cursor(d, 1);
     free(ps.fds);
@@ -1498,10 +1521,10 @@ static int setup_env(dispatch *d) {
     int rc = add_env(d, "PATH", p.data ? p.data : path);
     buf_free(&p);
     char dir[PATH_MAX];
-    if (!rc) rc = add_env(d, "SIO_STATE_DIR", realpath(d->e->dir, dir) ? dir : d->e->dir);
-    if (!rc && d->e->cfg.source) {
+    if (!rc) rc = add_env(d, "SIO_STATE_DIR", realpath(d->srv->dir, dir) ? dir : d->srv->dir);
+    if (!rc && d->srv->cfg.source) {
         char cfgp[PATH_MAX];
-        if (realpath(d->e->cfg.source, cfgp)) {
+        if (realpath(d->srv->cfg.source, cfgp)) {
             rc = add_env(d, "SIO_CONFIG", cfgp);
             char *slash = strrchr(cfgp, '/');
             if (slash) {
@@ -1510,7 +1533,7 @@ static int setup_env(dispatch *d) {
                 d->cwd = strdup(cfgp);
             }
         } else {
-            rc = add_env(d, "SIO_CONFIG", d->e->cfg.source);
+            rc = add_env(d, "SIO_CONFIG", d->srv->cfg.source);
         }
     }
     static const char *const pass[] = {"HOME", "LANG", "LC_ALL", "TZ", "SIO_LOG_LEVEL", NULL};
@@ -1521,16 +1544,35 @@ static int setup_env(dispatch *d) {
     return rc;
 }
 
-static int find_cb(void *arg, const char *name, uint64_t seq) {
-    if (!strcmp(name, DISPATCH_READER)) *(uint64_t *)arg = seq;
-    return 0;
+/* Where to start: our saved cursor, else everything still stored. */
+static int load_cursor(dispatch *d) {
+    reader_id me = reader_self(READER_DISPATCHER);
+    store_txn *t;
+    int rc = store_begin(d->srv->st, 1, &t);
+    if (rc) return rc;
+    uint64_t first = 0, head = 0, cur = 0;
+    rc = store_inbox_bounds(t, &first, &head);
+    if (!rc && (rc = reader_get(t, &me, &cur)) == STORE_NOTFOUND) {
+        cur = first ? first - 1 : 0;
+        rc = 0;
+    }
+    if (!rc) {
+        d->scanned = d->saved = cur;
+        rc = reader_put(t, &me, cur);
+    }
+    if (!rc) rc = store_commit(t);
+    else store_abort(t);
+    if (!rc && cur < head)
+        log_info("dispatcher: %llu inbox record(s) waiting since the last run",
+                 (unsigned long long)(head - cur));
+    return rc;
 }
 
-int dispatch_start(engine *e, const dispatch_opts *opts, dispatch **out) {
+int dispatch_start(server *srv, const dispatch_opts *opts, dispatch **out) {
     *out = NULL;
     dispatch *d = calloc(1, sizeof *d);
     if (!d) return -ENOMEM;
-    d->e = e;
+    d->srv = srv;
     d->stop_fd = -1;
     if (opts) d->o = *opts;
     if (!d->o.max_procs) d->o.max_procs = 32;
@@ -1543,31 +1585,12 @@ int dispatch_start(engine *e, const dispatch_opts *opts, dispatch **out) {
     d->runs = calloc(d->o.max_procs, sizeof *d->runs);
     if (!rc && !d->runs) rc = -ENOMEM;
     if (!rc) rc = setup_env(d);
-    /* Where to start: our saved cursor, else everything still stored. */
-    if (!rc) {
-        store_txn *t;
-        rc = store_begin(e->st, 1, &t);
-        if (!rc) {
-            uint64_t first = 0, head = 0, cur = UINT64_MAX;
-            rc = store_inbox_bounds(t, &first, &head);
-            if (!rc) rc = store_reader_each(t, find_cb, &cur);
-            if (!rc) {
-                if (cur == UINT64_MAX) cur = first ? first - 1 : 0;
-                d->scanned = d->saved = cur;
-                rc = store_reader_put(t, DISPATCH_READER, cur);
-            }
-            if (!rc) rc = store_commit(t);
-            else store_abort(t);
-            if (!rc && cur < head)
-                log_info("dispatcher: %llu inbox record(s) waiting since the last run",
-                         (unsigned long long)(head - cur));
-        }
-    }
+    if (!rc) rc = load_cursor(d);
     if (!rc) {
         d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (d->stop_fd < 0) rc = -errno;
     }
-    if (!rc) rc = notify_sub_start(e->dir, &d->sub);
+    if (!rc) rc = notify_sub_start(srv->dir, &d->sub);
     if (!rc) {
         int prc = pthread_create(&d->th, NULL, loop, d);
         if (prc) rc = -prc;
@@ -1583,8 +1606,8 @@ int dispatch_start(engine *e, const dispatch_opts *opts, dispatch **out) {
         return rc;
     }
     size_t ncmd = 0;
-    for (size_t i = 0; i < e->cfg.nnsp; i++) ncmd += e->cfg.nsps[i].nkv;
-    ncmd += e->cfg.engine.nkv;
+    for (size_t i = 0; i < srv->cfg.nnsp; i++) ncmd += srv->cfg.nsps[i].nkv;
+    ncmd += srv->cfg.engine.nkv;
     log_info("dispatcher: started (%zu handler setting(s), up to %u commands at once, cursor %llu)",
              ncmd, d->o.max_procs, (unsigned long long)d->scanned);
     *out = d;
@@ -1620,71 +1643,4 @@ void dispatch_stop(dispatch *d) {
     free(d->cwd);
     log_info("dispatcher: stopped (cursor %llu)", (unsigned long long)d->saved);
     free(d);
-}
-
-/* ---- trimming the inbox --------------------------------------------------------------- */
-
-typedef struct trim_ctx {
-    uint64_t min;
-    int readers;
-    char (*dead)[64];
-    size_t ndead;
-} trim_ctx;
-
-static int trim_cb(void *arg, const char *name, uint64_t seq) {
-    trim_ctx *c = arg;
-    if (strncmp(name, "in:", 3)) return 0;
-    size_t pl = strlen(DISPATCH_LISTEN_PREFIX);
-    if (!strncmp(name, DISPATCH_LISTEN_PREFIX, pl)) {
-        long pid;
-        if (util_parse_long(name + pl, 1, INT_MAX, &pid) == 0 && kill((pid_t)pid, 0) && errno == ESRCH) {
-            if (c->ndead < 64) copy_str(c->dead[c->ndead++], 64, name);
-            return 0;
-        }
-    }
-    c->readers++;
-    if (seq < c->min) c->min = seq;
-    return 0;
-}
-
-int dispatch_trim_inbox(engine *e) {
-    char dead[64][64];
-    trim_ctx c = {UINT64_MAX, 0, dead, 0};
-    uint64_t first = 0, head = 0;
-    store_txn *t;
-    /* Look first: most of the time there is nothing to do. */
-    int rc = store_begin(e->st, 0, &t);
-    if (rc) return rc;
-    rc = store_reader_each(t, trim_cb, &c);
-    if (!rc) rc = store_inbox_bounds(t, &first, &head);
-    store_abort(t);
-    if (rc) return rc;
-    uint64_t upto = c.readers ? c.min : 0;
-    if (head > INBOX_KEEP_MAX && upto < head - INBOX_KEEP_MAX) upto = head - INBOX_KEEP_MAX;
-    if (c.ndead == 0 && (upto < first || first > head)) return 0;
-
-    c = (trim_ctx){UINT64_MAX, 0, dead, 0};
-    rc = store_begin(e->st, 1, &t);
-    if (rc) return rc;
-    rc = store_reader_each(t, trim_cb, &c);
-    for (size_t i = 0; !rc && i < c.ndead; i++) rc = store_reader_del(t, c.dead[i]);
-    if (!rc) rc = store_inbox_bounds(t, &first, &head);
-    upto = c.readers ? c.min : 0;
-    int forced = 0;
-    if (head > INBOX_KEEP_MAX && upto < head - INBOX_KEEP_MAX) {
-        upto = head - INBOX_KEEP_MAX;
-        forced = 1;
-    }
-    if (!rc && upto >= first && first <= head) rc = store_inbox_trim(t, upto);
-    if (!rc) rc = store_commit(t);
-    else store_abort(t);
-    if (rc) return rc;
-    for (size_t i = 0; i < c.ndead; i++) {
-        char e1[100];
-        log_info("removed the inbox reader %s (its process is gone)", esc(e1, sizeof e1, c.dead[i]));
-    }
-    if (forced)
-        log_warn("inbox over %llu records: trimmed up to %llu; a lagging inbox reader lost records",
-                 INBOX_KEEP_MAX, (unsigned long long)upto);
-    return (int)c.ndead;
 }

@@ -16,7 +16,7 @@
  *   process = CMD       one long-running process per section: every record
  *                       of the namespace as one JSON line on its stdin;
  *                       every line it writes on stdout is an action (the
- *                       JSON form of ops.h), applied in one transaction per
+ *                       JSON form of server/actions.h), applied in one transaction per
  *                       batch of lines available at once.
  *   timeout = MS        time limit of each command (default 5000); also how
  *                       long a process handler may take to answer a connect.
@@ -39,8 +39,8 @@
  * group is killed at the time limit) or prints garbage is logged and never
  * blocks other sockets.
  *
- * Progress: the dispatcher's inbox cursor is the reader "in:dispatcher" in
- * the store; it advances past a record once every handler of the record has
+ * Progress: the dispatcher's inbox cursor is its reader entry in the store
+ * (READER_DISPATCHER, server/reader.h); it advances past a record once every handler of the record has
  * finished (for a process handler: once the line is written to its stdin),
  * so a restarted stated resumes where it stopped. */
 #ifndef SIO_DISPATCH_H
@@ -48,10 +48,7 @@
 
 #include <stddef.h>
 
-#include "server/engine.h"
-
-#define DISPATCH_READER "in:dispatcher"
-#define DISPATCH_LISTEN_PREFIX "in:listen-" /* + pid: a `sioctl listen` */
+#include "server/server.h"
 
 typedef struct dispatch_opts {
     unsigned max_procs;      /* commands running at once; 0 = 32 */
@@ -67,23 +64,16 @@ typedef struct dispatch dispatch;
  * (max_lane); unset values stay 0 (the defaults). */
 void dispatch_opts_env(dispatch_opts *o);
 
-/* Starts the dispatcher thread on e (stated's engine, whose store and
- * config it shares; e must outlive dispatch_stop).  It creates its inbox
+/* Starts the dispatcher thread on srv (stated's context, whose store and
+ * config it shares; srv must outlive dispatch_stop).  It creates its inbox
  * reader before returning, so the inbox is never trimmed under it, and runs
  * its own notify subscriber to wake on new records.  opts may be NULL.
  * 0 or <0 (-errno / store error). */
-int dispatch_start(engine *e, const dispatch_opts *opts, dispatch **out);
+int dispatch_start(server *srv, const dispatch_opts *opts, dispatch **out);
 
 /* Stops the thread: commands still running get up to about 2 s to finish,
  * then their process groups are killed; process handlers get their stdin
  * closed and 1 s to exit.  The cursor is saved.  NULL is safe. */
 void dispatch_stop(dispatch *d);
-
-/* stated's housekeeping for the inbox: deletes the readers of `sioctl
- * listen` processes that are gone ("in:listen-<pid>" whose pid is dead),
- * then trims the inbox below the slowest "in:*" reader (and past 1,000,000
- * records in any case, with a warning).  Safe to call from any thread.
- * Returns the number of stale readers removed, or <0. */
-int dispatch_trim_inbox(engine *e);
 
 #endif

@@ -1,11 +1,10 @@
 /* stated: the state daemon.  It creates and owns the store (one LMDB
- * environment in the state directory), runs the notify hub, and does the
- * housekeeping no request would do by itself: it closes sessions that missed
- * pingInterval + pingTimeout or never connected to a namespace (their
- * sockets leave every room), deletes closed sessions, trims the packet log,
- * syncs the store to disk every second, and clears reader slots of crashed
- * processes.  One stated per state directory (a lock file enforces it).
- * Everything it keeps is in the store, so a restart loses nothing. */
+ * environment in the state directory), runs the notify hub and the handler
+ * dispatcher (dispatch.h), and the housekeeping no request would do by
+ * itself (reaper.h): expiring sessions, trimming both logs; it syncs the
+ * store to disk every second and clears reader slots of crashed processes.
+ * One stated per state directory (a lock file enforces it).  Everything it
+ * keeps is in the store, so a restart loses nothing. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -19,11 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dispatch.h"
-#include "server/engine.h"
 #include "base/log.h"
-#include "notify/notify.h"
 #include "base/util.h"
+#include "dispatch.h"
+#include "notify/notify.h"
+#include "reaper.h"
+#include "server/server.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: stated [--state DIR] [--config FILE]\n"
@@ -38,6 +38,81 @@ static int summary_sock(void *arg, const store_socket *s) {
     return 0;
 }
 
+/* Creates the state directory and takes its lock before touching anything
+ * in it (one stated per directory).  The lock lives as long as the process. */
+static int lock_state_dir(const char *sdir) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", sdir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
+    mkdir(tmp, 0755);
+    char lockp[4200];
+    snprintf(lockp, sizeof lockp, "%s/stated.lock", sdir);
+    int lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lfd < 0) {
+        log_error("cannot open %s: %s", lockp, strerror(errno));
+        return -1;
+    }
+    if (flock(lfd, LOCK_EX | LOCK_NB)) {
+        log_error("another stated is already running on %s", sdir);
+        return -1;
+    }
+    return 0;
+}
+
+/* What the store holds, for the start-up line; returns the log head. */
+static uint64_t log_summary(server *srv) {
+    size_t nsess = 0, nsock = 0;
+    uint64_t head = 0;
+    store_txn *t;
+    if (store_begin(srv->st, 0, &t) == 0) {
+        store_session_count(t, &nsess);
+        store_socket_each(t, summary_sock, &nsock);
+        store_log_bounds(t, NULL, &head);
+        store_abort(t);
+    }
+    log_info("state %s: %zu session(s), %zu socket(s), log head %llu; config %s; notify on %s/%s",
+             srv->dir, nsess, nsock, (unsigned long long)head,
+             srv->cfg.source ? srv->cfg.source : "(defaults)", srv->dir, NOTIFY_SOCK);
+    return head;
+}
+
+/* Housekeeping until a signal arrives on sfd. */
+static void run(server *srv, int sfd) {
+    int64_t next_sync = util_now_ms() + 1000, next_check = util_now_ms() + 10000;
+    int64_t next_reap = 0;
+    for (;;) {
+        int64_t now = util_now_ms();
+        if (now >= next_reap) {
+            int64_t next = now + 1000;
+            int rc = reaper_run(srv, now, &next);
+            if (rc < 0) log_error("housekeeping failed: %s", store_strerror(rc));
+            next_reap = next < now + 1000 ? next : now + 1000;
+            if (next_reap < now + 5) next_reap = now + 5;
+        }
+        if (now >= next_sync) {
+            int rc = reaper_trim_inbox(srv);
+            if (rc < 0) log_error("inbox trim failed: %s", store_strerror(rc));
+            store_sync(srv->st);
+            next_sync = now + 1000;
+        }
+        if (now >= next_check) {
+            int d = store_reader_check(srv->st);
+            if (d) log_info("cleared %d stale reader slot(s)", d);
+            next_check = now + 10000;
+        }
+        int64_t wake = next_reap < next_sync ? next_reap : next_sync;
+        int timeout = (int)(wake - util_now_ms());
+        if (timeout < 0) timeout = 0;
+        struct pollfd p = {.fd = sfd, .events = POLLIN};
+        struct signalfd_siginfo si;
+        if (poll(&p, 1, timeout) > 0 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            log_info("signal %d: stopping", (int)si.ssi_signo);
+            return;
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     const char *dir = NULL, *cfgp = NULL;
     for (int i = 1; i < argc; i++) {
@@ -49,38 +124,18 @@ int main(int argc, char **argv) {
     }
     log_init("stated");
     signal(SIGPIPE, SIG_IGN);
-
     char sdir[4096];
     if (dir) snprintf(sdir, sizeof sdir, "%s", dir);
     else if (util_state_dir(sdir, sizeof sdir)) { log_error("state dir path too long"); return 1; }
-    /* Create the directory and take the lock before touching anything in it. */
-    {
-        /* store_open creates the directory; create it early for the lock file. */
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s", sdir);
-        for (char *p = tmp + 1; *p; p++)
-            if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
-        mkdir(tmp, 0755);
-    }
-    char lockp[4200];
-    snprintf(lockp, sizeof lockp, "%s/stated.lock", sdir);
-    int lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lfd < 0) {
-        log_error("cannot open %s: %s", lockp, strerror(errno));
-        return 1;
-    }
-    if (flock(lfd, LOCK_EX | LOCK_NB)) {
-        log_error("another stated is already running on %s", sdir);
-        return 1;
-    }
+    if (lock_state_dir(sdir)) return 1;
 
-    engine e;
+    server srv;
     char err[512];
-    if (engine_open(&e, sdir, cfgp, ENGINE_CREATE, err, sizeof err)) {
+    if (server_open(&srv, sdir, cfgp, SERVER_CREATE, err, sizeof err)) {
         log_error("%s", err);
         return 1;
     }
-    int dead = store_reader_check(e.st);
+    int dead = store_reader_check(srv.st);
     if (dead) log_info("cleared %d reader slot(s) left by crashed processes", dead);
 
     sigset_t set;
@@ -95,70 +150,24 @@ int main(int argc, char **argv) {
     int rc = notify_hub_start(sdir, &hub);
     if (rc) {
         log_error("cannot start the notify hub in %s: %s", sdir, strerror(-rc));
-        engine_close(&e);
+        server_close(&srv);
         return 1;
     }
-
-    size_t nsess = 0, nsock = 0;
-    uint64_t head = 0;
-    store_txn *t;
-    if (store_begin(e.st, 0, &t) == 0) {
-        store_session_count(t, &nsess);
-        store_socket_each(t, summary_sock, &nsock);
-        store_log_bounds(t, NULL, &head);
-        store_abort(t);
-    }
-    log_info("state %s: %zu session(s), %zu socket(s), log head %llu; config %s; notify on %s/%s",
-             sdir, nsess, nsock, (unsigned long long)head,
-             e.cfg.source ? e.cfg.source : "(defaults)", sdir, NOTIFY_SOCK);
     /* Sessions may have been waiting on a hub that was not there. */
-    notify_send(sdir, head);
+    notify_send(sdir, log_summary(&srv));
 
     /* The handler dispatcher: consumes the inbox, runs the config's handlers. */
     dispatch_opts dopts = {0};
     dispatch_opts_env(&dopts);
     dispatch *disp = NULL;
-    rc = dispatch_start(&e, &dopts, &disp);
+    rc = dispatch_start(&srv, &dopts, &disp);
     if (rc) log_error("cannot start the handler dispatcher: %s", store_strerror(rc));
 
-    int64_t next_sync = util_now_ms() + 1000, next_check = util_now_ms() + 10000;
-    int64_t next_reap = 0;
-    for (;;) {
-        int64_t now = util_now_ms();
-        if (now >= next_reap) {
-            int64_t next = now + 1000;
-            rc = engine_reap(&e, now, &next);
-            if (rc < 0) log_error("housekeeping failed: %s", store_strerror(rc));
-            next_reap = next < now + 1000 ? next : now + 1000;
-            if (next_reap < now + 5) next_reap = now + 5;
-        }
-        if (now >= next_sync) {
-            rc = dispatch_trim_inbox(&e);
-            if (rc < 0) log_error("inbox trim failed: %s", store_strerror(rc));
-            store_sync(e.st);
-            next_sync = now + 1000;
-        }
-        if (now >= next_check) {
-            int d = store_reader_check(e.st);
-            if (d) log_info("cleared %d stale reader slot(s)", d);
-            next_check = now + 10000;
-        }
-        int64_t wake = next_reap < next_sync ? next_reap : next_sync;
-        int timeout = (int)(wake - util_now_ms());
-        if (timeout < 0) timeout = 0;
-        struct pollfd p = {.fd = sfd, .events = POLLIN};
-        if (poll(&p, 1, timeout) > 0) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
-                log_info("signal %d: stopping", (int)si.ssi_signo);
-                break;
-            }
-        }
-    }
+    run(&srv, sfd);
     dispatch_stop(disp);
     notify_hub_stop(hub);
-    store_sync(e.st);
-    engine_close(&e);
+    store_sync(srv.st);
+    server_close(&srv);
     close(sfd);
     log_info("stopped");
     return 0;

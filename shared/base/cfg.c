@@ -179,14 +179,74 @@ static int set_server_key(cfg *c, const char *key, const char *val, int line, ch
     return fail(err, errlen, line, "unknown setting '%s'", key);
 }
 
+/* A section line "[...]" (s is trimmed); *cur and *in_engine follow it. */
+static int parse_section(cfg *c, char *s, int line, cfg_nsp **cur, int *in_engine, char *err,
+                         size_t errlen) {
+    char *close = strrchr(s, ']');
+    if (!close || close[1]) return fail(err, errlen, line, "bad section line");
+    *close = 0;
+    char *inner = trim(s + 1);
+    *in_engine = !strcmp(inner, "engine");
+    if (*in_engine) {
+        *cur = &c->engine;
+        return 0;
+    }
+    if (strncmp(inner, "namespace", 9) || (inner[9] != ' ' && inner[9] != '\t'))
+        return fail(err, errlen, line, "unknown section (expected [namespace NAME] or [engine])");
+    char *name = trim(inner + 9);
+    if (*name == '~') {
+        add_nsp(c, name + 1, 1);
+        *cur = &c->nsps[c->nnsp - 1];
+        char full[512];
+        snprintf(full, sizeof full, "^(%s)$", name + 1);
+        if (regcomp(&(*cur)->re, full, REG_EXTENDED | REG_NOSUB)) {
+            free((*cur)->name);
+            c->nnsp--;
+            return fail(err, errlen, line, "bad namespace pattern");
+        }
+        return 0;
+    }
+    if (!valid_nsp_name(name))
+        return fail(err, errlen, line, "namespace must start with '/', no ',' (max 128 bytes)");
+    *cur = NULL;
+    for (size_t i = 0; i < c->nnsp; i++)
+        if (!c->nsps[i].is_pattern && !strcmp(c->nsps[i].name, name)) *cur = &c->nsps[i];
+    if (!*cur) {
+        add_nsp(c, name, 0);
+        *cur = &c->nsps[c->nnsp - 1];
+    }
+    return 0;
+}
+
+/* A "key = value" line of a section (cur) or of the server (cur NULL). */
+static int parse_setting(cfg *c, char *s, int line, cfg_nsp *cur, int in_engine, char *err,
+                         size_t errlen) {
+    char *eq = strchr(s, '=');
+    if (!eq) return fail(err, errlen, line, "expected key = value");
+    *eq = 0;
+    char *key = trim(s), *val = trim(eq + 1);
+    if (!*key) return fail(err, errlen, line, "empty key");
+    if (!cur) return set_server_key(c, key, val, line, err, errlen);
+    if (in_engine ? !key_allowed(cfg_engine_keys, key) : !nsp_key_allowed(key))
+        return fail(err, errlen, line, "unknown %s setting '%s'", in_engine ? "engine" : "namespace", key);
+    if (!strcmp(key, "timeout") && (strtol(val, NULL, 10) < 1 || strtol(val, NULL, 10) > 3600000))
+        return fail(err, errlen, line, "timeout must be an integer in [1, 3600000] ms");
+    cfg_kv *kv = realloc(cur->kv, (cur->nkv + 1) * sizeof *kv);
+    if (!kv) abort();
+    cur->kv = kv;
+    cur->kv[cur->nkv].key = xstrdup(key);
+    cur->kv[cur->nkv].value = xstrdup(val);
+    cur->nkv++;
+    return 0;
+}
+
 int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
     cfg_defaults(c);
     buf copy = BUF_INIT;
     if (buf_append(&copy, text, len)) abort();
     int line = 0, rc = 0, in_engine = 0;
     cfg_nsp *cur = NULL;
-    char *p = copy.data ? copy.data : "";
-    char *start = p;
+    char *start = copy.data ? copy.data : "";
     while (start && rc == 0) {
         char *nl = strchr(start, '\n');
         if (nl) *nl = 0;
@@ -197,67 +257,8 @@ int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
         if (hash && (hash == s || hash[-1] == ' ' || hash[-1] == '\t')) *hash = 0;
         s = trim(s);
         if (!*s) continue;
-        if (*s == '[') {
-            char *close = strrchr(s, ']');
-            if (!close || close[1]) { rc = fail(err, errlen, line, "bad section line"); break; }
-            *close = 0;
-            char *inner = trim(s + 1);
-            if (!strcmp(inner, "engine")) {
-                cur = &c->engine;
-                in_engine = 1;
-                continue;
-            }
-            in_engine = 0;
-            if (strncmp(inner, "namespace", 9) || (inner[9] != ' ' && inner[9] != '\t')) {
-                rc = fail(err, errlen, line, "unknown section (expected [namespace NAME] or [engine])");
-                break;
-            }
-            char *name = trim(inner + 9);
-            if (*name == '~') {
-                add_nsp(c, name + 1, 1);
-                cur = &c->nsps[c->nnsp - 1];
-                char full[512];
-                snprintf(full, sizeof full, "^(%s)$", name + 1);
-                if (regcomp(&cur->re, full, REG_EXTENDED | REG_NOSUB)) {
-                    free(cur->name);
-                    c->nnsp--;
-                    rc = fail(err, errlen, line, "bad namespace pattern");
-                    break;
-                }
-            } else {
-                if (!valid_nsp_name(name)) {
-                    rc = fail(err, errlen, line, "namespace must start with '/', no ',' (max 128 bytes)");
-                    break;
-                }
-                cur = NULL;
-                for (size_t i = 0; i < c->nnsp; i++)
-                    if (!c->nsps[i].is_pattern && !strcmp(c->nsps[i].name, name)) cur = &c->nsps[i];
-                if (!cur) {
-                    add_nsp(c, name, 0);
-                    cur = &c->nsps[c->nnsp - 1];
-                }
-            }
-            continue;
-        }
-        char *eq = strchr(s, '=');
-        if (!eq) { rc = fail(err, errlen, line, "expected key = value"); break; }
-        *eq = 0;
-        char *key = trim(s), *val = trim(eq + 1);
-        if (!*key) { rc = fail(err, errlen, line, "empty key"); break; }
-        if (!cur) {
-            rc = set_server_key(c, key, val, line, err, errlen);
-        } else if (in_engine ? !key_allowed(cfg_engine_keys, key) : !nsp_key_allowed(key)) {
-            rc = fail(err, errlen, line, "unknown %s setting '%s'", in_engine ? "engine" : "namespace", key);
-        } else if (!strcmp(key, "timeout") && (strtol(val, NULL, 10) < 1 || strtol(val, NULL, 10) > 3600000)) {
-            rc = fail(err, errlen, line, "timeout must be an integer in [1, 3600000] ms");
-        } else {
-            cfg_kv *kv = realloc(cur->kv, (cur->nkv + 1) * sizeof *kv);
-            if (!kv) abort();
-            cur->kv = kv;
-            cur->kv[cur->nkv].key = xstrdup(key);
-            cur->kv[cur->nkv].value = xstrdup(val);
-            cur->nkv++;
-        }
+        if (*s == '[') rc = parse_section(c, s, line, &cur, &in_engine, err, errlen);
+        else rc = parse_setting(c, s, line, cur, in_engine, err, errlen);
     }
     buf_free(&copy);
     if (!rc && c->engine_path) {

@@ -12,6 +12,19 @@
 
 #include "base/b64.h"
 
+int util_grow(void *items, size_t *cap, size_t n, size_t elem, size_t min) {
+    if (n < *cap) return 0;
+    size_t c = *cap ? *cap * 2 : min;
+    if (c <= n) c = n + 1;
+    if (elem && c > SIZE_MAX / elem) return -ENOMEM;
+    void **p = items;
+    void *np = realloc(*p, c * elem);
+    if (!np) return -ENOMEM;
+    *p = np;
+    *cap = c;
+    return 0;
+}
+
 int64_t util_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

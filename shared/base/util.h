@@ -23,6 +23,11 @@ int util_is_id(const char *s, size_t len);
  * (so bin/sioctl finds a stack started from the same checkout).  Writes into
  * out (size n); 0 or -ENAMETOOLONG. */
 int util_state_dir(char *out, size_t n);
+/* Room for one more element in a growable array: items points to the
+ * array pointer (e.g. &v->ids), which holds n elements of elem bytes with
+ * room for *cap; when full it doubles (starting at min).  0, or -ENOMEM with
+ * the array unchanged. */
+int util_grow(void *items, size_t *cap, size_t n, size_t elem, size_t min);
 /* Parses a non-negative decimal integer in [min, max]; 0 or -EINVAL. */
 int util_parse_long(const char *s, long min, long max, long *out);
 

@@ -11,16 +11,17 @@
 
 #include "store/inbox.h"
 #include "base/log.h"
-#include "server/ops.h"
+#include "server/actions.h"
 #include "handlers/sioh.h"
 
 typedef int (*plugin_fn)(const sioh_event *ev);
 
-/* One entry per namespace section of the config (same index), NULL: none.
- * One engine per process, so one table. */
-static plugin_fn *g_fns;
-static size_t g_nfns;
-static int g_any; /* some namespace has one */
+/* What plugin_load registers as the server's event hook argument: one
+ * entry per namespace section of the config (same index), NULL: none. */
+typedef struct plugins {
+    plugin_fn *fns;
+    size_t n;
+} plugins;
 
 /* FILE as a path: absolute as given, else in the running program's folder. */
 static int resolve(const char *file, char *out, size_t n) {
@@ -39,46 +40,77 @@ static int resolve(const char *file, char *out, size_t n) {
     return w < 0 || (size_t)w >= n ? -ENAMETOOLONG : 0;
 }
 
-int plugin_load(engine *e, char *err, size_t errlen) {
-    const cfg *c = &e->cfg;
-    free(g_fns);
-    g_fns = calloc(c->nnsp ? c->nnsp : 1, sizeof *g_fns);
-    if (!g_fns) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
+static int run(void *arg, server *srv, store_txn *t, const char *type, const store_socket *so,
+               const cJSON *extra, uint64_t *seq);
+
+/* Loads the plugin a section names, if any, into *slot; 0 or <0 with err. */
+static int load_one(const cfg_nsp *sec, plugin_fn *slot, char *err, size_t errlen) {
+    const char *file = cfg_nsp_get(sec, "plugin");
+    if (!file) return 0;
+    char path[PATH_MAX * 2];
+    if (resolve(file, path, sizeof path)) {
+        snprintf(err, errlen, "namespace %s: plugin path too long", sec->name);
+        return -ENAMETOOLONG;
     }
-    g_nfns = c->nnsp;
-    g_any = 0;
-    for (size_t i = 0; i < c->nnsp; i++) {
-        const char *file = cfg_nsp_get(&c->nsps[i], "plugin");
-        if (!file) continue;
-        char path[PATH_MAX * 2];
-        if (resolve(file, path, sizeof path)) {
-            snprintf(err, errlen, "namespace %s: plugin path too long", c->nsps[i].name);
-            return -ENAMETOOLONG;
-        }
-        /* The handle stays open for the life of the process. */
-        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        if (!h) {
-            snprintf(err, errlen, "namespace %s: cannot load plugin %s: %s", c->nsps[i].name, path,
-                     dlerror());
-            return -ENOENT;
-        }
-        g_fns[i] = (plugin_fn)(uintptr_t)dlsym(h, "sio_plugin_event");
-        if (!g_fns[i]) {
-            snprintf(err, errlen, "namespace %s: plugin %s defines no sio_plugin_event()",
-                     c->nsps[i].name, path);
-            dlclose(h);
-            return -ENOENT;
-        }
-        g_any = 1;
-        log_info("namespace %s: plugin %s loaded", c->nsps[i].name, path);
+    /* The handle stays open for the life of the process. */
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, errlen, "namespace %s: cannot load plugin %s: %s", sec->name, path, dlerror());
+        return -ENOENT;
     }
+    *slot = (plugin_fn)(uintptr_t)dlsym(h, "sio_plugin_event");
+    if (!*slot) {
+        snprintf(err, errlen, "namespace %s: plugin %s defines no sio_plugin_event()", sec->name,
+                 path);
+        dlclose(h);
+        return -ENOENT;
+    }
+    log_info("namespace %s: plugin %s loaded", sec->name, path);
     return 0;
 }
 
+int plugin_load(server *srv, char *err, size_t errlen) {
+    const cfg *c = &srv->cfg;
+    plugin_unload(srv);
+    plugins *p = calloc(1, sizeof *p);
+    if (p) p->fns = calloc(c->nnsp ? c->nnsp : 1, sizeof *p->fns);
+    if (!p || !p->fns) {
+        free(p);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    p->n = c->nnsp;
+    int any = 0;
+    for (size_t i = 0; i < c->nnsp; i++) {
+        int rc = load_one(&c->nsps[i], &p->fns[i], err, errlen);
+        if (rc) {
+            free(p->fns);
+            free(p);
+            return rc;
+        }
+        any |= p->fns[i] != NULL;
+    }
+    if (!any) { /* no hook: events go straight to the inbox */
+        free(p->fns);
+        free(p);
+        return 0;
+    }
+    srv->on_event = run;
+    srv->on_event_arg = p;
+    return 0;
+}
+
+void plugin_unload(server *srv) {
+    if (srv->on_event != run) return;
+    plugins *p = srv->on_event_arg;
+    free(p->fns);
+    free(p);
+    srv->on_event = NULL;
+    srv->on_event_arg = NULL;
+}
+
 /* Applies the plugin's output (JSON lines) in t. */
-static int apply(engine *e, store_txn *t, const char *out, size_t len, const char *self,
+static int apply(server *srv, store_txn *t, const char *out, size_t len, const char *self,
                  uint64_t *seq) {
     char err[256], esc[320];
     while (len) {
@@ -86,11 +118,11 @@ static int apply(engine *e, store_txn *t, const char *out, size_t len, const cha
         size_t n = nl ? (size_t)(nl - out) : len;
         cJSON *a = cJSON_ParseWithLength(out, n);
         uint64_t s = 0;
-        int rc = a ? ops_apply_json(e, t, a, self, &s, err, sizeof err) : OPS_EUSAGE;
+        int rc = a ? actions_apply_json(srv, t, a, self, &s, err, sizeof err) : ACTIONS_EUSAGE;
         if (!a) snprintf(err, sizeof err, "not JSON");
         cJSON_Delete(a);
         if (rc < 0) return rc;
-        if (rc == OPS_EUSAGE)
+        if (rc == ACTIONS_EUSAGE)
             log_warn("plugin action refused (%s): %s", err, log_escape(esc, sizeof esc, out, n));
         if (s && seq) *seq = s;
         out += n + (nl ? 1 : 0);
@@ -99,18 +131,18 @@ static int apply(engine *e, store_txn *t, const char *out, size_t len, const cha
     return 0;
 }
 
-int plugin_run(engine *e, store_txn *t, const char *type, const store_socket *so,
+static int run(void *arg, server *srv, store_txn *t, const char *type, const store_socket *so,
                const cJSON *extra, uint64_t *seq) {
-    if (!g_any) return 0;
-    const cfg_nsp *n = cfg_nsp_find(&e->cfg, so->nsp);
-    size_t i = n ? (size_t)(n - e->cfg.nsps) : SIZE_MAX;
-    if (i >= g_nfns || !g_fns[i]) return 0;
+    plugins *p = arg;
+    const cfg_nsp *n = cfg_nsp_find(&srv->cfg, so->nsp);
+    size_t i = n ? (size_t)(n - srv->cfg.nsps) : SIZE_MAX;
+    if (i >= p->n || !p->fns[i]) return 0;
     cJSON *rec = inbox_record(type, so, extra);
     if (!rec) return -ENOMEM;
     sioh_event ev = SIOH_EVENT_INIT;
     sioh_event_from_json(&ev, rec);
     sioh_host_begin();
-    int handled = g_fns[i](&ev);
+    int handled = p->fns[i](&ev);
     size_t len;
     const char *out = sioh_host_end(&len);
     sioh_event_clear(&ev);
@@ -120,6 +152,6 @@ int plugin_run(engine *e, store_txn *t, const char *type, const store_socket *so
                  log_escape(esc, sizeof esc, so->nsp, strlen(so->nsp)), type, handled);
     }
     if (handled <= 0) return 0; /* what it wrote is dropped with the event */
-    int rc = apply(e, t, out, len, so->id, seq);
+    int rc = apply(srv, t, out, len, so->id, seq);
     return rc < 0 ? rc : 1;
 }

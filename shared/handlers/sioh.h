@@ -2,7 +2,7 @@
  * config).  The dispatcher writes one JSON record per line on the process's
  * stdin (see inbox.h: connect, connection, event, ack, disconnect, message)
  * and applies every JSON line the process writes on stdout as an action
- * (see ops.h).  sioh reads the records and writes the actions:
+ * (see server/actions.h).  sioh reads the records and writes the actions:
  *
  *   sioh_event ev = SIOH_EVENT_INIT;
  *   while (sioh_next(&ev) > 0) {
@@ -93,7 +93,7 @@ int sioh_accept(const sioh_event *connect, const cJSON *data);
 int sioh_refuse(const sioh_event *connect, const char *message, const cJSON *data);
 /* Sends a message on a bare Engine.IO session ([engine] section). */
 int sioh_send(const char *sid, const void *data, size_t len, int binary);
-/* Writes any action object (see ops.h) as is. */
+/* Writes any action object (see server/actions.h) as is. */
 int sioh_action(const cJSON *action);
 /* Writes one line of already-encoded JSON (no newline inside; len bytes). */
 int sioh_write_line(const char *json, size_t len);

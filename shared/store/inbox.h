@@ -4,7 +4,7 @@
  *
  *   {"type":"connect", "nsp","socket","sid","auth","handshake"}
  *        a CONNECT to a namespace that has an `auth` handler: the socket
- *        (this id) does not exist until srv_accept; srv_refuse refuses it.
+ *        (this id) does not exist until socketio_accept; socketio_refuse refuses it.
  *   {"type":"connection", "nsp","socket","sid","auth","data","handshake"}
  *   {"type":"event", "nsp","socket","sid","event","args":[...], "ack":N?}
  *        "ack" is present when the client wants an answer (its ack id).

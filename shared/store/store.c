@@ -688,6 +688,15 @@ int store_reader_put(store_txn *t, const char *name, uint64_t seq) {
     return rc_of(mdb_put(t->txn, t->s->readers, &k, &v, 0));
 }
 
+int store_reader_get(store_txn *t, const char *name, uint64_t *seq) {
+    MDB_val k = sval(name), v;
+    int rc = mdb_get(t->txn, t->s->readers, &k, &v);
+    if (rc) return rc_of(rc);
+    if (v.mv_size != 8) return STORE_EIO;
+    memcpy(seq, v.mv_data, 8);
+    return 0;
+}
+
 int store_reader_del(store_txn *t, const char *name) {
     MDB_val k = sval(name);
     int rc = mdb_del(t->txn, t->s->readers, &k, NULL);

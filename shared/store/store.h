@@ -12,11 +12,11 @@
  *   sock_rooms  socket id -> room, DUPSORT: the other direction, for leaving
  *               every room at once and listing a socket's rooms.
  *   log         seq (uint64, INTEGERKEY, appended with MDB_APPEND) -> one
- *               delivery record (see adapter.h): the frames already encoded,
+ *               delivery record (see logrec.h): the frames already encoded,
  *               plus who they are for.
  *   readers     reader name -> uint64 seq: how far a long-lived reader (a
- *               WebSocket front) has consumed the log; names starting with
- *               "in:" are readers of the inbox.
+ *               WebSocket front, the handler dispatcher) has consumed the
+ *               packet log or the inbox (names: server/reader.c).
  *   inbox       seq (uint64, INTEGERKEY) -> one JSON event for application
  *               logic (see inbox.h): connections, events, acks, disconnects.
  *               The handler dispatcher in stated consumes it in order.
@@ -98,7 +98,7 @@ typedef struct store_session {
     uint8_t eio;           /* Engine.IO protocol version (4) */
     uint8_t transport;     /* STORE_T_* */
     uint8_t state;         /* STORE_S_* */
-    uint8_t close_reason;  /* engine's reason code when closed */
+    uint8_t close_reason;  /* SESSION_CLOSE_* (server.h) when closed */
     uint8_t close_sent;    /* the close ('1' or '6') has been handed out */
     uint8_t ever_connected;/* a namespace was joined once (connectTimeout) */
     uint8_t bare;          /* a bare Engine.IO session: messages go to the inbox */
@@ -127,7 +127,7 @@ int store_session_each(store_txn *t, int (*cb)(void *arg, const char *sid, const
                        void *arg);
 int store_session_count(store_txn *t, size_t *out);
 
-/* A packet being assembled from attachments (opaque bytes, owned by engine).
+/* A packet being assembled from attachments (opaque bytes, owned by server/socketio.c).
  * get: *data is borrowed until the txn ends. */
 int store_partial_get(store_txn *t, const char *sid, const void **data, size_t *len);
 int store_partial_put(store_txn *t, const char *sid, const void *data, size_t len);
@@ -205,6 +205,8 @@ int store_handshake_get(store_txn *t, const char *sid, const char **json, size_t
 
 /* ---- readers ----------------------------------------------------------- */
 int store_reader_put(store_txn *t, const char *name, uint64_t seq);
+/* 0 and *seq, or STORE_NOTFOUND. */
+int store_reader_get(store_txn *t, const char *name, uint64_t *seq);
 int store_reader_del(store_txn *t, const char *name);
 int store_reader_each(store_txn *t, int (*cb)(void *arg, const char *name, uint64_t seq), void *arg);
 

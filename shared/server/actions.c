@@ -1,5 +1,5 @@
-/* ops: server-side actions shared by sioctl and the dispatcher (see ops.h). */
-#include "server/ops.h"
+/* actions: server-side actions (see actions.h). */
+#include "server/actions.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/adapter.h"
 #include "base/b64.h"
-#include "proto/eio_parser.h"
-#include "proto/sio_parser.h"
-#include "server/srv.h"
 #include "base/util.h"
+#include "proto/sio_parser.h"
+#include "server/rooms.h"
+#include "server/session.h"
+#include "server/socketio.h"
 
 static int usage(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int usage(char *err, size_t n, const char *fmt, ...) {
@@ -20,7 +20,7 @@ static int usage(char *err, size_t n, const char *fmt, ...) {
     va_start(ap, fmt);
     if (err && n) vsnprintf(err, n, fmt, ap);
     va_end(ap);
-    return OPS_EUSAGE;
+    return ACTIONS_EUSAGE;
 }
 
 static int check_room(const char *r, char *err, size_t n) {
@@ -34,14 +34,15 @@ static int check_room(const char *r, char *err, size_t n) {
 typedef struct resolved {
     char nsp[SIO_NSP_MAX + 1];
     bcast b;
-    const char *to[OPS_MAX_TARGETS];
-    const char *except[OPS_MAX_TARGETS + 1];
+    const char *to[ACTIONS_MAX_TARGETS];
+    const char *except[ACTIONS_MAX_TARGETS + 1];
 } resolved;
 
-static int resolve(engine *e, store_txn *t, const ops_target *to, resolved *r, char *err, size_t n) {
+static int resolve(server *srv, store_txn *t, const actions_target *to, resolved *r, char *err,
+                   size_t n) {
     memset(r, 0, sizeof *r);
-    if (to->nto > OPS_MAX_TARGETS || to->nexcept > OPS_MAX_TARGETS)
-        return usage(err, n, "too many rooms (max %d)", OPS_MAX_TARGETS);
+    if (to->nto > ACTIONS_MAX_TARGETS || to->nexcept > ACTIONS_MAX_TARGETS)
+        return usage(err, n, "too many rooms (max %d)", ACTIONS_MAX_TARGETS);
     store_socket s;
     if (to->nsp) {
         snprintf(r->nsp, sizeof r->nsp, "%s", to->nsp);
@@ -55,15 +56,15 @@ static int resolve(engine *e, store_txn *t, const ops_target *to, resolved *r, c
                 break;
             }
     }
-    if (r->nsp[0] != '/' || (to->nsp && strlen(to->nsp) > SIO_NSP_MAX))
-        return usage(err, n, "bad namespace '%s' (it starts with '/')", r->nsp);
-    if (!cfg_nsp_find(&e->cfg, r->nsp)) return usage(err, n, "unknown namespace '%s'", r->nsp);
+    if (r->nsp[0] != '/' || strchr(r->nsp, ',') || (to->nsp && strlen(to->nsp) > SIO_NSP_MAX))
+        return usage(err, n, "bad namespace '%s' (it starts with '/' and has no ',')", r->nsp);
+    if (!cfg_nsp_find(&srv->cfg, r->nsp)) return usage(err, n, "unknown namespace '%s'", r->nsp);
     for (size_t i = 0; i < to->nto; i++) {
-        if (check_room(to->to[i], err, n)) return OPS_EUSAGE;
+        if (check_room(to->to[i], err, n)) return ACTIONS_EUSAGE;
         r->to[i] = to->to[i];
     }
     for (size_t i = 0; i < to->nexcept; i++) {
-        if (check_room(to->except[i], err, n)) return OPS_EUSAGE;
+        if (check_room(to->except[i], err, n)) return ACTIONS_EUSAGE;
         r->except[i] = to->except[i];
     }
     size_t nto = to->nto, nex = to->nexcept;
@@ -77,12 +78,12 @@ static int resolve(engine *e, store_txn *t, const ops_target *to, resolved *r, c
     return 0;
 }
 
-int ops_sockets(engine *e, store_txn *t, const ops_target *to,
-                int (*cb)(void *, const store_socket *), void *arg, char *err, size_t errlen) {
+int actions_sockets(server *srv, store_txn *t, const actions_target *to,
+                    int (*cb)(void *, const store_socket *), void *arg, char *err, size_t errlen) {
     resolved r;
-    int rc = resolve(e, t, to, &r, err, errlen);
+    int rc = resolve(srv, t, to, &r, err, errlen);
     if (rc) return rc;
-    return adapter_sockets(t, &r.b, cb, arg);
+    return rooms_sockets(t, &r.b, cb, arg);
 }
 
 static int count_cb(void *arg, const store_socket *s) {
@@ -91,7 +92,7 @@ static int count_cb(void *arg, const store_socket *s) {
     return 0;
 }
 
-int ops_next_ack_id(store_txn *t, long long *id) {
+int actions_next_ack_id(store_txn *t, long long *id) {
     const void *d;
     size_t len;
     uint64_t next = 0;
@@ -102,13 +103,14 @@ int ops_next_ack_id(store_txn *t, long long *id) {
     return store_meta_put(t, "ack_next", &next, 8);
 }
 
-int ops_emit(engine *e, store_txn *t, const ops_target *to, const char *event, const cJSON *args,
-             long long ack_id, uint64_t *seq, size_t *count, char *err, size_t errlen) {
+int actions_emit(server *srv, store_txn *t, const actions_target *to, const char *event,
+                 const cJSON *args, long long ack_id, uint64_t *seq, size_t *count, char *err,
+                 size_t errlen) {
     if (!event || !*event) return usage(err, errlen, "the event name is empty");
     if (sio_reserved_event(event)) return usage(err, errlen, "'%s' is a reserved event name", event);
     if (args && !cJSON_IsArray(args)) return usage(err, errlen, "args must be an array");
     resolved r;
-    int rc = resolve(e, t, to, &r, err, errlen);
+    int rc = resolve(srv, t, to, &r, err, errlen);
     if (rc) return rc;
     sio_packet p = {.type = SIO_EVENT, .id = ack_id >= 0 ? ack_id : -1};
     strcpy(p.nsp, r.nsp);
@@ -117,14 +119,14 @@ int ops_emit(engine *e, store_txn *t, const ops_target *to, const char *event, c
     cJSON_AddItemToArray(p.data, cJSON_CreateString(event));
     const cJSON *a;
     if (args) cJSON_ArrayForEach(a, args) cJSON_AddItemToArray(p.data, cJSON_Duplicate(a, 1));
-    rc = srv_emit(e, t, &r.b, &p, seq);
+    rc = socketio_emit(t, &r.b, &p, seq);
     sio_packet_clear(&p);
     if (rc == -EINVAL) return usage(err, errlen, "bad binary argument (expected {\"$binary\":\"<base64>\"})");
     if (rc == -E2BIG) return usage(err, errlen, "too many binary arguments (max %d)", SIO_MAX_ATTACHMENTS);
     if (rc) return rc;
     if (count) {
         *count = 0;
-        rc = adapter_sockets(t, &r.b, count_cb, count);
+        rc = rooms_sockets(t, &r.b, count_cb, count);
     }
     return rc;
 }
@@ -140,29 +142,28 @@ typedef struct join_ctx {
 static int join_cb(void *arg, const store_socket *s) {
     join_ctx *j = arg;
     for (size_t i = 0; i < j->nrooms; i++) {
-        int rc = j->leave ? adapter_leave(j->t, s, j->rooms[i]) : adapter_join(j->t, s, j->rooms[i]);
+        int rc = j->leave ? rooms_leave(j->t, s, j->rooms[i]) : rooms_join(j->t, s, j->rooms[i]);
         if (rc) return rc;
     }
     j->count++;
     return 0;
 }
 
-int ops_join(engine *e, store_txn *t, const ops_target *to, const char *const *rooms,
-             size_t nrooms, int leave, size_t *count, char *err, size_t errlen) {
+int actions_join(server *srv, store_txn *t, const actions_target *to, const char *const *rooms,
+                 size_t nrooms, int leave, size_t *count, char *err, size_t errlen) {
     if (nrooms == 0) return usage(err, errlen, "%s needs at least one ROOM", leave ? "leave" : "join");
     for (size_t i = 0; i < nrooms; i++)
-        if (check_room(rooms[i], err, errlen)) return OPS_EUSAGE;
+        if (check_room(rooms[i], err, errlen)) return ACTIONS_EUSAGE;
     resolved r;
-    int rc = resolve(e, t, to, &r, err, errlen);
+    int rc = resolve(srv, t, to, &r, err, errlen);
     if (rc) return rc;
     join_ctx j = {t, rooms, nrooms, leave, 0};
-    rc = adapter_sockets(t, &r.b, join_cb, &j);
+    rc = rooms_sockets(t, &r.b, join_cb, &j);
     if (count) *count = j.count;
     return rc;
 }
 
 typedef struct disc_ctx {
-    engine *e;
     store_txn *t;
     int close;
     uint64_t *seq;
@@ -173,29 +174,29 @@ static int disc_cb(void *arg, const store_socket *s) {
     disc_ctx *d = arg;
     char sid[UTIL_ID_LEN + 1];
     strcpy(sid, s->sid);
-    int rc = srv_socket_remove(d->e, d->t, s, 1, "server namespace disconnect", d->seq);
+    int rc = socketio_remove(d->t, s, 1, "server namespace disconnect", d->seq);
     if (!rc && d->close) {
         store_session ss;
         if (store_session_get(d->t, sid, &ss) == 0)
-            rc = engine_session_close(d->e, d->t, sid, &ss, ENGINE_CLOSE_SERVER);
+            rc = session_close(d->t, sid, &ss, SESSION_CLOSE_SERVER);
     }
     if (!rc) d->count++;
     return rc;
 }
 
-int ops_disconnect(engine *e, store_txn *t, const ops_target *to, int close, uint64_t *seq,
-                   size_t *count, char *err, size_t errlen) {
+int actions_disconnect(server *srv, store_txn *t, const actions_target *to, int close,
+                       uint64_t *seq, size_t *count, char *err, size_t errlen) {
     resolved r;
-    int rc = resolve(e, t, to, &r, err, errlen);
+    int rc = resolve(srv, t, to, &r, err, errlen);
     if (rc) return rc;
-    disc_ctx d = {e, t, close, seq, 0};
-    rc = adapter_sockets(t, &r.b, disc_cb, &d);
+    disc_ctx d = {t, close, seq, 0};
+    rc = rooms_sockets(t, &r.b, disc_cb, &d);
     if (count) *count = d.count;
     return rc;
 }
 
-int ops_ack(engine *e, store_txn *t, const char *socket_id, long long ack_id, const cJSON *args,
-            uint64_t *seq, char *err, size_t errlen) {
+int actions_ack(store_txn *t, const char *socket_id, long long ack_id, const cJSON *args,
+                uint64_t *seq, char *err, size_t errlen) {
     if (!socket_id || ack_id < 0) return usage(err, errlen, "ack needs a socket and an ack id");
     if (args && !cJSON_IsArray(args)) return usage(err, errlen, "args must be an array");
     store_socket s;
@@ -208,34 +209,33 @@ int ops_ack(engine *e, store_txn *t, const char *socket_id, long long ack_id, co
     if (!p.data) return -ENOMEM;
     char sid[UTIL_ID_LEN + 1];
     strcpy(sid, s.sid);
-    rc = srv_send(e, t, sid, &p, seq);
+    rc = socketio_send(t, sid, &p, seq);
     sio_packet_clear(&p);
     if (rc == -EINVAL) return usage(err, errlen, "bad binary argument");
     return rc;
 }
 
-int ops_send(engine *e, store_txn *t, const char *sid, const cJSON *data, uint64_t *seq, char *err,
-             size_t errlen) {
-    (void)e;
+int actions_send(store_txn *t, const char *sid, const cJSON *data, uint64_t *seq, char *err,
+                 size_t errlen) {
     store_session s;
     if (!sid || store_session_get(t, sid, &s) || s.state == STORE_S_CLOSED)
         return usage(err, errlen, "no session %s", sid ? sid : "(none)");
-    adapter_frame f;
+    logrec_frame f;
     uint8_t *bin = NULL;
     const cJSON *b64 = cJSON_IsObject(data) ? cJSON_GetObjectItemCaseSensitive(data, SIO_BINARY_KEY) : NULL;
     if (cJSON_IsString(data)) {
-        f = (adapter_frame){0, (const uint8_t *)data->valuestring, strlen(data->valuestring)};
+        f = (logrec_frame){0, (const uint8_t *)data->valuestring, strlen(data->valuestring)};
     } else if (cJSON_IsString(b64)) {
         size_t l = strlen(b64->valuestring);
         bin = malloc(b64_decoded_max(l) + 1);
         if (!bin) return -ENOMEM;
         long n = b64_decode(bin, b64->valuestring, l);
         if (n < 0) { free(bin); return usage(err, errlen, "bad base64 in $binary"); }
-        f = (adapter_frame){1, bin, (size_t)n};
+        f = (logrec_frame){1, bin, (size_t)n};
     } else {
         return usage(err, errlen, "data must be a string or {\"$binary\":\"<base64>\"}");
     }
-    int rc = adapter_send_session(t, sid, &f, 1, seq);
+    int rc = logrec_append_session(t, sid, &f, 1, seq);
     free(bin);
     return rc;
 }
@@ -262,56 +262,56 @@ static const char *str_of(const cJSON *o, const char *key) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-int ops_apply_json(engine *e, store_txn *t, const cJSON *a, const char *self_socket,
-                   uint64_t *seq, char *err, size_t errlen) {
+int actions_apply_json(server *srv, store_txn *t, const cJSON *a, const char *self_socket,
+                       uint64_t *seq, char *err, size_t errlen) {
     if (!cJSON_IsObject(a)) return usage(err, errlen, "an action is a JSON object");
     const char *action = str_of(a, "action");
     if (!action) return usage(err, errlen, "missing \"action\"");
-    ops_target to;
+    actions_target to;
     memset(&to, 0, sizeof to);
     to.nsp = str_of(a, "nsp");
     to.self = str_of(a, "socket");
     if (!to.self) to.self = self_socket;
     to.broadcast = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "broadcast"));
-    int rc = strings_of(cJSON_GetObjectItemCaseSensitive(a, "to"), to.to, OPS_MAX_TARGETS, &to.nto, "to", err, errlen);
-    if (!rc) rc = strings_of(cJSON_GetObjectItemCaseSensitive(a, "except"), to.except, OPS_MAX_TARGETS, &to.nexcept, "except", err, errlen);
+    int rc = strings_of(cJSON_GetObjectItemCaseSensitive(a, "to"), to.to, ACTIONS_MAX_TARGETS, &to.nto, "to", err, errlen);
+    if (!rc) rc = strings_of(cJSON_GetObjectItemCaseSensitive(a, "except"), to.except, ACTIONS_MAX_TARGETS, &to.nexcept, "except", err, errlen);
     if (rc) return rc;
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(a, "args");
     if (!strcmp(action, "emit")) {
         const cJSON *idv = cJSON_GetObjectItemCaseSensitive(a, "ack");
         long long ack = cJSON_IsNumber(idv) ? (long long)idv->valuedouble : -1;
-        return ops_emit(e, t, &to, str_of(a, "event"), args, ack, seq, NULL, err, errlen);
+        return actions_emit(srv, t, &to, str_of(a, "event"), args, ack, seq, NULL, err, errlen);
     }
     if (!strcmp(action, "join") || !strcmp(action, "leave")) {
-        const char *rooms[OPS_MAX_TARGETS];
+        const char *rooms[ACTIONS_MAX_TARGETS];
         size_t n;
-        rc = strings_of(cJSON_GetObjectItemCaseSensitive(a, "rooms"), rooms, OPS_MAX_TARGETS, &n, "rooms", err, errlen);
+        rc = strings_of(cJSON_GetObjectItemCaseSensitive(a, "rooms"), rooms, ACTIONS_MAX_TARGETS, &n, "rooms", err, errlen);
         if (rc) return rc;
-        return ops_join(e, t, &to, rooms, n, action[0] == 'l', NULL, err, errlen);
+        return actions_join(srv, t, &to, rooms, n, action[0] == 'l', NULL, err, errlen);
     }
     if (!strcmp(action, "disconnect"))
-        return ops_disconnect(e, t, &to, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "close")),
+        return actions_disconnect(srv, t, &to, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "close")),
                               seq, NULL, err, errlen);
     if (!strcmp(action, "ack")) {
         const cJSON *idv = cJSON_GetObjectItemCaseSensitive(a, "id");
         if (!cJSON_IsNumber(idv)) return usage(err, errlen, "ack needs a numeric \"id\"");
-        return ops_ack(e, t, to.self, (long long)idv->valuedouble, args, seq, err, errlen);
+        return actions_ack(t, to.self, (long long)idv->valuedouble, args, seq, err, errlen);
     }
     if (!strcmp(action, "accept") || !strcmp(action, "refuse")) {
         const char *sid = str_of(a, "sid"), *nsp = str_of(a, "nsp");
         if (!sid || !nsp) return usage(err, errlen, "%s needs \"sid\" and \"nsp\"", action);
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(a, "data");
         if (action[0] == 'a')
-            return srv_accept(e, t, sid, nsp, to.self, cJSON_GetObjectItemCaseSensitive(a, "auth"), data, seq);
+            return socketio_accept(t, sid, nsp, to.self, cJSON_GetObjectItemCaseSensitive(a, "auth"), data, seq);
         const char *msg = str_of(a, "message");
-        return srv_refuse(e, t, sid, nsp, msg ? msg : "unauthorized", data, seq);
+        return socketio_refuse(t, sid, nsp, msg ? msg : "unauthorized", data, seq);
     }
     if (!strcmp(action, "send"))
-        return ops_send(e, t, str_of(a, "sid"), cJSON_GetObjectItemCaseSensitive(a, "data"), seq, err, errlen);
+        return actions_send(t, str_of(a, "sid"), cJSON_GetObjectItemCaseSensitive(a, "data"), seq, err, errlen);
     return usage(err, errlen, "unknown action '%s'", action);
 }
 
-cJSON *ops_parse_arg(const char *arg, char *err, size_t errlen) {
+cJSON *actions_parse_arg(const char *arg, char *err, size_t errlen) {
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithOpts(arg, &end, 1);
     if (j) return j;

@@ -1,15 +1,15 @@
-/* srv: Socket.IO server layer (see srv.h). */
-#include "server/srv.h"
+/* socketio: the Socket.IO layer (see socketio.h). */
+#include "server/socketio.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/inbox.h"
-#include "handlers/plugin.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "server/rooms.h"
+#include "store/inbox.h"
 
 /* ---- encoding once ------------------------------------------------------ */
 
@@ -19,40 +19,38 @@ static int encode_append(store_txn *t, const bcast *to, const char *sid, const s
                          uint64_t *seq) {
     buf text = BUF_INIT, bins = BUF_INIT;
     size_t off[SIO_MAX_ATTACHMENTS + 1] = {0}, nattach = 0;
-    adapter_frame frames[SIO_MAX_ATTACHMENTS + 1];
+    logrec_frame frames[SIO_MAX_ATTACHMENTS + 1];
     int rc = sio_encode(&text, pkt, &bins, off, SIO_MAX_ATTACHMENTS, &nattach);
     if (!rc) {
-        frames[0] = (adapter_frame){0, (const uint8_t *)text.data, text.len};
+        frames[0] = (logrec_frame){0, (const uint8_t *)text.data, text.len};
         for (size_t i = 0; i < nattach; i++)
-            frames[1 + i] = (adapter_frame){1, (const uint8_t *)bins.data + off[i], off[i + 1] - off[i]};
-        rc = to ? adapter_emit(t, to, frames, 1 + nattach, seq)
-                : adapter_send_session(t, sid, frames, 1 + nattach, seq);
+            frames[1 + i] = (logrec_frame){1, (const uint8_t *)bins.data + off[i], off[i + 1] - off[i]};
+        rc = to ? logrec_append_broadcast(t, to, frames, 1 + nattach, seq)
+                : logrec_append_session(t, sid, frames, 1 + nattach, seq);
     }
     buf_free(&text);
     buf_free(&bins);
     return rc;
 }
 
-int srv_emit(engine *e, store_txn *t, const bcast *to, const sio_packet *pkt, uint64_t *seq) {
-    (void)e;
+int socketio_emit(store_txn *t, const bcast *to, const sio_packet *pkt, uint64_t *seq) {
     return encode_append(t, to, NULL, pkt, seq);
 }
 
-int srv_send(engine *e, store_txn *t, const char *sid, const sio_packet *pkt, uint64_t *seq) {
-    (void)e;
+int socketio_send(store_txn *t, const char *sid, const sio_packet *pkt, uint64_t *seq) {
     return encode_append(t, NULL, sid, pkt, seq);
 }
 
 /* ---- sockets ------------------------------------------------------------ */
 
-const char *srv_disconnect_reason(int r) {
+const char *socketio_disconnect_reason(int r) {
     switch (r) {
-    case ENGINE_CLOSE_PING_TIMEOUT: return "ping timeout";
-    case ENGINE_CLOSE_PARSE_ERROR: return "parse error";
-    case ENGINE_CLOSE_SERVER: return "forced close";
-    case ENGINE_CLOSE_OVERLAP:
-    case ENGINE_CLOSE_POLL_DROPPED:
-    case ENGINE_CLOSE_LAGGING: return "transport error";
+    case SESSION_CLOSE_PING_TIMEOUT: return "ping timeout";
+    case SESSION_CLOSE_PARSE_ERROR: return "parse error";
+    case SESSION_CLOSE_SERVER: return "forced close";
+    case SESSION_CLOSE_OVERLAP:
+    case SESSION_CLOSE_POLL_DROPPED:
+    case SESSION_CLOSE_LAGGING: return "transport error";
     default: return "transport close";
     }
 }
@@ -74,12 +72,12 @@ static int drop_socket(store_txn *t, const store_socket *s, const char *reason, 
     return rc == STORE_NOTFOUND ? 0 : rc;
 }
 
-int srv_socket_remove(engine *e, store_txn *t, const store_socket *s, int notify_client,
-                      const char *reason, uint64_t *seq) {
+int socketio_remove(store_txn *t, const store_socket *s, int notify_client, const char *reason,
+                    uint64_t *seq) {
     if (notify_client) {
         sio_packet p = {.type = SIO_DISCONNECT, .id = -1};
         strcpy(p.nsp, s->nsp);
-        int rc = srv_send(e, t, s->sid, &p, seq);
+        int rc = socketio_send(t, s->sid, &p, seq);
         if (rc) return rc;
     }
     return drop_socket(t, s, reason, seq);
@@ -92,14 +90,13 @@ typedef struct id_list {
 
 static int collect_ids(void *arg, const store_socket *s) {
     id_list *l = arg;
-    if (l->n >= SRV_MAX_NSP_PER_SESSION * 2) return 0;
+    if (l->n >= SOCKETIO_MAX_NSP_PER_SESSION * 2) return 0;
     strcpy(l->ids[l->n++], s->id);
     return 0;
 }
 
-int srv_session_drop(engine *e, store_txn *t, const char *sid, const char *reason) {
-    (void)e;
-    char ids[SRV_MAX_NSP_PER_SESSION * 2][UTIL_ID_LEN + 1];
+int socketio_session_drop(store_txn *t, const char *sid, const char *reason) {
+    char ids[SOCKETIO_MAX_NSP_PER_SESSION * 2][UTIL_ID_LEN + 1];
     id_list l = {ids, 0};
     int rc = store_session_sockets(t, sid, collect_ids, &l);
     for (size_t i = 0; !rc && i < l.n; i++) {
@@ -120,15 +117,15 @@ static cJSON *handshake_of(store_txn *t, const char *sid) {
     return cJSON_ParseWithLength(j, n);
 }
 
-int srv_refuse(engine *e, store_txn *t, const char *sid, const char *nsp, const char *message,
-               const cJSON *data, uint64_t *seq) {
+int socketio_refuse(store_txn *t, const char *sid, const char *nsp, const char *message,
+                    const cJSON *data, uint64_t *seq) {
     sio_packet p = {.type = SIO_CONNECT_ERROR, .id = -1};
     snprintf(p.nsp, sizeof p.nsp, "%s", nsp);
     p.data = cJSON_CreateObject();
     if (!p.data) return -ENOMEM;
     cJSON_AddStringToObject(p.data, "message", message);
     if (data) cJSON_AddItemToObject(p.data, "data", cJSON_Duplicate(data, 1));
-    int rc = srv_send(e, t, sid, &p, seq);
+    int rc = socketio_send(t, sid, &p, seq);
     sio_packet_clear(&p);
     return rc;
 }
@@ -149,8 +146,8 @@ static int find_nsp_cb(void *arg, const store_socket *s) {
     return 1;
 }
 
-int srv_accept(engine *e, store_txn *t, const char *sid, const char *nsp, const char *id,
-               const cJSON *auth, const cJSON *data, uint64_t *seq) {
+int socketio_accept(store_txn *t, const char *sid, const char *nsp, const char *id,
+                    const cJSON *auth, const cJSON *data, uint64_t *seq) {
     store_session ss;
     int rc = store_session_get(t, sid, &ss);
     if (rc == STORE_NOTFOUND || (rc == 0 && ss.state == STORE_S_CLOSED)) return 0;
@@ -161,6 +158,8 @@ int srv_accept(engine *e, store_txn *t, const char *sid, const char *nsp, const 
     rc = store_session_sockets(t, sid, find_nsp_cb, &f);
     if (rc < 0) return rc;
     if (f.found) return 0;
+    if (ss.nsockets >= SOCKETIO_MAX_NSP_PER_SESSION) /* CONNECTs that waited for auth */
+        return socketio_refuse(t, sid, nsp, "Too many namespaces", NULL, seq);
     memset(&so, 0, sizeof so);
     if (id && util_is_id(id, strlen(id))) strcpy(so.id, id);
     else if ((rc = util_random_id(so.id))) return rc;
@@ -181,7 +180,7 @@ int srv_accept(engine *e, store_txn *t, const char *sid, const char *nsp, const 
     free(txt);
     so.data = NULL;
     so.data_len = 0;
-    if (!rc) rc = adapter_join(t, &so, so.id);
+    if (!rc) rc = rooms_join(t, &so, so.id);
     if (rc) { cJSON_Delete(d); return rc; }
     ss.nsockets++;
     ss.ever_connected = 1;
@@ -192,7 +191,7 @@ int srv_accept(engine *e, store_txn *t, const char *sid, const char *nsp, const 
     reply.data = cJSON_CreateObject();
     if (!reply.data) { cJSON_Delete(d); return -ENOMEM; }
     cJSON_AddStringToObject(reply.data, "sid", so.id);
-    rc = srv_send(e, t, sid, &reply, seq);
+    rc = socketio_send(t, sid, &reply, seq);
     sio_packet_clear(&reply);
     if (!rc) {
         cJSON *hs = handshake_of(t, sid);
@@ -208,17 +207,17 @@ int srv_accept(engine *e, store_txn *t, const char *sid, const char *nsp, const 
     return rc;
 }
 
-static int on_connect(engine *e, store_txn *t, const char *sid, store_session *s,
+static int on_connect(server *srv, store_txn *t, const char *sid, store_session *s,
                       sio_packet *pkt, uint64_t *seq) {
-    const cfg_nsp *n = cfg_nsp_find(&e->cfg, pkt->nsp);
-    if (!n) return srv_refuse(e, t, sid, pkt->nsp, "Invalid namespace", NULL, seq);
-    if (s->nsockets >= SRV_MAX_NSP_PER_SESSION)
-        return srv_refuse(e, t, sid, pkt->nsp, "Too many namespaces", NULL, seq);
-    /* The caller stores s after us: keep it in step with srv_accept's writes. */
+    const cfg_nsp *n = cfg_nsp_find(&srv->cfg, pkt->nsp);
+    if (!n) return socketio_refuse(t, sid, pkt->nsp, "Invalid namespace", NULL, seq);
+    if (s->nsockets >= SOCKETIO_MAX_NSP_PER_SESSION)
+        return socketio_refuse(t, sid, pkt->nsp, "Too many namespaces", NULL, seq);
+    /* The caller stores s after us: keep it in step with socketio_accept's writes. */
     int rc = store_session_put(t, sid, s);
     if (rc) return rc;
     if (!cfg_nsp_get(n, "auth")) {
-        rc = srv_accept(e, t, sid, pkt->nsp, NULL, pkt->data, NULL, seq);
+        rc = socketio_accept(t, sid, pkt->nsp, NULL, pkt->data, NULL, seq);
     } else {
         /* Middleware: the dispatcher runs the auth handler, then accepts or
          * refuses with this provisional id. */
@@ -239,19 +238,20 @@ static int on_connect(engine *e, store_txn *t, const char *sid, store_session *s
     return rc;
 }
 
-/* ---- dispatch ----------------------------------------------------------- */
+/* ---- packets ------------------------------------------------------------ */
 
-static int dispatch(engine *e, store_txn *t, const char *sid, store_session *s, sio_packet *pkt,
-                    uint64_t *seq) {
+/* One decoded packet of the session: to the namespace's socket. */
+static int route_packet(server *srv, store_txn *t, const char *sid, store_session *s,
+                        sio_packet *pkt, uint64_t *seq) {
     store_socket so;
     find_nsp f = {pkt->nsp, &so, 0};
     int rc = store_session_sockets(t, sid, find_nsp_cb, &f);
     if (rc < 0) return rc;
     if (pkt->type == SIO_CONNECT) {
-        if (f.found) return ENGINE_CLOSE_PARSE_ERROR; /* connected twice: Node closes */
-        return on_connect(e, t, sid, s, pkt, seq);
+        if (f.found) return SESSION_CLOSE_PARSE_ERROR; /* connected twice: Node closes */
+        return on_connect(srv, t, sid, s, pkt, seq);
     }
-    if (!f.found || pkt->type == SIO_CONNECT_ERROR) return ENGINE_CLOSE_PARSE_ERROR;
+    if (!f.found || pkt->type == SIO_CONNECT_ERROR) return SESSION_CLOSE_PARSE_ERROR;
     if (pkt->type == SIO_DISCONNECT) {
         rc = drop_socket(t, &so, "client namespace disconnect", seq);
         if (!rc) rc = store_session_get(t, sid, s);
@@ -273,7 +273,7 @@ static int dispatch(engine *e, store_txn *t, const char *sid, store_session *s, 
         cJSON_AddNumberToObject(x, "id", (double)pkt->id);
         cJSON_AddItemToObject(x, "args", cJSON_Duplicate(pkt->data, 1));
     }
-    rc = plugin_run(e, t, type, &so, x, seq);
+    rc = srv->on_event ? srv->on_event(srv->on_event_arg, srv, t, type, &so, x, seq) : 0;
     if (rc == 0) rc = inbox_socket_event(t, type, &so, x, NULL);
     else if (rc == 1) rc = store_session_get(t, sid, s); /* its actions may have changed it */
     cJSON_Delete(x);
@@ -286,12 +286,12 @@ static int dispatch(engine *e, store_txn *t, const char *sid, store_session *s, 
 
 static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
-static int finish_binary(engine *e, store_txn *t, const char *sid, store_session *s,
+static int finish_binary(server *srv, store_txn *t, const char *sid, store_session *s,
                          const uint8_t *rec, size_t len, uint64_t *seq) {
     uint32_t expected = rd32(rec), count = rd32(rec + 4), tl = rd32(rec + 8);
     const uint8_t *p = rec + 12;
     sio_packet pkt;
-    if (sio_decode((const char *)p, tl, &pkt)) return ENGINE_CLOSE_PARSE_ERROR;
+    if (sio_decode((const char *)p, tl, &pkt)) return SESSION_CLOSE_PARSE_ERROR;
     p += tl;
     sio_bin bins[SIO_MAX_ATTACHMENTS];
     for (uint32_t i = 0; i < count && i < SIO_MAX_ATTACHMENTS; i++) {
@@ -303,15 +303,15 @@ static int finish_binary(engine *e, store_txn *t, const char *sid, store_session
     int rc = expected == count ? sio_attach(&pkt, bins, count) : -EINVAL;
     if (rc) {
         sio_packet_clear(&pkt);
-        return ENGINE_CLOSE_PARSE_ERROR;
+        return SESSION_CLOSE_PARSE_ERROR;
     }
-    rc = dispatch(e, t, sid, s, &pkt, seq);
+    rc = route_packet(srv, t, sid, s, &pkt, seq);
     sio_packet_clear(&pkt);
     return rc;
 }
 
-int srv_on_message(engine *e, store_txn *t, const char *sid, store_session *s,
-                   const uint8_t *data, size_t len, int binary, uint64_t *seq) {
+int socketio_on_message(server *srv, store_txn *t, const char *sid, store_session *s,
+                        const uint8_t *data, size_t len, int binary, uint64_t *seq) {
     const void *pv = NULL;
     size_t plen = 0;
     int rc = store_partial_get(t, sid, &pv, &plen);
@@ -319,8 +319,8 @@ int srv_on_message(engine *e, store_txn *t, const char *sid, store_session *s,
     if (rc && rc != STORE_NOTFOUND) return rc;
 
     if (binary) {
-        if (!have_partial || plen < 12) return ENGINE_CLOSE_PARSE_ERROR;
-        if (plen + 4 + len > (size_t)e->cfg.max_http_buffer_size + 64) return ENGINE_CLOSE_PARSE_ERROR;
+        if (!have_partial || plen < 12) return SESSION_CLOSE_PARSE_ERROR;
+        if (plen + 4 + len > (size_t)srv->cfg.max_http_buffer_size + 64) return SESSION_CLOSE_PARSE_ERROR;
         buf b = BUF_INIT;
         rc = buf_append(&b, pv, plen);
         uint32_t l = (uint32_t)len;
@@ -331,17 +331,17 @@ int srv_on_message(engine *e, store_txn *t, const char *sid, store_session *s,
         memcpy(b.data + 4, &count, 4);
         if (count == expected) {
             rc = store_partial_del(t, sid);
-            if (!rc) rc = finish_binary(e, t, sid, s, (uint8_t *)b.data, b.len, seq);
+            if (!rc) rc = finish_binary(srv, t, sid, s, (uint8_t *)b.data, b.len, seq);
         } else {
             rc = store_partial_put(t, sid, b.data, b.len);
         }
         buf_free(&b);
         return rc;
     }
-    if (have_partial) return ENGINE_CLOSE_PARSE_ERROR; /* text while attachments are due */
+    if (have_partial) return SESSION_CLOSE_PARSE_ERROR; /* text while attachments are due */
 
     sio_packet pkt;
-    if (sio_decode((const char *)data, len, &pkt)) return ENGINE_CLOSE_PARSE_ERROR;
+    if (sio_decode((const char *)data, len, &pkt)) return SESSION_CLOSE_PARSE_ERROR;
     if (pkt.attachments > 0) {
         /* Keep the text until its attachments have arrived. */
         uint32_t hdr[3] = {(uint32_t)pkt.attachments, 0, (uint32_t)len};
@@ -353,7 +353,7 @@ int srv_on_message(engine *e, store_txn *t, const char *sid, store_session *s,
         buf_free(&b);
         return rc;
     }
-    rc = dispatch(e, t, sid, s, &pkt, seq);
+    rc = route_packet(srv, t, sid, s, &pkt, seq);
     sio_packet_clear(&pkt);
     return rc;
 }

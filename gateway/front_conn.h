@@ -1,0 +1,114 @@
+/* front_conn: a WebSocket connection of the front, as every front module
+ * sees it (ws_conn), the encoded messages it is sent (fmsg, refcounted:
+ * one broadcast is encoded once and the same bytes are queued on every
+ * target) and its bounded send queue.
+ *
+ * The fields are grouped by the module that owns them: the transport
+ * (front_ws.c), delivery (front_deliver.c) and the queue (here). */
+#ifndef SIO_FRONT_CONN_H
+#define SIO_FRONT_CONN_H
+
+#include <libwebsockets.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/util.h"
+#include "front_lws.h"
+#include "front_timer.h"
+#include "store/store.h"
+
+/* ---- messages -------------------------------------------------------------------- */
+
+/* One encoded WebSocket message, shared by every connection it goes to.
+ * data starts LWS_PRE bytes into the allocation so lws can put the frame
+ * header in front of it without copying. */
+typedef struct fmsg {
+    uint32_t refs; /* UINT32_MAX: static, never freed */
+    uint8_t binary;
+    size_t len;
+    unsigned char *data;
+} fmsg;
+
+/* A text message: the packet type digit then data (type 0: data as is).
+ * NULL on ENOMEM.  The caller holds the one reference. */
+fmsg *fmsg_text(char type, const void *data, size_t len);
+fmsg *fmsg_binary(const void *data, size_t len);
+void fmsg_unref(fmsg *m);
+
+/* ---- connections ------------------------------------------------------------------ */
+
+/* What the send queues of all connections share (flow control). */
+typedef struct ws_conn ws_conn;
+typedef struct fconns {
+    size_t max_queue; /* bytes queued for one connection before it is dropped */
+    size_t busy;      /* open connections whose queue is over half full */
+    /* Called when a queue shrinks to a quarter of the limit or less. */
+    void (*drained)(void *arg, ws_conn *c);
+    void *drained_arg;
+} fconns;
+
+enum {
+    WS_PROBING = 1, /* an upgrade: waiting for 2probe / 5 */
+    WS_OPEN = 2,    /* the session's transport: delivering */
+    WS_CLOSING = 3, /* closed in the server; the socket is going */
+};
+
+struct ws_front; /* front_ws.h */
+
+struct ws_conn {
+    int kind; /* OBJ_WS (front.c): what the wsi's opaque user data is */
+    struct lws *wsi;
+    struct ws_front *owner;
+    fconns *pool;
+    char sid[UTIL_ID_LEN + 1];
+
+    /* the transport (front_ws.c) */
+    int state;
+    int established;         /* lws called ESTABLISHED: writes allowed */
+    uint64_t accept_cursor;  /* probing: the session's cursor at accept */
+    int server_done;         /* websocket_closed / upgrade_abort called */
+    int close_frame;         /* closing: send an empty close frame first */
+    int close_code;          /* closing with a status code (1009) */
+    int close_sent;          /* our close frame is out: draining */
+    int peer_closed;         /* the client sent a close frame */
+    buf rx;                  /* the message being reassembled */
+    int rx_binary;
+    ftimer t_ping;           /* next ping, or the pong deadline */
+    ftimer t_connect;
+    ftimer t_upgrade;
+    int awaiting_pong;
+    struct ws_conn *aprev, *anext; /* the list of all WebSocket connections */
+
+    /* delivery (front_deliver.c) */
+    uint64_t cursor;         /* records with seq <= cursor are not for us */
+    store_socket *socks;     /* the session's sockets, loaded lazily */
+    size_t nsocks;
+    int socks_valid;
+    int check_state;         /* the server closed the session */
+    int checking;            /* in the scan's list of sessions to look at */
+    int dropping;            /* over the queue limit: dropped after the scan */
+    uint64_t given;          /* last record queued (room broadcasts dedupe) */
+    struct ws_conn *hnext;       /* sid hash chain */
+    struct ws_conn *prev, *next; /* the list of delivering connections */
+
+    /* the send queue: a ring of messages; qoff = bytes of the head sent */
+    fmsg **q;
+    size_t qhead, qlen, qcap, qbytes, qoff;
+    int64_t progress_ms; /* when the queue last shrank (flow control) */
+    int busy;            /* qbytes > max_queue / 2 (counted in pool->busy) */
+};
+
+/* Appends m to c's queue (takes a reference) and asks for a write.
+ * Returns 0 (nothing on a closing connection), or -1 when the queue limit
+ * was crossed (the caller then drops the connection) or on ENOMEM. */
+int conn_queue(ws_conn *c, fmsg *m);
+/* The same for a message built for this connection only: drops the
+ * caller's reference (m may be NULL: ENOMEM, -1). */
+int conn_queue_own(ws_conn *c, fmsg *m);
+/* Removes the head message (sent). */
+void conn_pop(ws_conn *c);
+/* Drops everything queued. */
+void conn_clear(ws_conn *c);
+
+#endif

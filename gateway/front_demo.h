@@ -1,0 +1,26 @@
+/* front_demo: the endpoints of the demo page (www/), served by sio-front
+ * beside Socket.IO:
+ *   GET  /demo/rooms?nsp=&room=   the member ids of a room, as JSON;
+ *   POST /demo/join, /demo/leave  {"nsp","socket","room"}: move a socket.
+ * They act on the store directly, as sioctl does. */
+#ifndef SIO_FRONT_DEMO_H
+#define SIO_FRONT_DEMO_H
+
+#include <stddef.h>
+
+#include "server/http.h"
+#include "server/server.h"
+
+#define DEMO_BODY_MAX 65536 /* a join/leave body */
+
+enum { DEMO_NONE = 0, DEMO_ROOMS = 1, DEMO_JOIN = 2, DEMO_LEAVE = 3 };
+
+/* Which endpoint a request is (path without the query), or DEMO_NONE. */
+int demo_route(const char *path, const char *method);
+/* GET /demo/rooms: nsp (NULL or empty: "/") and room from the query. */
+void demo_rooms(server *srv, const char *nsp, const char *room, http_resp *resp);
+/* POST /demo/join or /demo/leave (leave = 1) with its body; too_big: the
+ * body was over DEMO_BODY_MAX. */
+void demo_join(server *srv, int leave, const char *body, size_t len, int too_big, http_resp *resp);
+
+#endif

@@ -1,0 +1,446 @@
+/* polling: HTTP long-polling (see polling.h). */
+#include "server/polling.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "proto/eio_parser.h"
+#include "server/reader.h"
+#include "server/session.h"
+
+#define UPGRADE_GET_WAIT_MS 100 /* a GET during an upgrade waits this long for the '5' */
+#define CLOSE_GET_GRACE_MS 1000 /* a GET that the client's own close overtook */
+
+/* ---- handshake ---------------------------------------------------------------- */
+
+static void handshake(server *srv, const http_req *req, http_resp *resp) {
+    char sid[UTIL_ID_LEN + 1];
+    uint64_t cursor;
+    int rc = session_create(srv, req, STORE_T_POLLING, sid, &cursor);
+    if (rc == -EBUSY) {
+        http_resp_set(resp, 503, "application/json", "{\"code\":4,\"message\":\"Too many sessions\"}", 41);
+        return;
+    }
+    if (rc) {
+        log_error("handshake failed: %s", store_strerror(rc));
+        http_resp_set(resp, 500, NULL, "", 0);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "text/plain; charset=UTF-8";
+    buf_reset(&resp->body);
+    eio_encode_open(&resp->body, sid, srv->cfg.allow_websocket ? "websocket" : NULL,
+                    srv->cfg.ping_interval, srv->cfg.ping_timeout, srv->cfg.max_http_buffer_size);
+}
+
+/* ---- begin -------------------------------------------------------------------- */
+
+/* Closes the session in t (which it ends) and wakes readers. */
+static int close_and_commit(server *srv, store_txn *t, const char *sid, store_session *s,
+                            int reason) {
+    int rc = session_close(t, sid, s, reason);
+    if (!rc) rc = store_commit(t);
+    else store_abort(t);
+    if (!rc) server_notify(srv, 0);
+    return rc;
+}
+
+/* A POST of a session that exists (t is a read transaction, ended here). */
+static int begin_post(server *srv, const http_req *req, polling_req *p, store_txn *t,
+                      http_resp *resp) {
+    store_abort(t);
+    if (req->content_type && !strcmp(req->content_type, "application/octet-stream")) {
+        /* v4 payloads are text: Node closes the session */
+        store_session s;
+        int rc = store_begin(srv->st, 1, &t);
+        if (!rc && store_session_get(t, p->sid, &s) == 0)
+            close_and_commit(srv, t, p->sid, &s, SESSION_CLOSE_TRANSPORT);
+        else if (!rc)
+            store_abort(t);
+        http_resp_set(resp, 400, NULL, "", 0);
+        return POLLING_DONE;
+    }
+    if (req->content_length > srv->cfg.max_http_buffer_size) {
+        http_resp_set(resp, 413, NULL, "", 0);
+        return POLLING_DONE;
+    }
+    return POLLING_READ_BODY;
+}
+
+/* A GET of a session that exists: it claims the session's poll (t is a
+ * write transaction, ended here). */
+static int begin_get(server *srv, polling_req *p, store_txn *t, store_session *s, int64_t now,
+                     http_resp *resp) {
+    int rc;
+    if (s->state == STORE_S_UPGRADING) {
+        /* The client may have sent '5' on its WebSocket already, through
+         * another process: wait a moment for that to land (then 400, as for
+         * any poll after the upgrade), else release it with a noop. */
+        store_abort(t);
+        p->upgrade_wait = now + UPGRADE_GET_WAIT_MS;
+        return POLLING_WAIT;
+    }
+    if (session_holder_alive(s)) {
+        /* overlapping polls: Node answers 400, closes, and the held GET gets '1' */
+        if ((rc = close_and_commit(srv, t, p->sid, s, SESSION_CLOSE_OVERLAP))) goto fail;
+        http_resp_set(resp, 400, NULL, "", 0);
+        return POLLING_DONE;
+    }
+    s->poll_pid = getpid();
+    s->poll_token = util_random_u32() | 1;
+    s->poll_since_ms = now;
+    rc = store_session_put(t, p->sid, s);
+    if (!rc) rc = store_commit(t); else store_abort(t);
+    if (rc) goto fail;
+    p->token = s->poll_token;
+    p->held = 1;
+    resp->status = 0;
+    return POLLING_WAIT;
+fail:
+    log_error("request on session %s failed: %s", p->sid, store_strerror(rc));
+    http_resp_set(resp, 500, NULL, "", 0);
+    return POLLING_DONE;
+}
+
+/* A request for session p->sid: look it up and go on as its method says.
+ * A GET claims the session's poll (a write); a POST is only validated here
+ * and written by polling_post, so it does not take the writer lock twice. */
+static int begin_session(server *srv, const http_req *req, const http_query *q, polling_req *p,
+                         http_resp *resp) {
+    int is_post = !strcmp(req->method, "POST"), is_get = !strcmp(req->method, "GET");
+    store_txn *t;
+    int rc = store_begin(srv->st, !is_post, &t);
+    if (rc) goto fail;
+    store_session s;
+    rc = store_session_get(t, p->sid, &s);
+    int64_t now = util_now_ms();
+    if (rc == 0 && s.state == STORE_S_CLOSED && is_get && s.close_reason == SESSION_CLOSE_CLIENT &&
+        !s.close_sent && !session_holder_alive(&s) && now - s.closed_ms < CLOSE_GET_GRACE_MS) {
+        /* The client's '1' overtook the GET it sent with it (another worker
+         * served it first): that GET gets the noop it would have got. */
+        s.close_sent = 1;
+        rc = store_session_put(t, p->sid, &s);
+        if (!rc) rc = store_commit(t); else store_abort(t);
+        if (rc) goto fail;
+        http_resp_text(resp, "6");
+        return POLLING_DONE;
+    }
+    if (rc == STORE_NOTFOUND || (rc == 0 && s.state == STORE_S_CLOSED)) {
+        store_abort(t);
+        http_resp_error(resp, 1);
+        return POLLING_DONE;
+    }
+    if (rc) { store_abort(t); goto fail; }
+    int why = session_expired(srv, &s, now);
+    if (why && is_post) { /* stated's reaper closes it within a second */
+        store_abort(t);
+        http_resp_error(resp, 1);
+        return POLLING_DONE;
+    }
+    if (why) {
+        if ((rc = close_and_commit(srv, t, p->sid, &s, why))) goto fail;
+        http_resp_error(resp, 1);
+        return POLLING_DONE;
+    }
+    if (strcmp(q->transport, "polling") || s.transport != STORE_T_POLLING || !http_query_v4(q) ||
+        s.bare != (req->bare ? 1 : 0)) {
+        store_abort(t);
+        http_resp_error(resp, 3);
+        return POLLING_DONE;
+    }
+    if (is_post) return begin_post(srv, req, p, t, resp);
+    if (is_get) return begin_get(srv, p, t, &s, now, resp);
+    store_abort(t);
+    http_resp_set(resp, 500, NULL, "", 0);
+    return POLLING_DONE;
+fail:
+    log_error("request on session %s failed: %s", p->sid, store_strerror(rc));
+    http_resp_set(resp, 500, NULL, "", 0);
+    return POLLING_DONE;
+}
+
+int polling_begin(server *srv, const http_req *req, polling_req *p, http_resp *resp) {
+    memset(p, 0, sizeof *p);
+    http_query q;
+    http_parse_query(req->query, &q);
+    http_cors(srv, req, resp);
+    if (srv->cfg.cors_origin && !strcmp(req->method, "OPTIONS")) {
+        http_resp_set(resp, 204, NULL, "", 0);
+        buf_puts(&resp->headers, "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n");
+        return POLLING_DONE;
+    }
+    if (!http_transport_allowed(srv, &q)) {
+        http_resp_error(resp, 0);
+        return POLLING_DONE;
+    }
+    if (http_origin_invalid(req->origin)) {
+        http_resp_error(resp, 3);
+        return POLLING_DONE;
+    }
+    if (!q.has_sid) {
+        if (strcmp(req->method, "GET")) http_resp_error(resp, 2);
+        else if (!strcmp(q.transport, "websocket") || req->upgrade) http_resp_error(resp, 3);
+        else if (!http_query_v4(&q)) http_resp_error(resp, 5);
+        else handshake(srv, req, resp);
+        return POLLING_DONE;
+    }
+    if (q.has_sid != 1 || !util_is_id(q.sid, strlen(q.sid))) {
+        http_resp_error(resp, 1);
+        return POLLING_DONE;
+    }
+    strcpy(p->sid, q.sid);
+    return begin_session(srv, req, &q, p, resp);
+}
+
+/* ---- POST ------------------------------------------------------------------------ */
+
+void polling_post(server *srv, polling_req *p, uint8_t *body, size_t len, int too_big,
+                  http_resp *resp) {
+    if (too_big) {
+        http_resp_set(resp, 413, NULL, "", 0);
+        return;
+    }
+    store_txn *t;
+    int rc = store_begin(srv->st, 1, &t);
+    if (rc) goto fail;
+    store_session s;
+    rc = store_session_get(t, p->sid, &s);
+    if (rc == STORE_NOTFOUND || (rc == 0 && s.state == STORE_S_CLOSED) ||
+        (rc == 0 && session_expired(srv, &s, util_now_ms()))) {
+        store_abort(t);
+        http_resp_error(resp, 1);
+        return;
+    }
+    if (rc) { store_abort(t); goto fail; }
+    if (log_enabled(LOG_DEBUG)) {
+        char esc[256];
+        log_debug("POST %s: %s", p->sid, log_escape(esc, sizeof esc, (const char *)body, len));
+    }
+    uint64_t seq = 0;
+    int close = 0;
+    eio_reader r;
+    eio_reader_init(&r, body, len);
+    eio_packet pk;
+    int n;
+    while (!close && (n = eio_reader_next(&r, &pk)) == 1) {
+        rc = session_packet(srv, t, p->sid, &s, &pk, &seq);
+        if (rc < 0) goto abort;
+        close = rc;
+    }
+    if (!close && n < 0) close = SESSION_CLOSE_PARSE_ERROR;
+    rc = close ? session_close(t, p->sid, &s, close) : store_session_put(t, p->sid, &s);
+    if (rc) goto abort;
+    if ((rc = store_commit(t))) goto fail;
+    server_notify(srv, seq);
+    http_resp_set(resp, 200, "text/html", "ok", 2);
+    return;
+abort:
+    store_abort(t);
+fail:
+    log_error("POST on session %s failed: %s", p->sid, store_strerror(rc));
+    http_resp_set(resp, 500, NULL, "", 0);
+}
+
+/* ---- GET ---------------------------------------------------------------------------- */
+
+static int payload_frame_cb(void *arg, const logrec_frame *f) {
+    int rc = eio_payload_add(arg, EIO_MESSAGE, f->binary, f->data, f->len);
+    if (rc == -EINVAL) { /* text holding 0x1e cannot travel in a polling payload */
+        log_warn("dropped a %zu-byte message that cannot be sent over polling (it contains 0x1e)", f->len);
+        return 0;
+    }
+    return rc;
+}
+
+static void release_holder(server *srv, polling_req *p, int delete_session) {
+    store_txn *t;
+    if (store_begin(srv->st, 1, &t)) return;
+    store_session s;
+    if (store_session_get(t, p->sid, &s) == 0 && s.poll_token == p->token &&
+        s.poll_pid == getpid()) {
+        if (delete_session) {
+            store_session_del(t, p->sid);
+        } else {
+            s.poll_pid = 0;
+            s.poll_token = 0;
+            store_session_put(t, p->sid, &s);
+        }
+        store_commit(t);
+    } else {
+        store_abort(t);
+    }
+    p->held = 0;
+}
+
+void polling_abandon(server *srv, polling_req *p) {
+    if (p->held) release_holder(srv, p, 0);
+}
+
+void polling_dropped(server *srv, polling_req *p) {
+    int held = p->held;
+    polling_abandon(srv, p);
+    if (!held) return;
+    store_txn *t;
+    if (store_begin(srv->st, 1, &t)) return;
+    store_session s;
+    int rc = store_session_get(t, p->sid, &s);
+    if (rc == 0 && s.state != STORE_S_CLOSED && s.transport == STORE_T_POLLING) {
+        if (close_and_commit(srv, t, p->sid, &s, SESSION_CLOSE_POLL_DROPPED) == 0)
+            log_debug("session %s closed: the client dropped its held GET", p->sid);
+        return;
+    }
+    store_abort(t);
+}
+
+/* A GET that arrived while the session was upgrading (not its holder). */
+static int upgrade_wait_step(server *srv, polling_req *p, http_resp *resp, int64_t *deadline_ms) {
+    p->gen = srv->sub ? notify_sub_gen(srv->sub) : 0;
+    store_txn *t;
+    store_session s;
+    int rc = store_begin(srv->st, 0, &t);
+    if (!rc) {
+        rc = store_session_get(t, p->sid, &s);
+        store_abort(t);
+    }
+    if (rc || s.state == STORE_S_CLOSED) {
+        http_resp_error(resp, 1);
+        return POLLING_DONE;
+    }
+    if (s.transport != STORE_T_POLLING) { /* upgraded meanwhile */
+        http_resp_error(resp, 3);
+        return POLLING_DONE;
+    }
+    if (s.state == STORE_S_UPGRADING && util_now_ms() < p->upgrade_wait) {
+        *deadline_ms = p->upgrade_wait;
+        return POLLING_WAIT;
+    }
+    http_resp_text(resp, "6");
+    return POLLING_DONE;
+}
+
+/* What a look at the held GET found, in a read transaction. */
+typedef struct look {
+    store_session s;  /* the session as read */
+    int why;          /* a close reason it reached */
+    int ping;         /* a ping is due */
+    buf out;          /* the payload collected */
+    uint64_t upto;    /* the cursor after it */
+} look;
+
+/* Reads the session and what is queued for it.  POLLING_DONE with resp
+ * filled when the request is over without a write, 1 to go on, <0 on a
+ * store error. */
+static int look_at(server *srv, polling_req *p, look *l, http_resp *resp) {
+    int64_t now = util_now_ms();
+    store_txn *t;
+    int rc = store_begin(srv->st, 0, &t);
+    if (rc) return rc;
+    rc = store_session_get(t, p->sid, &l->s);
+    if (rc == STORE_NOTFOUND) { /* reaped under us */
+        store_abort(t);
+        p->held = 0;
+        http_resp_text(resp, "1");
+        return POLLING_DONE;
+    }
+    if (rc) { store_abort(t); return rc; }
+    store_session *s = &l->s;
+    if (s->state == STORE_S_CLOSED) {
+        store_abort(t);
+        http_resp_text(resp, s->close_reason == SESSION_CLOSE_CLIENT ? "6" : "1");
+        release_holder(srv, p, 1);
+        return POLLING_DONE;
+    }
+    if (s->poll_pid != getpid() || s->poll_token != p->token) {
+        store_abort(t); /* another request took over the session: stand down */
+        p->held = 0;
+        http_resp_text(resp, "6");
+        return POLLING_DONE;
+    }
+    if (s->state == STORE_S_UPGRADING || s->transport != STORE_T_POLLING) {
+        store_abort(t);
+        http_resp_text(resp, "6");
+        release_holder(srv, p, 0);
+        return POLLING_DONE;
+    }
+    l->why = session_expired(srv, s, now);
+    uint64_t first = 0, head = 0;
+    if (!l->why) rc = store_log_bounds(t, &first, &head);
+    if (!rc && !l->why && s->cursor + 1 < first) l->why = SESSION_CLOSE_LAGGING;
+    /* Records up to p->scanned were already found to hold nothing for us. */
+    uint64_t from = p->scanned > s->cursor ? p->scanned : s->cursor;
+    l->upto = from;
+    if (!rc && !l->why && head > from)
+        rc = reader_collect(t, p->sid, from, UINT64_MAX, (size_t)srv->cfg.max_http_buffer_size,
+                            payload_frame_cb, &l->out, &l->upto);
+    store_abort(t);
+    l->ping = !l->why && now >= s->ping_at_ms && s->ping_sent_ms != s->ping_at_ms;
+    return rc < 0 ? rc : 1;
+}
+
+/* Records what the look found and answers.  POLLING_DONE, 1 when the
+ * session changed meanwhile (look again), <0 on a store error. */
+static int answer(server *srv, polling_req *p, look *l, http_resp *resp) {
+    store_txn *t;
+    int rc = store_begin(srv->st, 1, &t);
+    if (rc) return rc;
+    store_session w;
+    rc = store_session_get(t, p->sid, &w);
+    if (rc || w.poll_token != p->token || w.state != STORE_S_OPEN || w.cursor != l->s.cursor ||
+        w.ping_at_ms != l->s.ping_at_ms) {
+        store_abort(t); /* changed meanwhile: look again */
+        return 1;
+    }
+    if (l->why) {
+        rc = session_close(t, p->sid, &w, l->why);
+        if (!rc) rc = store_session_del(t, p->sid);
+        if (!rc) rc = store_commit(t); else store_abort(t);
+        if (rc) return rc;
+        server_notify(srv, 0);
+        p->held = 0;
+        http_resp_text(resp, "1");
+        return POLLING_DONE;
+    }
+    if (l->ping) {
+        eio_payload_add(&l->out, EIO_PING, 0, NULL, 0);
+        w.ping_sent_ms = w.ping_at_ms;
+    }
+    w.cursor = l->upto;
+    w.poll_pid = 0;
+    w.poll_token = 0;
+    rc = store_session_put(t, p->sid, &w);
+    if (!rc) rc = store_commit(t); else store_abort(t);
+    if (rc) return rc;
+    p->held = 0;
+    resp->status = 200;
+    resp->content_type = "text/plain; charset=UTF-8";
+    buf_free(&resp->body);
+    resp->body = l->out;
+    l->out = (buf)BUF_INIT;
+    return POLLING_DONE;
+}
+
+int polling_step(server *srv, polling_req *p, http_resp *resp, int64_t *deadline_ms) {
+    if (p->upgrade_wait) return upgrade_wait_step(srv, p, resp, deadline_ms);
+    for (int attempt = 0; attempt < 16; attempt++) {
+        p->gen = srv->sub ? notify_sub_gen(srv->sub) : 0;
+        look l = {.out = BUF_INIT};
+        int rc = look_at(srv, p, &l, resp);
+        if (rc == 1 && !l.why && !l.ping && l.out.len == 0) {
+            p->scanned = l.upto;
+            *deadline_ms = session_deadline(srv, &l.s);
+            rc = POLLING_WAIT;
+        } else if (rc == 1) {
+            rc = answer(srv, p, &l, resp);
+        }
+        buf_free(&l.out);
+        if (rc == 1) continue;
+        if (rc >= 0) return rc;
+        log_error("poll on session %s failed", p->sid);
+        if (p->held) release_holder(srv, p, 0);
+        http_resp_set(resp, 500, NULL, "", 0);
+        return POLLING_DONE;
+    }
+    return POLLING_WAIT; /* very busy: try again after a wake */
+}

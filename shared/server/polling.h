@@ -1,0 +1,60 @@
+/* polling: Engine.IO's HTTP long-polling transport, the same for every
+ * gateway (sio-fcgi's threads block, sio-front's event loop does not):
+ * the handshake, POST bodies of client packets, and GETs that are held
+ * until packets are queued for the session (read from the packet log from
+ * the session's cursor, server/reader.h), a ping is due or the session
+ * ends.  The rules and error answers are the Node server's: a second GET
+ * while one is held gets 400 and closes the session, a POST over
+ * max_http_buffer_size gets 413, and so on.
+ *
+ *   polling_req p;
+ *   switch (polling_begin(srv, req, &p, &resp)) {
+ *   case POLLING_READ_BODY: read <= max_http_buffer_size bytes; polling_post
+ *   case POLLING_WAIT: loop { polling_step; wait for notify or the deadline }
+ *   case POLLING_DONE: answer resp
+ *   }
+ * No store transaction is held between calls. */
+#ifndef SIO_POLLING_H
+#define SIO_POLLING_H
+
+#include <stdint.h>
+
+#include "base/util.h"
+#include "server/http.h"
+#include "server/server.h"
+
+/* The state of one polling request between calls. */
+typedef struct polling_req {
+    char sid[UTIL_ID_LEN + 1];
+    uint32_t token;       /* identifies this held GET in the session record */
+    int held;             /* the session records us as its pending GET */
+    uint64_t gen;         /* notify generation seen at the last look */
+    uint64_t scanned;     /* log records up to here hold nothing for this session */
+    int64_t upgrade_wait; /* a GET during an upgrade: answer by then */
+} polling_req;
+
+enum {
+    POLLING_DONE = 0,      /* resp is ready */
+    POLLING_READ_BODY = 1, /* a POST: read at most max_http_buffer_size bytes, then polling_post */
+    POLLING_WAIT = 2,      /* a GET is held: wait (notify or deadline), then polling_step */
+};
+
+/* Validates a polling request and starts it.  Returns POLLING_DONE with
+ * resp filled (handshake, error), POLLING_READ_BODY, or POLLING_WAIT (a GET
+ * now held: call polling_step at once, it may have packets ready). */
+int polling_begin(server *srv, const http_req *req, polling_req *p, http_resp *resp);
+/* Handles a POST body (len bytes, writable: it is decoded in place).
+ * too_big: the body exceeded the limit (answered 413).  Always fills resp. */
+void polling_post(server *srv, polling_req *p, uint8_t *body, size_t len, int too_big,
+                  http_resp *resp);
+/* Looks at a held GET again.  POLLING_DONE with resp filled, or POLLING_WAIT
+ * with *deadline_ms set: wait for notify_sub_wait(gen) or the deadline. */
+int polling_step(server *srv, polling_req *p, http_resp *resp, int64_t *deadline_ms);
+/* The held GET went away without an answer (the server is stopping):
+ * releases it; the session lives on. */
+void polling_abandon(server *srv, polling_req *p);
+/* The client dropped its held GET: releases it and closes the session, as
+ * Node does ("transport error"). */
+void polling_dropped(server *srv, polling_req *p);
+
+#endif

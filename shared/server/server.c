@@ -1,0 +1,152 @@
+/* server: the per-process context (see server.h). */
+#include "server/server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/util.h"
+
+/* Reads a whole file into b (bounded). */
+static int read_file(const char *path, buf *b) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -errno;
+    b->limit = 1 << 20;
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = buf_append(b, chunk, n);
+    fclose(f);
+    return rc;
+}
+
+/* Opens the store with the map size of the config text's map_size_mb. */
+static int open_store(server *s, const buf *text, const char *cfg_path, unsigned flags, char *err,
+                      size_t errlen) {
+    char cerr[512] = "";
+    cfg pre;
+    if (cfg_parse(&pre, text->data ? text->data : "", text->len, cerr, sizeof cerr)) {
+        snprintf(err, errlen, "config %s: %s", cfg_path, cerr);
+        return -EINVAL;
+    }
+    store_opts o = {.create = (flags & SERVER_CREATE) != 0,
+                    .map_size = (size_t)pre.map_size_mb << 20};
+    cfg_free(&pre);
+    int rc = store_open(&s->st, s->dir, &o);
+    if (rc == -ENOENT)
+        snprintf(err, errlen, "no store in %s: is stated running? (start it with: stated --state %s)",
+                 s->dir, s->dir);
+    else if (rc)
+        snprintf(err, errlen, "cannot open the store in %s: %s", s->dir, store_strerror(rc));
+    return rc;
+}
+
+/* stated publishes the config text in the store; other processes without a
+ * file of their own read it from there.  Then it is parsed into s->cfg. */
+static int load_config(server *s, buf *text, const char *cfg_path, unsigned flags, char *err,
+                       size_t errlen) {
+    store_txn *t;
+    int rc = store_begin(s->st, (flags & SERVER_CREATE) != 0, &t);
+    if (!rc && (flags & SERVER_CREATE)) {
+        rc = store_meta_put(t, "config", text->data ? text->data : "", text->len);
+        if (!rc) rc = store_meta_put(t, "config_path", cfg_path ? cfg_path : "",
+                                     cfg_path ? strlen(cfg_path) : 0);
+        if (!rc) rc = store_commit(t); else store_abort(t);
+    } else if (!rc) {
+        const void *d;
+        size_t len;
+        if (!cfg_path && store_meta_get(t, "config", &d, &len) == 0) buf_append(text, d, len);
+        store_abort(t);
+    }
+    if (rc) {
+        snprintf(err, errlen, "cannot read the store in %s: %s", s->dir, store_strerror(rc));
+        return rc;
+    }
+    char cerr[512] = "";
+    rc = cfg_parse(&s->cfg, text->data ? text->data : "", text->len, cerr, sizeof cerr);
+    if (rc) snprintf(err, errlen, "config%s%s: %s", cfg_path ? " " : " published by stated",
+                     cfg_path ? cfg_path : "", cerr);
+    else if (cfg_path) s->cfg.source = strdup(cfg_path);
+    return rc;
+}
+
+int server_open(server *s, const char *dir, const char *cfg_path, unsigned flags, char *err,
+                size_t errlen) {
+    memset(s, 0, sizeof *s);
+    if (dir && *dir) {
+        snprintf(s->dir, sizeof s->dir, "%s", dir);
+    } else if (util_state_dir(s->dir, sizeof s->dir)) {
+        snprintf(err, errlen, "state directory path too long");
+        return -ENAMETOOLONG;
+    }
+    if (!cfg_path || !*cfg_path) cfg_path = getenv("SIO_CONFIG");
+    if (cfg_path && !*cfg_path) cfg_path = NULL;
+    buf text = BUF_INIT;
+    int rc = cfg_path ? read_file(cfg_path, &text) : 0;
+    if (rc) {
+        snprintf(err, errlen, "cannot read config %s: %s", cfg_path,
+                 rc == -ENOMEM ? "file too large" : strerror(-rc));
+        buf_free(&text);
+        return rc;
+    }
+    rc = open_store(s, &text, cfg_path, flags, err, errlen);
+    if (!rc && (rc = load_config(s, &text, cfg_path, flags, err, errlen))) store_close(s->st);
+    buf_free(&text);
+    if (rc) return rc;
+    if (flags & SERVER_SUBSCRIBE) {
+        rc = notify_sub_start(s->dir, &s->sub);
+        if (rc) {
+            snprintf(err, errlen, "cannot start the notify subscriber: %s", strerror(-rc));
+            server_close(s);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void server_close(server *s) {
+    notify_sub_stop(s->sub);
+    store_close(s->st);
+    cfg_free(&s->cfg);
+    memset(s, 0, sizeof *s);
+}
+
+void server_notify(server *s, uint64_t seq) {
+    if (s->defer_hook) {
+        if (seq > s->defer_seq) s->defer_seq = seq;
+        if (!s->defer_pending) {
+            s->defer_pending = 1;
+            s->defer_hook(s->defer_arg);
+        }
+        return;
+    }
+    if (s->sub) notify_sub_publish(s->sub, seq);
+    else notify_send(s->dir, seq);
+}
+
+void server_notify_flush(server *s) {
+    if (!s->defer_pending) return;
+    s->defer_pending = 0;
+    uint64_t seq = s->defer_seq;
+    s->defer_seq = 0;
+    if (s->sub) notify_sub_publish(s->sub, seq);
+    else notify_send(s->dir, seq);
+}
+
+const char *server_close_reason(int reason) {
+    switch (reason) {
+    case SESSION_CLOSE_CLIENT: return "transport close";
+    case SESSION_CLOSE_PING_TIMEOUT: return "ping timeout";
+    case SESSION_CLOSE_PARSE_ERROR: return "parse error";
+    case SESSION_CLOSE_OVERLAP: return "overlapping poll";
+    case SESSION_CLOSE_SERVER: return "forced close";
+    case SESSION_CLOSE_CONNECT_TIMEOUT: return "connect timeout";
+    case SESSION_CLOSE_LAGGING: return "fell behind";
+    case SESSION_CLOSE_TRANSPORT: return "transport error";
+    case SESSION_CLOSE_POLL_DROPPED: return "poll connection closed prematurely";
+    }
+    return "unknown";
+}
+

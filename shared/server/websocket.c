@@ -1,0 +1,154 @@
+/* websocket: the WebSocket transport's session calls (see websocket.h). */
+#include "server/websocket.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/session.h"
+
+int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1],
+                     buf *open, uint64_t *cursor, int *code) {
+    http_query q;
+    http_parse_query(req->query, &q);
+    *code = 3;
+    if (!http_transport_allowed(srv, &q)) {
+        *code = 0;
+        return WEBSOCKET_REJECT;
+    }
+    if (http_origin_invalid(req->origin)) return WEBSOCKET_REJECT;
+    if (strcmp(q.transport, "websocket")) return WEBSOCKET_REJECT;
+    if (!q.has_sid) {
+        if (!http_query_v4(&q)) {
+            *code = 5;
+            return WEBSOCKET_REJECT;
+        }
+        int rc = session_create(srv, req, STORE_T_WEBSOCKET, sid, cursor);
+        if (rc) {
+            *code = rc == -EBUSY ? 4 : 3;
+            return WEBSOCKET_REJECT;
+        }
+        buf_reset(open);
+        eio_encode_open(open, sid, NULL, srv->cfg.ping_interval, srv->cfg.ping_timeout,
+                        srv->cfg.max_http_buffer_size);
+        return WEBSOCKET_NEW;
+    }
+    if (q.has_sid != 1 || !util_is_id(q.sid, strlen(q.sid))) {
+        *code = 1;
+        return WEBSOCKET_REJECT;
+    }
+    if (!http_query_v4(&q)) return WEBSOCKET_REJECT;
+    store_txn *t;
+    if (store_begin(srv->st, 1, &t)) return WEBSOCKET_REJECT;
+    store_session s;
+    int rc = store_session_get(t, q.sid, &s);
+    int64_t now = util_now_ms();
+    if (rc || s.state == STORE_S_CLOSED || session_expired(srv, &s, now)) {
+        store_abort(t);
+        *code = 1;
+        return WEBSOCKET_REJECT;
+    }
+    /* Only a polling session that is not already upgrading can upgrade. */
+    if (s.transport != STORE_T_POLLING || s.state != STORE_S_OPEN ||
+        (s.upgrade_ms && now < s.upgrade_ms + srv->cfg.upgrade_timeout)) {
+        store_abort(t);
+        return WEBSOCKET_REJECT;
+    }
+    s.upgrade_ms = now;
+    rc = store_session_put(t, q.sid, &s);
+    if (!rc) rc = store_commit(t); else store_abort(t);
+    if (rc) return WEBSOCKET_REJECT;
+    strcpy(sid, q.sid);
+    *cursor = s.cursor;
+    return WEBSOCKET_UPGRADE;
+}
+
+/* Runs fn on the session inside a write transaction and commits; notifies. */
+static int with_session(server *srv, const char *sid,
+                        int (*fn)(server *, store_txn *, const char *, store_session *, void *),
+                        void *arg) {
+    store_txn *t;
+    int rc = store_begin(srv->st, 1, &t);
+    if (rc) return rc;
+    store_session s;
+    rc = store_session_get(t, sid, &s);
+    if (!rc && s.state == STORE_S_CLOSED) rc = STORE_NOTFOUND;
+    if (!rc) rc = fn(srv, t, sid, &s, arg);
+    if (rc < 0) {
+        store_abort(t);
+        return rc;
+    }
+    int c = store_commit(t);
+    if (c) return c;
+    server_notify(srv, 0);
+    return rc;
+}
+
+static int do_probe(server *srv, store_txn *t, const char *sid, store_session *s, void *arg) {
+    (void)srv, (void)arg;
+    if (s->transport != STORE_T_POLLING) return -EINVAL;
+    s->state = STORE_S_UPGRADING;
+    return store_session_put(t, sid, s);
+}
+
+int websocket_probe(server *srv, const char *sid) { return with_session(srv, sid, do_probe, NULL); }
+
+static int do_upgraded(server *srv, store_txn *t, const char *sid, store_session *s, void *arg) {
+    (void)srv;
+    if (s->transport != STORE_T_POLLING) return -EINVAL;
+    s->transport = STORE_T_WEBSOCKET;
+    s->state = STORE_S_OPEN;
+    s->owner_pid = getpid();
+    s->poll_pid = 0;
+    s->poll_token = 0;
+    s->upgrade_ms = 0;
+    *(uint64_t *)arg = s->cursor;
+    return store_session_put(t, sid, s);
+}
+
+int websocket_upgraded(server *srv, const char *sid, uint64_t *cursor) {
+    return with_session(srv, sid, do_upgraded, cursor);
+}
+
+static int do_upgrade_abort(server *srv, store_txn *t, const char *sid, store_session *s,
+                            void *arg) {
+    (void)srv, (void)arg;
+    if (s->transport != STORE_T_POLLING) return 0;
+    s->state = STORE_S_OPEN;
+    s->upgrade_ms = 0;
+    return store_session_put(t, sid, s);
+}
+
+void websocket_upgrade_abort(server *srv, const char *sid) {
+    with_session(srv, sid, do_upgrade_abort, NULL);
+}
+
+typedef struct ws_pkt_arg {
+    const eio_packet *pk;
+    uint64_t seq;
+} ws_pkt_arg;
+
+static int do_packet(server *srv, store_txn *t, const char *sid, store_session *s, void *arg) {
+    ws_pkt_arg *a = arg;
+    int rc = session_packet(srv, t, sid, s, a->pk, &a->seq);
+    if (rc < 0) return rc;
+    int c = store_session_put(t, sid, s);
+    return c ? c : rc;
+}
+
+int websocket_packet(server *srv, const char *sid, const eio_packet *pk) {
+    ws_pkt_arg a = {pk, 0};
+    return with_session(srv, sid, do_packet, &a);
+}
+
+static int do_closed(server *srv, store_txn *t, const char *sid, store_session *s, void *arg) {
+    (void)srv;
+    int rc = session_close(t, sid, s, *(int *)arg);
+    if (!rc) rc = store_session_del(t, sid);
+    return rc;
+}
+
+void websocket_closed(server *srv, const char *sid, int reason) {
+    with_session(srv, sid, do_closed, &reason);
+}
+

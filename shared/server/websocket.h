@@ -1,0 +1,40 @@
+/* websocket: Engine.IO's WebSocket transport, as the front drives it.  The
+ * front keeps the heartbeats of its own connections in memory (it answers
+ * nothing but pongs itself) and calls these for everything that changes the
+ * shared state: a new session, the upgrade of a polling session (probe,
+ * then '5'), client packets, and the end of the connection. */
+#ifndef SIO_WEBSOCKET_H
+#define SIO_WEBSOCKET_H
+
+#include <stdint.h>
+
+#include "base/util.h"
+#include "proto/eio_parser.h"
+#include "server/http.h"
+#include "server/server.h"
+
+enum { WEBSOCKET_REJECT = 0, WEBSOCKET_NEW = 1, WEBSOCKET_UPGRADE = 2 };
+/* Checks an Upgrade request.  WEBSOCKET_NEW: a new session owned by this
+ * process; open gets the open packet text and *cursor the log position to
+ * deliver from.  WEBSOCKET_UPGRADE: a polling session sid starts upgrading
+ * (probe expected); *cursor is its polling cursor.  WEBSOCKET_REJECT: *code
+ * is the Engine.IO error code and the request is refused (HTTP 400, body =
+ * http_error_message(code)). */
+int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1], buf *open,
+                     uint64_t *cursor, int *code);
+/* '2probe' arrived: held GETs get a noop from now on.  0 or <0. */
+int websocket_probe(server *srv, const char *sid);
+/* '5' arrived: the session now belongs to this process's WebSocket;
+ * *cursor: where its delivery continues from.  0 or <0. */
+int websocket_upgraded(server *srv, const char *sid, uint64_t *cursor);
+/* The probing WebSocket went away before '5': back to polling. */
+void websocket_upgrade_abort(server *srv, const char *sid);
+/* One packet from a WebSocket session (not pongs).  Returns 0, a
+ * SESSION_CLOSE_* reason (the front then calls websocket_closed), or <0
+ * (STORE_NOTFOUND: the session was closed by the server). */
+int websocket_packet(server *srv, const char *sid, const eio_packet *pk);
+/* The WebSocket session is over: its sockets leave every room and the
+ * record is removed. */
+void websocket_closed(server *srv, const char *sid, int reason);
+
+#endif
