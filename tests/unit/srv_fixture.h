@@ -274,4 +274,22 @@ __attribute__((unused)) static void sess_connect(server *srv, tsess *s, const ch
     ASSERT_EQ_STR(f.data[0], want);
 }
 
+/* A server with config cfg_text and one session connected to nsp (the
+ * socket's id in id). */
+__attribute__((unused)) static void srv_connected(server *srv, const char *cfg_text, tsess *s,
+                                                  const char *nsp, char id[UTIL_ID_LEN + 1]) {
+    srv_tmp(srv, cfg_text);
+    sess_new(srv, s, 0);
+    sess_connect(srv, s, nsp, id);
+}
+
+/* The fields every socket record of the inbox has. */
+#define check_rec(r, type, nsp, socket, sid)                                  \
+    do {                                                                      \
+        ASSERT_EQ_STR(jstr((r), "type"), (type));                             \
+        ASSERT_EQ_STR(jstr((r), "nsp"), (nsp));                               \
+        ASSERT_EQ_STR(jstr((r), "socket"), (socket));                         \
+        ASSERT_EQ_STR(jstr((r), "sid"), (sid));                               \
+    } while (0)
+
 #endif

@@ -92,10 +92,7 @@ TEST(connect_root_answers_sid_and_records_connection) {
     cJSON *recs = inbox_since(&srv, &in);
     ASSERT_EQ_INT(cJSON_GetArraySize(recs), 1);
     cJSON *r = cJSON_GetArrayItem(recs, 0);
-    ASSERT_EQ_STR(jstr(r, "type"), "connection");
-    ASSERT_EQ_STR(jstr(r, "nsp"), "/");
-    ASSERT_EQ_STR(jstr(r, "socket"), id);
-    ASSERT_EQ_STR(jstr(r, "sid"), a.sid);
+    check_rec(r, "connection", "/", id, a.sid);
     ASSERT_JSON(r, "auth", "{\"token\":\"abc\"}");
     ASSERT_JSON(r, "data", "(absent)");
     const cJSON *hs = cJSON_GetObjectItemCaseSensitive(r, "handshake");
@@ -145,11 +142,9 @@ TEST(connect_to_unknown_namespace_gets_connect_error) {
 
 TEST(exact_and_pattern_namespaces) {
     server srv;
-    srv_tmp(&srv, CFG);
     tsess a;
-    sess_new(&srv, &a, 0);
     char id[UTIL_ID_LEN + 1];
-    sess_connect(&srv, &a, "/custom", id);
+    srv_connected(&srv, CFG, &a, "/custom", id);
     sess_connect(&srv, &a, "/dyn-42", id);
     sess_connect(&srv, &a, "/dyn-0", id);
     /* the pattern must match the whole name */
@@ -172,11 +167,9 @@ TEST(exact_and_pattern_namespaces) {
 
 TEST(connect_twice_to_a_namespace_is_a_parse_error) {
     server srv;
-    srv_tmp(&srv, CFG);
     tsess a;
-    sess_new(&srv, &a, 0);
     char id[UTIL_ID_LEN + 1];
-    sess_connect(&srv, &a, "/custom", id);
+    srv_connected(&srv, CFG, &a, "/custom", id);
     uint64_t in = inbox_head(&srv);
     ASSERT_EQ_INT(FEED(&srv, &a, "0/custom,"), SESSION_CLOSE_PARSE_ERROR);
     store_session ss = sess_get(&srv, a.sid);
@@ -246,21 +239,16 @@ TEST(the_65th_namespace_of_a_session_is_refused) {
 
 TEST(event_with_and_without_ack_id_goes_to_the_inbox) {
     server srv;
-    srv_tmp(&srv, CFG);
     tsess a;
-    sess_new(&srv, &a, 0);
     char id[UTIL_ID_LEN + 1];
-    sess_connect(&srv, &a, "/custom", id);
+    srv_connected(&srv, CFG, &a, "/custom", id);
     uint64_t in = inbox_head(&srv);
     ASSERT_EQ_INT(FEED(&srv, &a, "2/custom,7[\"hello\",{\"a\":1},[2,\"x\"]]"), 0);
     ASSERT_EQ_INT(FEED(&srv, &a, "2/custom,[\"plain\"]"), 0);
     cJSON *recs = inbox_since(&srv, &in);
     ASSERT_EQ_INT(cJSON_GetArraySize(recs), 2);
     cJSON *r = cJSON_GetArrayItem(recs, 0);
-    ASSERT_EQ_STR(jstr(r, "type"), "event");
-    ASSERT_EQ_STR(jstr(r, "nsp"), "/custom");
-    ASSERT_EQ_STR(jstr(r, "socket"), id);
-    ASSERT_EQ_STR(jstr(r, "sid"), a.sid);
+    check_rec(r, "event", "/custom", id, a.sid);
     ASSERT_EQ_STR(jstr(r, "event"), "hello");
     ASSERT_JSON(r, "args", "[{\"a\":1},[2,\"x\"]]");
     ASSERT_JSON(r, "ack", "7");
@@ -278,21 +266,16 @@ TEST(event_with_and_without_ack_id_goes_to_the_inbox) {
 
 TEST(client_ack_with_id_is_recorded_without_id_ignored) {
     server srv;
-    srv_tmp(&srv, CFG);
     tsess a;
-    sess_new(&srv, &a, 0);
     char id[UTIL_ID_LEN + 1];
-    sess_connect(&srv, &a, "/", id);
+    srv_connected(&srv, CFG, &a, "/", id);
     uint64_t in = inbox_head(&srv);
     ASSERT_EQ_INT(FEED(&srv, &a, "312[\"ok\",5]"), 0);
     ASSERT_EQ_INT(FEED(&srv, &a, "3[\"nobody asked\"]"), 0);
     cJSON *recs = inbox_since(&srv, &in);
     ASSERT_EQ_INT(cJSON_GetArraySize(recs), 1);
     cJSON *r = cJSON_GetArrayItem(recs, 0);
-    ASSERT_EQ_STR(jstr(r, "type"), "ack");
-    ASSERT_EQ_STR(jstr(r, "nsp"), "/");
-    ASSERT_EQ_STR(jstr(r, "socket"), id);
-    ASSERT_EQ_STR(jstr(r, "sid"), a.sid);
+    check_rec(r, "ack", "/", id, a.sid);
     ASSERT_JSON(r, "id", "12");
     ASSERT_JSON(r, "args", "[\"ok\",5]");
     cJSON_Delete(recs);
@@ -302,11 +285,9 @@ TEST(client_ack_with_id_is_recorded_without_id_ignored) {
 
 TEST(binary_event_and_ack_arrive_with_binary_markers) {
     server srv;
-    srv_tmp(&srv, CFG);
     tsess a;
-    sess_new(&srv, &a, 0);
     char id[UTIL_ID_LEN + 1];
-    sess_connect(&srv, &a, "/custom", id);
+    srv_connected(&srv, CFG, &a, "/custom", id);
     uint64_t in = inbox_head(&srv);
 
     ASSERT_EQ_INT(FEED(&srv, &a, "51-/custom,[\"up\",{\"_placeholder\":true,\"num\":0},\"t\"]"), 0);
@@ -404,10 +385,7 @@ TEST(client_disconnect_removes_the_socket) {
     cJSON *recs = inbox_since(&srv, &in);
     ASSERT_EQ_INT(cJSON_GetArraySize(recs), 1);
     cJSON *r = cJSON_GetArrayItem(recs, 0);
-    ASSERT_EQ_STR(jstr(r, "type"), "disconnect");
-    ASSERT_EQ_STR(jstr(r, "nsp"), "/custom");
-    ASSERT_EQ_STR(jstr(r, "socket"), cust);
-    ASSERT_EQ_STR(jstr(r, "sid"), a.sid);
+    check_rec(r, "disconnect", "/custom", cust, a.sid);
     ASSERT_EQ_STR(jstr(r, "reason"), "client namespace disconnect");
     cJSON_Delete(recs);
     frames f;
