@@ -18,7 +18,7 @@ CC ?= cc
 PKGS := libcjson lmdb fcgi libwebsockets
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g $(WARN) -Ishared
-LDLIBS := -lcjson -llmdb -lpthread -lm -ldl
+LDLIBS := -lcjson -llmdb -lhiredis -lmsgpackc -lpthread -lm -ldl
 # The hosts of plugins (sio-fcgi, sio-front) export their symbols (sioh_*).
 HOST_LDFLAGS := -rdynamic
 

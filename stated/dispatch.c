@@ -1086,6 +1086,8 @@ static int inrec_parse(scan_ctx *c, uint64_t seq, const char *rec, size_t len, i
     }
     r->type = jstr(r->o, "type"), r->nsp = jstr(r->o, "nsp"), r->socket = jstr(r->o, "socket");
     r->sid = jstr(r->o, "sid");
+    int server_side = r->type && !strcmp(r->type, "serverSideEmit"); /* from the cluster: no client */
+    if (server_side && !r->sid) r->sid = "";
     if (!r->type || !r->sid || strlen(r->sid) > UTIL_ID_LEN ||
         (r->socket && strlen(r->socket) > UTIL_ID_LEN) || (r->nsp && strlen(r->nsp) > SIO_NSP_MAX)) {
         log_warn("inbox record %llu lacks type/sid: skipped", (unsigned long long)seq);
@@ -1107,6 +1109,9 @@ static int inrec_parse(scan_ctx *c, uint64_t seq, const char *rec, size_t len, i
     else if (!strcmp(r->type, "event") && (r->event = jstr(r->o, "event"))) {
         snprintf(r->keybuf, sizeof r->keybuf, "event.%s", r->event);
         r->key = strlen(r->event) < 256 && cfg_nsp_get(r->sec, r->keybuf) ? r->keybuf : "any";
+    } else if (server_side && (r->event = jstr(r->o, "event")) && strlen(r->event) < 256) {
+        snprintf(r->keybuf, sizeof r->keybuf, "server_event.%s", r->event);
+        r->key = r->keybuf;
     }
     r->cmd = r->key ? cfg_nsp_get(r->sec, r->key) : NULL;
     return 0;
@@ -1151,7 +1156,9 @@ static void queue_command(scan_ctx *c, inrec *r, uint64_t seq, uint64_t slot) {
     copy_str(j->sid, sizeof j->sid, r->sid);
     j->event = r->event ? strdup(r->event) : NULL;
     const cJSON *ack = cJSON_GetObjectItemCaseSensitive(r->o, "ack");
-    j->ack = cJSON_IsNumber(ack) && !strcmp(r->type, "event") ? (long long)ack->valuedouble : -1;
+    j->ack = cJSON_IsNumber(ack) && (!strcmp(r->type, "event") || !strcmp(r->type, "serverSideEmit"))
+                 ? (long long)ack->valuedouble
+                 : -1;
     if (j->kind == JOB_AUTH) {
         const cJSON *auth = cJSON_GetObjectItemCaseSensitive(r->o, "auth");
         j->auth = auth ? cJSON_Duplicate(auth, 1) : NULL;

@@ -11,6 +11,9 @@
  *   connection = CMD    a socket joined the namespace.
  *   event.NAME = CMD    the client emitted NAME.
  *   any = CMD           an event that has no event.NAME command.
+ *   server_event.NAME = CMD  another server of the cluster called
+ *                       serverSideEmit(NAME, ...) (no socket; SIO_ACK_ID
+ *                       when it waits for an answer: `sioctl ack ARG`).
  *   disconnect = CMD    the socket left.
  *   message = CMD       ([engine]) a message on a bare Engine.IO session.
  *   process = CMD       one long-running process per section: every record

@@ -1,7 +1,8 @@
 /* stated: the state daemon.  It creates and owns the store (one LMDB
  * environment in the state directory), runs the notify hub and the handler
- * dispatcher (dispatch.h), and the housekeeping no request would do by
- * itself (reaper.h): expiring sessions, trimming both logs; it syncs the
+ * dispatcher (dispatch.h), the cluster bridge when redis_url is set
+ * (cluster/bridge.h), and the housekeeping no request would do by itself
+ * (reaper.h): expiring sessions, trimming both logs; it syncs the
  * store to disk every second and clears reader slots of crashed processes.
  * One stated per state directory (a lock file enforces it).  Everything it
  * keeps is in the store, so a restart loses nothing. */
@@ -20,6 +21,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "cluster/bridge.h"
 #include "dispatch.h"
 #include "notify/notify.h"
 #include "reaper.h"
@@ -162,8 +164,13 @@ int main(int argc, char **argv) {
     dispatch *disp = NULL;
     rc = dispatch_start(&srv, &dopts, &disp);
     if (rc) log_error("cannot start the handler dispatcher: %s", store_strerror(rc));
+    /* With redis_url: this node joins the cluster. */
+    bridge *br = NULL;
+    rc = bridge_start(&srv, &br);
+    if (rc) log_error("cannot start the cluster bridge: %s", store_strerror(rc));
 
     run(&srv, sfd);
+    bridge_stop(br);
     dispatch_stop(disp);
     notify_hub_stop(hub);
     store_sync(srv.st);

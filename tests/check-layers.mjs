@@ -15,13 +15,14 @@ import { join, relative, dirname, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const LAYERS = ['base', 'proto', ['store', 'notify'], 'server', 'handlers'];
+const LAYERS = ['base', 'proto', ['store', 'notify'], 'server', ['cluster', 'handlers']];
 const rank = {};
 LAYERS.forEach((l, i) => [].concat(l).forEach((n) => (rank[n] = i)));
 // Modules of a folder in the order they may include each other.
 const ORDER = {
     'shared/server': ['server', 'http', 'rooms', 'reader', 'socketio', 'session', 'polling',
                       'websocket', 'actions'],
+    'shared/cluster': ['rconn', 'wire', 'bridge', 'client'],
     gateway: ['front_lws', 'front_timer', 'front_conn', 'front_deliver', 'front_demo', 'front_ws',
               'front_http', 'front', 'fcgi'],
 };

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/redis_url.h"
 
 typedef struct cfg_key {
     const char *name;
@@ -44,6 +45,7 @@ static int key_allowed(const char *const *keys, const char *key) {
 
 static int nsp_key_allowed(const char *key) {
     if (!strncmp(key, "event.", 6) && key[6]) return 1;
+    if (!strncmp(key, "server_event.", 13) && key[13]) return 1;
     return key_allowed(cfg_nsp_keys, key);
 }
 
@@ -77,6 +79,7 @@ void cfg_defaults(cfg *c) {
     c->max_queue_bytes = 4L << 20;
     c->per_message_deflate = 0;
     c->path = xstrdup("/socket.io/");
+    c->redis_prefix = xstrdup("socket.io");
     c->allow_polling = c->allow_websocket = 1;
     add_nsp(c, "/", 0);
 }
@@ -98,6 +101,8 @@ void cfg_free(cfg *c) {
     free(c->nsps);
     free(c->path);
     free(c->cors_origin);
+    free(c->redis_url);
+    free(c->redis_prefix);
     free(c->source);
     memset(c, 0, sizeof *c);
 }
@@ -157,6 +162,20 @@ static int set_server_key(cfg *c, const char *key, const char *val, int line, ch
             return fail(err, errlen, line, "engine_path must start and end with '/'");
         free(c->engine_path);
         c->engine_path = xstrdup(val);
+        return 0;
+    }
+    if (!strcmp(key, "redis_url")) {
+        char why[200];
+        if (cfg_set_redis_url(c, val, why, sizeof why)) return fail(err, errlen, line, "redis_url: %s", why);
+        return 0;
+    }
+    if (!strcmp(key, "redis_prefix")) {
+        for (const char *p = val; *p; p++)
+            if ((unsigned char)*p <= ' ' || *p == '#' || *p == '*' || *p == 0x7f)
+                return fail(err, errlen, line, "redis_prefix: no spaces, '#' or '*'");
+        if (!*val || strlen(val) > 128) return fail(err, errlen, line, "redis_prefix: 1 to 128 characters");
+        free(c->redis_prefix);
+        c->redis_prefix = xstrdup(val);
         return 0;
     }
     if (!strcmp(key, "cors_origin")) {
@@ -267,6 +286,14 @@ int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
     }
     if (rc) cfg_free(c), cfg_defaults(c);
     return rc;
+}
+
+int cfg_set_redis_url(cfg *c, const char *url, char *err, size_t errlen) {
+    redis_url u;
+    if (url && *url && redis_url_parse(url, &u, err, errlen)) return -EINVAL;
+    free(c->redis_url);
+    c->redis_url = url && *url ? xstrdup(url) : NULL;
+    return 0;
 }
 
 int cfg_load(cfg *c, const char *path, char *err, size_t errlen) {

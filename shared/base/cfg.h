@@ -40,6 +40,8 @@ typedef struct cfg {
     char *path;                /* "/socket.io/" */
     char *cors_origin;         /* Access-Control-Allow-Origin, NULL = none */
     char *engine_path;         /* bare Engine.IO endpoint, NULL = none */
+    char *redis_url;           /* the Redis cluster (base/redis_url.h), NULL = none */
+    char *redis_prefix;        /* channel prefix, the adapter's `key` ("socket.io") */
     int allow_polling;         /* transports = polling,websocket (Node's option) */
     int allow_websocket;
     cfg_nsp engine;            /* its [engine] section (name = engine_path) */
@@ -55,6 +57,9 @@ void cfg_defaults(cfg *c);
 int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen);
 /* Reads and parses a file; -errno when it cannot be read. */
 int cfg_load(cfg *c, const char *path, char *err, size_t errlen);
+/* Sets redis_url (NULL or "" removes it), as $SIO_REDIS_URL does.  0, or
+ * -EINVAL with the reason in err. */
+int cfg_set_redis_url(cfg *c, const char *url, char *err, size_t errlen);
 /* Loads $SIO_CONFIG (or path when not NULL) or the defaults when neither is
  * given.  Logs nothing; err explains failures. */
 int cfg_load_default(cfg *c, const char *path, char *err, size_t errlen);

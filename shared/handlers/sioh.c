@@ -174,6 +174,15 @@ int sioh_ack(const char *socket, long long ack_id, const cJSON *args) {
     return finish(start, rc);
 }
 
+int sioh_server_ack(long long ack_id, const cJSON *args) {
+    if (ack_id < 0 || (args && !cJSON_IsArray(args))) return -EINVAL;
+    size_t start = out.len;
+    int rc = begin("ack");
+    if (!rc) rc = buf_printf(&out, ",\"serverSide\":true,\"id\":%lld", ack_id);
+    if (!rc) rc = args ? put_json(&out, "args", args) : buf_puts(&out, ",\"args\":[]");
+    return finish(start, rc);
+}
+
 int sioh_disconnect(const char *socket, int close) {
     if (!socket) return -EINVAL;
     size_t start = out.len;
@@ -328,7 +337,7 @@ void sioh_event_from_json(sioh_event *ev, cJSON *o) {
     ev->data = cJSON_GetObjectItemCaseSensitive(o, "data");
     ev->handshake = cJSON_GetObjectItemCaseSensitive(o, "handshake");
     ev->ack = -1;
-    if (!strcmp(ev->type, "event")) {
+    if (!strcmp(ev->type, "event") || !strcmp(ev->type, "serverSideEmit")) {
         ev->event = str_of(o, "event");
         v = cJSON_GetObjectItemCaseSensitive(o, "ack");
         if (cJSON_IsNumber(v)) ev->ack = (long long)v->valuedouble;

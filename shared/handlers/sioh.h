@@ -33,13 +33,15 @@
 typedef struct sioh_event {
     cJSON *json;            /* the whole record; owned by the event */
     uint64_t seq;           /* its inbox sequence number */
-    const char *type;       /* "connect", "connection", "event", "ack", "disconnect", "message" */
+    const char *type;       /* "connect", "connection", "event", "ack", "disconnect", "message",
+                             * "serverSideEmit" (another server of the cluster) */
     const char *nsp;        /* NULL for "message" */
     const char *socket;     /* socket id (NULL for "message") */
     const char *sid;        /* Engine.IO session id */
-    const char *event;      /* "event": its name, else NULL */
+    const char *event;      /* "event", "serverSideEmit": its name, else NULL */
     const cJSON *args;      /* "event" / "ack": the arguments (a JSON array), else NULL */
     long long ack;          /* "event": the ack id the client waits on, else -1;
+                             * "serverSideEmit": the id to answer with sioh_server_ack;
                              * "ack": the id of the server emit being answered */
     const char *reason;     /* "disconnect": why, else NULL */
     const cJSON *auth;      /* "connect" / "connection": the CONNECT payload */
@@ -84,6 +86,9 @@ int sioh_join(const char *socket, const char *room);
 int sioh_leave(const char *socket, const char *room);
 /* Answers the client's ack id (ev.ack of an "event" record) with args. */
 int sioh_ack(const char *socket, long long ack_id, const cJSON *args);
+/* Answers another server's serverSideEmit (ev.ack of a "serverSideEmit"
+ * record); the first argument travels back. */
+int sioh_server_ack(long long ack_id, const cJSON *args);
 /* socket.disconnect(close). */
 int sioh_disconnect(const char *socket, int close);
 /* Answers a "connect" record: accept (data, may be NULL, becomes the

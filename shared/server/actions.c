@@ -13,6 +13,7 @@
 #include "server/rooms.h"
 #include "server/session.h"
 #include "server/socketio.h"
+#include "store/inbox.h"
 
 static int usage(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int usage(char *err, size_t n, const char *fmt, ...) {
@@ -74,7 +75,7 @@ static int resolve(server *srv, store_txn *t, const actions_target *to, resolved
     } else if (to->broadcast) {
         return usage(err, n, "--broadcast needs a socket (run inside a handler, or give --socket)");
     }
-    r->b = (bcast){r->nsp, r->to, nto, r->except, nex};
+    r->b = (bcast){r->nsp, r->to, nto, r->except, nex, to->local ? LOGREC_F_LOCAL : 0};
     return 0;
 }
 
@@ -112,6 +113,7 @@ int actions_emit(server *srv, store_txn *t, const actions_target *to, const char
     resolved r;
     int rc = resolve(srv, t, to, &r, err, errlen);
     if (rc) return rc;
+    if (ack_id >= 0) r.b.flags |= LOGREC_F_LOCAL;
     sio_packet p = {.type = SIO_EVENT, .id = ack_id >= 0 ? ack_id : -1};
     strcpy(p.nsp, r.nsp);
     p.data = cJSON_CreateArray();
@@ -215,6 +217,17 @@ int actions_ack(store_txn *t, const char *socket_id, long long ack_id, const cJS
     return rc;
 }
 
+int actions_server_ack(store_txn *t, long long ack_id, const cJSON *args, char *err, size_t errlen) {
+    if (ack_id < 0) return usage(err, errlen, "a server-side ack needs an ack id");
+    if (args && !cJSON_IsArray(args)) return usage(err, errlen, "args must be an array");
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return -ENOMEM;
+    cJSON_AddStringToObject(o, "type", "serverSideAck");
+    cJSON_AddNumberToObject(o, "id", (double)ack_id);
+    cJSON_AddItemToObject(o, "args", args ? cJSON_Duplicate(args, 1) : cJSON_CreateArray());
+    return inbox_append(t, o, NULL);
+}
+
 int actions_send(store_txn *t, const char *sid, const cJSON *data, uint64_t *seq, char *err,
                  size_t errlen) {
     store_session s;
@@ -273,6 +286,7 @@ int actions_apply_json(server *srv, store_txn *t, const cJSON *a, const char *se
     to.self = str_of(a, "socket");
     if (!to.self) to.self = self_socket;
     to.broadcast = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "broadcast"));
+    to.local = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "local"));
     int rc = strings_of(cJSON_GetObjectItemCaseSensitive(a, "to"), to.to, ACTIONS_MAX_TARGETS, &to.nto, "to", err, errlen);
     if (!rc) rc = strings_of(cJSON_GetObjectItemCaseSensitive(a, "except"), to.except, ACTIONS_MAX_TARGETS, &to.nexcept, "except", err, errlen);
     if (rc) return rc;
@@ -295,6 +309,8 @@ int actions_apply_json(server *srv, store_txn *t, const cJSON *a, const char *se
     if (!strcmp(action, "ack")) {
         const cJSON *idv = cJSON_GetObjectItemCaseSensitive(a, "id");
         if (!cJSON_IsNumber(idv)) return usage(err, errlen, "ack needs a numeric \"id\"");
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "serverSide")))
+            return actions_server_ack(t, (long long)idv->valuedouble, args, err, errlen);
         return actions_ack(t, to.self, (long long)idv->valuedouble, args, seq, err, errlen);
     }
     if (!strcmp(action, "accept") || !strcmp(action, "refuse")) {

@@ -9,10 +9,11 @@
  * The JSON form of an action, as a handler writes it (one object per line;
  * see README "Handlers"):
  *   {"action":"emit","event":E,"args":[...], "nsp"?, "to"?:[...],
- *    "except"?:[...], "socket"?:ID, "broadcast"?:bool}
+ *    "except"?:[...], "socket"?:ID, "broadcast"?:bool, "local"?:bool}
  *   {"action":"join"|"leave","rooms":[...], "nsp"?,"to"?,"except"?,"socket"?}
  *   {"action":"disconnect", "close"?:bool, "nsp"?,"to"?,"except"?,"socket"?}
  *   {"action":"ack","socket":ID,"id":N,"args":[...]}
+ *   {"action":"ack","serverSide":true,"id":N,"args":[...]}   (a serverSideEmit)
  *   {"action":"accept","socket":ID,"sid":SID,"nsp":NS,"auth"?,"data"?}
  *   {"action":"refuse","sid":SID,"nsp":NS,"message":M,"data"?}
  *   {"action":"send","sid":SID,"data":STRING or {"$binary":...}}
@@ -40,6 +41,7 @@ typedef struct actions_target {
     const char *self;     /* the acting socket, or NULL */
     int broadcast;        /* exclude self */
     int everyone;         /* no `to` means the whole namespace even with self */
+    int local;            /* this node only: not published to the cluster */
 } actions_target;
 
 /* Every action returns 0, ACTIONS_EUSAGE (a problem with the request: err
@@ -47,8 +49,9 @@ typedef struct actions_target {
  * written (pass it to server_notify after the commit). */
 #define ACTIONS_EUSAGE 1
 
-/* emit: ack_id >= 0 asks the clients for an ack with that id; *count gets
- * the number of sockets targeted now (may be NULL). */
+/* emit: ack_id >= 0 asks the clients for an ack with that id (such an
+ * emit stays on this node: the cluster collects acks with its own request);
+ * *count gets the number of sockets targeted now (may be NULL). */
 int actions_emit(server *srv, store_txn *t, const actions_target *to, const char *event,
                  const cJSON *args, long long ack_id, uint64_t *seq, size_t *count, char *err,
                  size_t errlen);
@@ -58,6 +61,10 @@ int actions_disconnect(server *srv, store_txn *t, const actions_target *to, int 
                        uint64_t *seq, size_t *count, char *err, size_t errlen);
 int actions_ack(store_txn *t, const char *socket_id, long long ack_id, const cJSON *args,
                 uint64_t *seq, char *err, size_t errlen);
+/* Answers a serverSideEmit of another server (the "ack" of its
+ * serverSideEmit inbox record): a serverSideAck record the cluster bridge
+ * sends on.  Only the first argument travels (as in Node). */
+int actions_server_ack(store_txn *t, long long ack_id, const cJSON *args, char *err, size_t errlen);
 int actions_send(store_txn *t, const char *sid, const cJSON *data, uint64_t *seq, char *err,
                  size_t errlen);
 /* A fresh ack id, unique in this store. */

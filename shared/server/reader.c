@@ -12,18 +12,26 @@
 
 /* ---- identities ------------------------------------------------------------------
  * Their names in the store's readers table (part of the store's format):
- * "front-<pid>", "in:dispatcher", "in:listen-<pid>"; "in:" marks the inbox. */
+ * "front-<pid>", "in:dispatcher", "in:listen-<pid>", "bridge", "in:bridge";
+ * "in:" marks the inbox. */
 
 #define NAME_FRONT "front-"
 #define NAME_DISPATCHER "in:dispatcher"
 #define NAME_LISTEN "in:listen-"
+#define NAME_BRIDGE "bridge"
+#define NAME_BRIDGE_INBOX "in:bridge"
+
+/* stated's own readers: one per store, not tied to a pid. */
+static int per_store(reader_kind kind) {
+    return kind == READER_DISPATCHER || kind == READER_BRIDGE || kind == READER_BRIDGE_INBOX;
+}
 
 reader_id reader_self(reader_kind kind) {
-    return (reader_id){kind, kind == READER_DISPATCHER ? 0 : (int)getpid()};
+    return (reader_id){kind, per_store(kind) ? 0 : (int)getpid()};
 }
 
 reader_log reader_log_of(reader_kind kind) {
-    return kind == READER_FRONT ? READER_LOG_PACKETS : READER_LOG_INBOX;
+    return kind == READER_FRONT || kind == READER_BRIDGE ? READER_LOG_PACKETS : READER_LOG_INBOX;
 }
 
 int reader_alive(const reader_id *id) {
@@ -36,6 +44,8 @@ const char *reader_name(const reader_id *id, char *out, size_t n) {
     case READER_FRONT: snprintf(out, n, NAME_FRONT "%d", id->pid); break;
     case READER_DISPATCHER: snprintf(out, n, NAME_DISPATCHER); break;
     case READER_LISTEN: snprintf(out, n, NAME_LISTEN "%d", id->pid); break;
+    case READER_BRIDGE: snprintf(out, n, NAME_BRIDGE); break;
+    case READER_BRIDGE_INBOX: snprintf(out, n, NAME_BRIDGE_INBOX); break;
     default: snprintf(out, n, "?"); break;
     }
     return out;
@@ -44,10 +54,14 @@ const char *reader_name(const reader_id *id, char *out, size_t n) {
 /* 0 and *out when name is one of ours, else -EINVAL. */
 static int parse_name(const char *name, reader_id *out) {
     long pid;
-    if (!strcmp(name, NAME_DISPATCHER)) {
-        *out = (reader_id){READER_DISPATCHER, 0};
-        return 0;
-    }
+    static const struct { const char *name; reader_kind kind; } fixed[] = {
+        {NAME_DISPATCHER, READER_DISPATCHER}, {NAME_BRIDGE, READER_BRIDGE},
+        {NAME_BRIDGE_INBOX, READER_BRIDGE_INBOX}};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!strcmp(name, fixed[i].name)) {
+            *out = (reader_id){fixed[i].kind, 0};
+            return 0;
+        }
     if (!strncmp(name, NAME_FRONT, strlen(NAME_FRONT)) &&
         util_parse_long(name + strlen(NAME_FRONT), 1, INT_MAX, &pid) == 0) {
         *out = (reader_id){READER_FRONT, (int)pid};
@@ -283,13 +297,19 @@ int reader_collect(store_txn *t, const char *sid, uint64_t after, uint64_t until
 
 /* ---- flow control ----------------------------------------------------------------- */
 
+static int front_min_cb(void *arg, const reader_id *id, uint64_t seq) {
+    uint64_t *min = arg;
+    if (id->kind == READER_FRONT && seq < *min && reader_alive(id)) *min = seq;
+    return 0;
+}
+
 int reader_backlog_wait(server *s, uint64_t max_records, int64_t deadline_ms) {
     for (;;) {
         uint64_t gen = s->sub ? notify_sub_gen(s->sub) : 0, head = 0, min = UINT64_MAX;
         store_txn *t;
         if (store_begin(s->st, 0, &t)) return 0;
         store_log_bounds(t, NULL, &head);
-        reader_min(t, READER_LOG_PACKETS, 1, &min, NULL);
+        reader_each(t, front_min_cb, &min);
         store_abort(t);
         if (min == UINT64_MAX || head <= min || head - min <= max_records) return 0;
         int64_t now = util_now_ms();

@@ -30,16 +30,18 @@
 /* ---- identities and positions ---------------------------------------------- */
 
 typedef enum reader_kind {
-    READER_FRONT = 1,      /* the packet log: a sio-front process */
-    READER_DISPATCHER = 2, /* the inbox: stated's handler dispatcher */
-    READER_LISTEN = 3,     /* the inbox: a `sioctl listen` process */
+    READER_FRONT = 1,        /* the packet log: a sio-front process */
+    READER_DISPATCHER = 2,   /* the inbox: stated's handler dispatcher */
+    READER_LISTEN = 3,       /* the inbox: a `sioctl listen` process */
+    READER_BRIDGE = 4,       /* the packet log: stated's cluster bridge (publishes) */
+    READER_BRIDGE_INBOX = 5, /* the inbox: the bridge (acks for other servers) */
 } reader_kind;
 
 typedef enum reader_log { READER_LOG_PACKETS = 0, READER_LOG_INBOX = 1 } reader_log;
 
 typedef struct reader_id {
     reader_kind kind;
-    int pid; /* the process (0 for the dispatcher: one per store) */
+    int pid; /* the process (0 for stated's dispatcher and bridge: one per store) */
 } reader_id;
 
 /* The id of this process as a reader of that kind. */
@@ -91,8 +93,9 @@ int reader_collect(store_txn *t, const char *sid, uint64_t after, uint64_t until
 
 /* ---- flow control ---------------------------------------------------------- */
 
-/* Waits while the packet log holds more than max_records that a live reader
- * of it has not read yet, or until deadline_ms.  Returns 0, or 1 when it gave
+/* Waits while the packet log holds more than max_records that a live front
+ * has not read yet, or until deadline_ms (the cluster bridge never slows a
+ * producer).  Returns 0, or 1 when it gave
  * up at the deadline (the producer goes on; a reader that stays behind is
  * disconnected from the trimmed log later). */
 int reader_backlog_wait(server *s, uint64_t max_records, int64_t deadline_ms);

@@ -66,9 +66,15 @@ static int load_config(server *s, buf *text, const char *cfg_path, unsigned flag
     }
     char cerr[512] = "";
     rc = cfg_parse(&s->cfg, text->data ? text->data : "", text->len, cerr, sizeof cerr);
-    if (rc) snprintf(err, errlen, "config%s%s: %s", cfg_path ? " " : " published by stated",
-                     cfg_path ? cfg_path : "", cerr);
-    else if (cfg_path) s->cfg.source = strdup(cfg_path);
+    if (rc) {
+        snprintf(err, errlen, "config%s%s: %s", cfg_path ? " " : " published by stated",
+                 cfg_path ? cfg_path : "", cerr);
+        return rc;
+    }
+    if (cfg_path) s->cfg.source = strdup(cfg_path);
+    const char *url = getenv("SIO_REDIS_URL");
+    if (url && *url && (rc = cfg_set_redis_url(&s->cfg, url, cerr, sizeof cerr)))
+        snprintf(err, errlen, "SIO_REDIS_URL: %s", cerr);
     return rc;
 }
 

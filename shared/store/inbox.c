@@ -8,7 +8,7 @@
 #include "base/b64.h"
 #include "base/buf.h"
 
-static int append_json(store_txn *t, cJSON *o, uint64_t *seq) {
+int inbox_append(store_txn *t, cJSON *o, uint64_t *seq) {
     char *txt = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!txt) return -ENOMEM;
@@ -36,7 +36,7 @@ int inbox_socket_event(store_txn *t, const char *type, const store_socket *s, co
                        uint64_t *seq) {
     cJSON *o = inbox_record(type, s, extra);
     if (!o) return -ENOMEM;
-    return append_json(t, o, seq);
+    return inbox_append(t, o, seq);
 }
 
 int inbox_disconnect(store_txn *t, const store_socket *s, const char *reason, uint64_t *seq) {
@@ -68,7 +68,7 @@ int inbox_message(store_txn *t, const char *sid, const uint8_t *data, size_t len
         cJSON_AddStringToObject(o, "data", b.data ? b.data : "");
         buf_free(&b);
     }
-    return append_json(t, o, seq);
+    return inbox_append(t, o, seq);
 }
 
 cJSON *inbox_parse(uint64_t seq, const void *rec, size_t len) {

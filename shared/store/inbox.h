@@ -16,6 +16,11 @@
  *        "transport error", "ping timeout", "parse error", "forced close".
  *   {"type":"message", "sid","data"}   (bare Engine.IO endpoint)
  *        data is a string, or {"$binary":"<base64>"}.
+ *   {"type":"serverSideEmit", "nsp","event","args":[...], "ack":N?}
+ *        another server of the cluster called serverSideEmit (no socket);
+ *        "ack" when it waits for an answer (the cluster bridge's id N).
+ *   {"type":"serverSideAck", "id":N, "args":[...]}
+ *        a handler's answer to that serverSideEmit, for the bridge.
  *
  * handshake = {"address","headers":{name:value},"query":{name:value},
  *              "time":ms,"url"}.  Binary data anywhere in args is a
@@ -41,6 +46,8 @@ int inbox_socket_event(store_txn *t, const char *type, const store_socket *s,
 int inbox_disconnect(store_txn *t, const store_socket *s, const char *reason, uint64_t *seq);
 int inbox_message(store_txn *t, const char *sid, const uint8_t *data, size_t len, int binary,
                   uint64_t *seq);
+/* Appends a record built by the caller; takes ownership of o.  0 or <0. */
+int inbox_append(store_txn *t, cJSON *o, uint64_t *seq);
 /* Parses a record into a new cJSON object with "seq" added; NULL when the
  * bytes are not a JSON object. */
 cJSON *inbox_parse(uint64_t seq, const void *rec, size_t len);

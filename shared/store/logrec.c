@@ -29,7 +29,7 @@ static int build(buf *b, int kind, const char *target, const bcast *to,
     if (nsp_len > NSP_MAX || nr > LOGREC_MAX_ROOMS || ne > LOGREC_MAX_ROOMS) return -EINVAL;
     char tgt[UTIL_ID_LEN] = {0};
     if (target) memcpy(tgt, target, strnlen(target, UTIL_ID_LEN));
-    uint8_t k[2] = {(uint8_t)kind, 0};
+    uint8_t k[2] = {(uint8_t)kind, (uint8_t)(to ? to->flags : 0)};
     int rc = buf_append(b, k, 2);
     if (!rc) rc = put16(b, nsp_len);
     if (!rc) rc = put16(b, nr);
@@ -91,6 +91,7 @@ int logrec_parse(const void *data, size_t len, logrec *out) {
     if (len < HDR_LEN) return -EINVAL;
     memset(out, 0, sizeof *out);
     out->kind = p[0];
+    out->flags = p[1];
     out->nsp_len = get16(p + 2);
     out->nrooms = get16(p + 4);
     out->nexcept = get16(p + 6);

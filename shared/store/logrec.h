@@ -10,7 +10,7 @@
  * the record's sequence number.
  *
  * Layout (all integers little endian, packed):
- *   u8 kind, u8 flags, u16 nsp_len, u16 nrooms, u16 nexcept, u32 nframes,
+ *   u8 kind, u8 flags (LOGREC_F_*), u16 nsp_len, u16 nrooms, u16 nexcept, u32 nframes,
  *   char target[20], nsp, rooms (u16 len + bytes each), except (same),
  *   frames (u8 binary + u32 len + bytes each).
  * A frame is the data of one Engine.IO message packet (type 4): text without
@@ -28,6 +28,13 @@
 enum { LOGREC_TO_SESSION = 1, LOGREC_BROADCAST = 2 };
 #define LOGREC_MAX_ROOMS 1024
 
+/* Flags of a broadcast, for the cluster bridge (cluster/bridge.h); readers
+ * that deliver to clients ignore them. */
+enum {
+    LOGREC_F_LOCAL = 1,  /* this node only: never published (flags.local) */
+    LOGREC_F_REMOTE = 2, /* received from the cluster: not published again */
+};
+
 /* One frame: borrowed bytes. */
 typedef struct logrec_frame {
     int binary;
@@ -43,6 +50,7 @@ typedef struct bcast {
     size_t nrooms;
     const char *const *except;
     size_t nexcept;
+    unsigned flags; /* LOGREC_F_* */
 } bcast;
 
 /* Appends a broadcast record; *seq (may be NULL) gets its sequence number.
@@ -57,6 +65,7 @@ int logrec_append_session(store_txn *t, const char *sid, const logrec_frame *fra
 /* A parsed record; every pointer borrows the record's bytes. */
 typedef struct logrec {
     int kind;
+    unsigned flags;               /* LOGREC_F_* */
     char target[UTIL_ID_LEN + 1]; /* LOGREC_TO_SESSION: the sid */
     const char *nsp;              /* not NUL-terminated */
     size_t nsp_len;

@@ -9,7 +9,7 @@
 
 TEST(record_round_trip_and_truncation) {
     const char *rooms[] = {"r1", "r2"}, *except[] = {"x"};
-    bcast to = {"/chat", rooms, 2, except, 1};
+    bcast to = {"/chat", rooms, 2, except, 1, 0};
     logrec_frame f[2] = {{0, (const uint8_t *)"2[\"a\"]", 6}, {1, (const uint8_t *)"\x01\x02", 2}};
     store *s = open_tmp();
     store_txn *t;

@@ -45,8 +45,8 @@ TEST(match_rooms_union_except_and_sequence) {
     ASSERT_EQ_INT(rooms_join(t, &b, SK2), 0);
     uint64_t seq;
     const char *r12[] = {"r1", "r2"}, *exb[] = {SK2}, *r3[] = {"r3"};
-    bcast all = {"/", NULL, 0, NULL, 0}, u = {"/", r12, 2, NULL, 0}, ex = {"/", r12, 2, exb, 1},
-          other = {"/chat", NULL, 0, NULL, 0}, none = {"/", r3, 1, NULL, 0};
+    bcast all = {"/", NULL, 0, NULL, 0, 0}, u = {"/", r12, 2, NULL, 0, 0}, ex = {"/", r12, 2, exb, 1, 0},
+          other = {"/chat", NULL, 0, NULL, 0, 0}, none = {"/", r3, 1, NULL, 0, 0};
     logrec r = rec_for(t, &all, &seq);
     ASSERT_EQ_INT(reader_match(t, &r, seq, &a), 1);
     ASSERT_EQ_INT(reader_match(t, &r, seq, &b), 1);
@@ -102,15 +102,15 @@ TEST(rooms_sockets_is_a_deduplicated_union_minus_except) {
     ASSERT_EQ_INT(rooms_join(t, &b, "r2"), 0);
     const char *r12[] = {"r1", "r2"}, *exa[] = {"r1"};
     char out[256] = "";
-    bcast u = {"/", r12, 2, NULL, 0};
+    bcast u = {"/", r12, 2, NULL, 0, 0};
     ASSERT_EQ_INT(rooms_sockets(t, &u, collect_ids, out), 0);
     ASSERT_EQ_STR(out, SK1 ";" SK2 ";");
     out[0] = 0;
-    bcast e = {"/", r12, 2, exa, 1};
+    bcast e = {"/", r12, 2, exa, 1, 0};
     ASSERT_EQ_INT(rooms_sockets(t, &e, collect_ids, out), 0);
     ASSERT_EQ_STR(out, SK2 ";");
     out[0] = 0;
-    bcast all = {"/", NULL, 0, NULL, 0};
+    bcast all = {"/", NULL, 0, NULL, 0, 0};
     ASSERT_EQ_INT(rooms_sockets(t, &all, collect_ids, out), 0);
     ASSERT_EQ_STR(out, SK1 ";" SK2 ";");
     store_abort(t);
@@ -141,8 +141,8 @@ TEST(window_of_a_late_union_join_and_an_except_join) {
     filler(t, 2);
     ASSERT_EQ_INT(rooms_join(t, &a, "u"), 0); /* joined u at 5 */
     const char *u[] = {"u"}, *x[] = {"x"}, *ux[] = {"u", "other"};
-    bcast all = {"/", NULL, 0, NULL, 0}, to_u = {"/", u, 1, NULL, 0}, all_but_x = {"/", NULL, 0, x, 1},
-          u_but_x = {"/", ux, 2, x, 1};
+    bcast all = {"/", NULL, 0, NULL, 0, 0}, to_u = {"/", u, 1, NULL, 0, 0}, all_but_x = {"/", NULL, 0, x, 1, 0},
+          u_but_x = {"/", ux, 2, x, 1, 0};
     uint64_t seq, lo = 0, hi = 0;
     logrec r = rec_for(t, &to_u, &seq);
     ASSERT_EQ_INT(seq, 6);
@@ -212,7 +212,7 @@ TEST(joins_and_creation_are_exact_positions) {
     ASSERT_EQ_INT(store_begin(s, 1, &t), 0);
     filler(t, 2);
     const char *j[] = {"j"};
-    bcast to_j = {"/", j, 1, NULL, 0}, all = {"/", NULL, 0, NULL, 0};
+    bcast to_j = {"/", j, 1, NULL, 0, 0}, all = {"/", NULL, 0, NULL, 0, 0};
     uint64_t seq_all_before, seq_before, seq_after;
     logrec all_before = rec_for(t, &all, &seq_all_before); /* 3 */
     store_socket a = mksock(SK1, SID1, "/", head_of(t));  /* created at 3 */
@@ -249,7 +249,7 @@ TEST(leaves_apply_to_records_read_after_them) {
     ASSERT_EQ_INT(rooms_join(t, &a, "L"), 0);
     ASSERT_EQ_INT(rooms_join(t, &b, "L"), 0);
     const char *l[] = {"L"};
-    bcast to_l = {"/", l, 1, NULL, 0}, but_l = {"/", NULL, 0, l, 1};
+    bcast to_l = {"/", l, 1, NULL, 0, 0}, but_l = {"/", NULL, 0, l, 1, 0};
     uint64_t s1, s2, s3, sx;
     logrec r1 = rec_for(t, &to_l, &s1);
     logrec rx = rec_for(t, &but_l, &sx);
@@ -290,8 +290,8 @@ TEST(records_of_another_namespace_never_match) {
     ASSERT_EQ_INT(rooms_join(t, &chat, "r"), 0);
     ASSERT_EQ_INT(rooms_join(t, &cha, "r"), 0);
     const char *r_[] = {"r"};
-    bcast chat_r = {"/chat", r_, 1, NULL, 0}, chat_all = {"/chat", NULL, 0, NULL, 0},
-          root_all = {"/", NULL, 0, NULL, 0};
+    bcast chat_r = {"/chat", r_, 1, NULL, 0, 0}, chat_all = {"/chat", NULL, 0, NULL, 0, 0},
+          root_all = {"/", NULL, 0, NULL, 0, 0};
     uint64_t seq, lo, hi;
     logrec r = rec_for(t, &chat_r, &seq);
     ASSERT_EQ_INT(reader_match(t, &r, seq, &root), 0);
@@ -340,7 +340,7 @@ TEST(collect_for_a_session_with_a_byte_limit) {
     ASSERT_EQ_INT(store_socket_put(t, &a), 0);
     logrec_frame a1 = {0, (const uint8_t *)"a1", 2}, a2 = {0, (const uint8_t *)"a2", 2},
                  bb = {0, (const uint8_t *)"bb", 2}, a3[2] = {{0, (const uint8_t *)"a3", 2}, {1, (const uint8_t *)"B", 1}};
-    bcast all = {"/", NULL, 0, NULL, 0};
+    bcast all = {"/", NULL, 0, NULL, 0, 0};
     uint64_t s1, s2, s3, s4, s5;
     ASSERT_EQ_INT(logrec_append_session(t, SID1, &a1, 1, &s1), 0);
     ASSERT_EQ_INT(logrec_append_session(t, SID2, &bb, 1, &s2), 0);

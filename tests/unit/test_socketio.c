@@ -226,7 +226,7 @@ TEST(the_65th_namespace_of_a_session_is_refused) {
     sio_packet p = {.type = SIO_EVENT, .id = -1};
     strcpy(p.nsp, "/dyn-64");
     p.data = cJSON_Parse("[\"hi\"]");
-    bcast to = {"/dyn-64", NULL, 0, NULL, 0};
+    bcast to = {"/dyn-64", NULL, 0, NULL, 0, 0};
     uint64_t seq;
     ASSERT_EQ_INT(socketio_emit(t, &to, &p, &seq), 0);
     sio_packet_clear(&p);

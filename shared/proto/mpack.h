@@ -1,0 +1,34 @@
+/* mpack: MessagePack <-> JSON values (cJSON), as the Socket.IO Redis
+ * adapter and emitter write them (notepack.io).  Pure functions: bytes in,
+ * values out, no I/O.  Encoding and decoding use msgpack-c.
+ *
+ * Binary data travels as msgpack bin; in JSON values it is the project's
+ * marker {"$binary":"<base64>"} (proto/sio_parser.h), both ways.  Other
+ * mappings: nil <-> null, bool, integers and floats <-> numbers (integral
+ * doubles within 2^53 are written as integers, as JavaScript numbers are),
+ * str <-> string, array <-> array, map <-> object (keys that are not
+ * strings are written as their JSON text); ext types decode to null.
+ *
+ * Decoding is bounded before anything is allocated: every container's
+ * declared size must fit in the bytes that remain, nesting is at most
+ * MPACK_MAX_DEPTH, and trailing bytes are an error. */
+#ifndef SIO_MPACK_H
+#define SIO_MPACK_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/buf.h"
+
+#define MPACK_MAX_DEPTH 64
+
+/* One msgpack value filling exactly len bytes, as a new cJSON value (the
+ * caller frees it), or NULL when the bytes are not one well-formed value
+ * (or on ENOMEM). */
+cJSON *mpack_decode(const void *data, size_t len);
+/* Appends the msgpack form of v to out.  0, -ENOMEM, or -EINVAL (a bad
+ * $binary marker, nesting deeper than MPACK_MAX_DEPTH). */
+int mpack_encode(buf *out, const cJSON *v);
+
+#endif
