@@ -316,7 +316,7 @@ static void apply_batch(bridge *b, inbatch *in) {
     else if (t) store_abort(t);
     if (rc) log_error("cluster: cannot store %zu broadcast(s) from other servers: %s", in->n,
                       store_strerror(rc));
-    else if (seq) server_notify(b->srv, seq);
+    else if (seq) notify_sub_publish(b->sub, seq); /* through our own hub connection */
     for (size_t i = 0; i < in->n; i++) freeReplyObject(in->msgs[i]);
     in->n = 0;
 }
@@ -501,7 +501,7 @@ static int in_write(bridge *b, int (*fn)(bridge *, store_txn *, void *, uint64_t
     }
     int c = store_commit(t);
     if (c) return c;
-    server_notify(b->srv, seq);
+    notify_sub_publish(b->sub, seq);
     return rc;
 }
 

@@ -8,7 +8,7 @@ SIOBENCH := $(BENCH_DIR)/.build/siobench
 $(SIOBENCH): $(BENCH_DIR)/siobench.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	@$(CC) -std=gnu11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $< -pthread
+	@$(CC) -std=gnu11 -O2 -g $(WARN) -o $@ $< -pthread
 
 .PHONY: bench-build bench-quick bench-clean
 bench-build: $(SIOBENCH)

@@ -10,7 +10,9 @@
  *
  *   siobench fanout -c N -d S     N WebSocket clients; client 0 sends
  *                                 bench:start; deliveries/s after the warm-up
- *                                 and missing = sent x clients - received
+ *                                 and missing = sent x clients - received;
+ *                                 --trigger-port P: client 0 on another
+ *                                 server of a cluster than the rest
  *   siobench echo -c K -d S [--rate R]
  *                                 42<id>["echo",<t>] -> 43<id>[<t>]: acks/s in
  *                                 closed loop (--window in flight per client),
@@ -77,6 +79,7 @@ static struct {
     const char *mode_name;
     const char *host;
     int port;
+    int trigger_port; /* fanout: client 0 (it sends bench:start) connects here (a cluster) */
     const char *path;
     const char *nsp;
     int clients, threads, procs, pending, window, size, batch, count, quiet, stamp, search, max_steps;
@@ -633,7 +636,8 @@ static int sock_open(worker *w, sock *s) {
             return -e;
         }
     }
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)O.port), .sin_addr = O.dst};
+    int port = s->c->idx == 0 && O.trigger_port ? O.trigger_port : O.port;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = O.dst};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
@@ -2052,6 +2056,8 @@ static void usage(int rc) {
             "usage: siobench MODE [options]   MODE = fanout | echo | conn | poll | emit-latency | selftest\n"
             "  -H, --host ADDR      server address (127.0.0.1)\n"
             "  -p, --port PORT      server port (3000)\n"
+            "      --trigger-port P fanout: client 0, which starts the broadcasts, connects to P\n"
+            "                       (another server of a cluster) and the others to --port\n"
             "      --path PATH      Engine.IO path (/socket.io/)\n"
             "  -n, --nsp NSP        Socket.IO namespace (/)\n"
             "  -c, --clients N      clients (100)\n"
@@ -2109,7 +2115,8 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "-h") || !strcmp(mode, "--help")) usage(0);
     if (!O.mode) usage(2);
     enum { OPT_PATH = 256, OPT_PROCS, OPT_PENDING, OPT_CRATE, OPT_SRC, OPT_HOLD, OPT_TMO, OPT_BATCH, OPT_WIN, OPT_STAMP,
-           OPT_SIOCTL, OPT_STATE, OPT_ECMD, OPT_COUNT, OPT_IVL, OPT_PID, OPT_TREE, OPT_TAG, OPT_SEARCH, OPT_STEPS, OPT_GROWTH, OPT_MAXRAMP };
+           OPT_SIOCTL, OPT_STATE, OPT_ECMD, OPT_COUNT, OPT_IVL, OPT_PID, OPT_TREE, OPT_TAG, OPT_SEARCH, OPT_STEPS, OPT_GROWTH, OPT_MAXRAMP,
+           OPT_TRIGGER };
     static const struct option lo[] = {
         {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"path", 1, 0, OPT_PATH}, {"nsp", 1, 0, 'n'},
         {"clients", 1, 0, 'c'}, {"threads", 1, 0, 't'}, {"procs", 1, 0, OPT_PROCS},
@@ -2120,13 +2127,15 @@ int main(int argc, char **argv) {
         {"state", 1, 0, OPT_STATE}, {"emit-cmd", 1, 0, OPT_ECMD}, {"count", 1, 0, OPT_COUNT},
         {"interval", 1, 0, OPT_IVL}, {"pid", 1, 0, OPT_PID}, {"pid-tree", 1, 0, OPT_TREE},
         {"tag", 1, 0, OPT_TAG}, {"search", 0, 0, OPT_SEARCH}, {"max-steps", 1, 0, OPT_STEPS},
-        {"growth", 1, 0, OPT_GROWTH}, {"max-ramp", 1, 0, OPT_MAXRAMP}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"growth", 1, 0, OPT_GROWTH}, {"max-ramp", 1, 0, OPT_MAXRAMP}, {"trigger-port", 1, 0, OPT_TRIGGER},
+        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     optind = 2;
     int ch;
     while ((ch = getopt_long(argc, argv, "H:p:n:c:t:d:w:s:r:qh", lo, NULL)) != -1) {
         switch (ch) {
         case 'H': O.host = optarg; break;
         case 'p': O.port = atoi(optarg); break;
+        case OPT_TRIGGER: O.trigger_port = atoi(optarg); break;
         case OPT_PATH: O.path = optarg; break;
         case 'n': O.nsp = optarg; break;
         case 'c': O.clients = atoi(optarg); break;

@@ -2,7 +2,7 @@
 // The Node reference for `make bench`: socket.io 4.8 with its defaults
 // (WebSocket and long-polling), serving the bench protocol on 127.0.0.1:PORT.
 //
-//   node server.js PORT [--workers N]
+//   node server.js PORT [--workers N] [--redis URL]
 //
 //   connection                    join room "bench"
 //   "echo" (...args, ack)         ack(...args)
@@ -20,6 +20,9 @@
 // --workers N: N processes behind node's cluster module (round-robin accept
 // in the primary), for connection counts above one process's fd limit.  Only
 // the connection scenario uses it: rooms are per worker.
+//
+// --redis URL: the server joins a Redis cluster with @socket.io/redis-adapter
+// (the cluster scenario runs two of them).
 'use strict';
 
 const cluster = require('node:cluster');
@@ -30,18 +33,20 @@ const { Server } = require('socket.io');
 const args = process.argv.slice(2);
 let port = 3000;
 let workers = 0;
+let redisUrl = null;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--workers') workers = parseInt(args[++i], 10) || 0;
+  else if (args[i] === '--redis') redisUrl = args[++i];
   else port = parseInt(args[i], 10);
 }
 if (!(port > 0 && port < 65536)) {
-  console.error('usage: node server.js PORT [--workers N]');
+  console.error('usage: node server.js PORT [--workers N] [--redis URL]');
   process.exit(2);
 }
 
 const wallUs = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
 
-function serve() {
+async function serve() {
   const httpServer = http.createServer((req, res) => {
     const u = new URL(req.url, 'http://x');
     if (u.pathname === '/bench/emit') {
@@ -54,6 +59,14 @@ function serve() {
     res.end();
   });
   const io = new Server(httpServer); // library defaults
+  if (redisUrl) {
+    const { createAdapter } = require('@socket.io/redis-adapter');
+    const { createClient } = require('redis');
+    const pub = createClient({ url: redisUrl });
+    const sub = pub.duplicate();
+    await Promise.all([pub.connect(), sub.connect()]);
+    io.adapter(createAdapter(pub, sub));
+  }
 
   let current = null; // the broadcast in progress
 
@@ -127,6 +140,9 @@ if (workers > 1 && cluster.isPrimary) {
     });
   }
 } else {
-  serve();
+  serve().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
   for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => process.exit(0));
 }
