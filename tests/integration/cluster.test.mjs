@@ -44,6 +44,7 @@ const conf = (name) => `redis_url = ${redisUrl}
 [namespace /]
 server_event.server-ping = sh ./ping.sh @DIR@/${name}.jsonl
 [namespace /custom]
+[namespace ~/dyn-[0-9]+]
 `;
 
 before(async () => {
@@ -246,6 +247,19 @@ test("sioctl --cluster names the server that does not answer in time", async () 
   } finally {
     N.child.kill("SIGCONT");
   }
+});
+
+test("a dynamic namespace is in the cluster once a socket joins it", async () => {
+  const b = await connected(connect(B.url, "/dyn-7", { transports: ["polling"] }));
+  b.got = [];
+  b.onAny((ev, ...args) => b.got.push([ev, ...args]));
+  await eventually(async () => {
+    const fetched = await ctl({ op: "fetch", nsp: "/dyn-7" });
+    assert.deepEqual(fetched.map((f) => f.id), [b.id]);
+  }, 10000);
+  await emitter.of("/dyn-7").emit("dyn", 1);
+  await eventually(() => assert.deepEqual(b.got, [["dyn", 1]]));
+  closeClients();
 });
 
 test("emit --local stays on its node", async () => {
