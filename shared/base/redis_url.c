@@ -49,9 +49,12 @@ static int number(const char *s, size_t len, long max, long *out) {
     return 0;
 }
 
-/* [[USER]:PASSWORD@] at the start of *p (up to end); advances *p. */
+/* [[USER]:PASSWORD@] at the start of *p, before end (the end of the
+ * authority); the last '@' ends it, as URL parsers read it.  Advances *p. */
 static int userinfo(const char **p, const char *end, redis_url *u, char *err, size_t n) {
-    const char *at = memchr(*p, '@', (size_t)(end - *p));
+    const char *at = NULL;
+    for (const char *q = *p; q < end; q++)
+        if (*q == '@') at = q;
     if (!at) return 0;
     const char *colon = memchr(*p, ':', (size_t)(at - *p));
     if (!colon) return bad(err, n, "the user needs ':PASSWORD' before '@'");
@@ -65,7 +68,9 @@ static int userinfo(const char **p, const char *end, redis_url *u, char *err, si
 
 static int parse_tcp(const char *p, redis_url *u, char *err, size_t n) {
     const char *end = p + strlen(p);
-    if (userinfo(&p, end, u, err, n)) return -EINVAL;
+    if (strpbrk(p, "?#")) return bad(err, n, "no query or fragment in a redis:// URL (the database is /DB)");
+    const char *auth_end = memchr(p, '/', (size_t)(end - p));
+    if (userinfo(&p, auth_end ? auth_end : end, u, err, n)) return -EINVAL;
     const char *slash = memchr(p, '/', (size_t)(end - p));
     const char *hend = slash ? slash : end, *port = NULL;
     if (*p == '[') { /* [IPv6] */
@@ -97,7 +102,8 @@ static int parse_tcp(const char *p, redis_url *u, char *err, size_t n) {
 
 static int parse_unix(const char *p, redis_url *u, char *err, size_t n) {
     const char *end = p + strlen(p);
-    if (userinfo(&p, end, u, err, n)) return -EINVAL;
+    const char *path = memchr(p, '/', (size_t)(end - p)); /* the userinfo comes before it */
+    if (userinfo(&p, path ? path : end, u, err, n)) return -EINVAL;
     const char *q = memchr(p, '?', (size_t)(end - p));
     const char *pend = q ? q : end;
     if (*p != '/' || pend - p >= (long)sizeof u->path) return bad(err, n, "unix:// needs an absolute socket path");

@@ -143,8 +143,8 @@ static int names(const cJSON *a, const char ***out, size_t *n) {
 
 int wire_opts(const cJSON *opts, const char ***rooms, size_t *nrooms, const char ***except,
               size_t *nexcept) {
-    *except = NULL;
-    *nexcept = 0;
+    *rooms = *except = NULL;
+    *nrooms = *nexcept = 0;
     if (opts && !cJSON_IsObject(opts)) return -EINVAL;
     int rc = names(cJSON_GetObjectItemCaseSensitive(opts, "rooms"), rooms, nrooms);
     if (!rc && (rc = names(cJSON_GetObjectItemCaseSensitive(opts, "except"), except, nexcept))) {
@@ -192,10 +192,11 @@ bad:
 /* ---- requests ------------------------------------------------------------------------------ */
 
 cJSON *wire_decode(const void *data, size_t len) {
-    const char *s = data;
-    if (len && s[0] == '{') {
-        cJSON *j = cJSON_ParseWithLength(s, len);
-        if (cJSON_IsObject(j)) return j;
+    const char *s = data, *end = NULL;
+    if (len && s[0] == '{') { /* one JSON object and nothing after it */
+        cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+        while (end && end < s + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) end++;
+        if (cJSON_IsObject(j) && end == s + len) return j;
         cJSON_Delete(j);
         return NULL;
     }

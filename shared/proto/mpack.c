@@ -25,8 +25,10 @@ static uint64_t be(const uint8_t *p, int n) {
 }
 
 static int walk(const uint8_t *p, const uint8_t *end, int depth, const uint8_t **out) {
-    if (p >= end || depth > MPACK_MAX_DEPTH) return -EINVAL;
+    if (p >= end) return -EINVAL;
     uint8_t c = *p++;
+    int container = (c >= 0x80 && c <= 0x9f) || (c >= 0xdc && c <= 0xdf);
+    if (container && depth >= MPACK_MAX_DEPTH) return -EINVAL;
     size_t rem = (size_t)(end - p), body = 0, items = 0;
     int head = 0; /* bytes of the length field */
     if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
@@ -93,7 +95,7 @@ static cJSON *binary_marker(const char *data, size_t len) {
 static cJSON *string_of(const char *s, size_t len) {
     char *z = malloc(len + 1);
     if (!z) return NULL;
-    memcpy(z, s, len);
+    if (len) memcpy(z, s, len); /* an empty str may come with a NULL pointer */
     z[len] = 0;
     cJSON *j = cJSON_CreateString(z);
     free(z);
@@ -105,7 +107,7 @@ static char *key_of(const msgpack_object *k) {
     if (k->type == MSGPACK_OBJECT_STR) {
         char *z = malloc(k->via.str.size + 1);
         if (z) {
-            memcpy(z, k->via.str.ptr, k->via.str.size);
+            if (k->via.str.size) memcpy(z, k->via.str.ptr, k->via.str.size);
             z[k->via.str.size] = 0;
         }
         return z;
@@ -178,6 +180,12 @@ static int write_cb(void *data, const char *bytes, size_t len) {
 
 static int pack(msgpack_packer *pk, const cJSON *v, int depth);
 
+/* {"$binary":"..."} alone: written as bin, not as a map. */
+static int is_marker(const cJSON *v) {
+    return cJSON_IsObject(v) && cJSON_GetArraySize(v) == 1 &&
+           cJSON_IsString(cJSON_GetObjectItemCaseSensitive(v, SIO_BINARY_KEY));
+}
+
 static int pack_binary(msgpack_packer *pk, const cJSON *b64) {
     size_t l = strlen(b64->valuestring);
     uint8_t *bin = malloc(b64_decoded_max(l) + 1);
@@ -198,7 +206,6 @@ static int pack_number(msgpack_packer *pk, double d) {
 }
 
 static int pack(msgpack_packer *pk, const cJSON *v, int depth) {
-    if (depth > MPACK_MAX_DEPTH) return -EINVAL;
     const cJSON *it;
     int rc = 0;
     if (cJSON_IsNull(v)) return msgpack_pack_nil(pk) ? -ENOMEM : 0;
@@ -209,14 +216,15 @@ static int pack(msgpack_packer *pk, const cJSON *v, int depth) {
         size_t l = strlen(v->valuestring);
         return msgpack_pack_str(pk, l) || msgpack_pack_str_body(pk, v->valuestring, l) ? -ENOMEM : 0;
     }
+    if ((cJSON_IsArray(v) || cJSON_IsObject(v)) && depth >= MPACK_MAX_DEPTH && !is_marker(v))
+        return -EINVAL;
     if (cJSON_IsArray(v)) {
         if (msgpack_pack_array(pk, (size_t)cJSON_GetArraySize(v))) return -ENOMEM;
         cJSON_ArrayForEach(it, v) if ((rc = pack(pk, it, depth + 1))) return rc;
         return 0;
     }
     if (!cJSON_IsObject(v)) return msgpack_pack_nil(pk) ? -ENOMEM : 0;
-    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(v, SIO_BINARY_KEY);
-    if (cJSON_IsString(b64) && cJSON_GetArraySize(v) == 1) return pack_binary(pk, b64);
+    if (is_marker(v)) return pack_binary(pk, cJSON_GetObjectItemCaseSensitive(v, SIO_BINARY_KEY));
     if (msgpack_pack_map(pk, (size_t)cJSON_GetArraySize(v))) return -ENOMEM;
     cJSON_ArrayForEach(it, v) {
         size_t l = strlen(it->string);

@@ -10,8 +10,9 @@
  * strings are written as their JSON text); ext types decode to null.
  *
  * Decoding is bounded before anything is allocated: every container's
- * declared size must fit in the bytes that remain, nesting is at most
- * MPACK_MAX_DEPTH, and trailing bytes are an error. */
+ * declared size must fit in the bytes that remain, containers nest at most
+ * MPACK_MAX_DEPTH deep (msgpack-c's own limit, so that what we encode we
+ * can decode), and trailing bytes are an error. */
 #ifndef SIO_MPACK_H
 #define SIO_MPACK_H
 
@@ -21,14 +22,14 @@
 
 #include "base/buf.h"
 
-#define MPACK_MAX_DEPTH 64
+#define MPACK_MAX_DEPTH 32 /* arrays and maps inside one another */
 
 /* One msgpack value filling exactly len bytes, as a new cJSON value (the
  * caller frees it), or NULL when the bytes are not one well-formed value
  * (or on ENOMEM). */
 cJSON *mpack_decode(const void *data, size_t len);
 /* Appends the msgpack form of v to out.  0, -ENOMEM, or -EINVAL (a bad
- * $binary marker, nesting deeper than MPACK_MAX_DEPTH). */
+ * $binary marker, arrays and objects nested deeper than MPACK_MAX_DEPTH). */
 int mpack_encode(buf *out, const cJSON *v);
 
 #endif
