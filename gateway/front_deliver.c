@@ -29,6 +29,8 @@
 typedef struct tgt {
     ws_conn *c;
     uint64_t lo, hi;
+    size_t sock; /* per_record: which of c->socks */
+    int per_record; /* ended memberships: reader_match decides each record */
 } tgt;
 
 typedef struct tcache_ent {
@@ -406,9 +408,10 @@ static void tcache_clear(deliver *d) {
     d->tc_next = 0;
 }
 
-static int tcache_add(tcache_ent *e, ws_conn *c, uint64_t lo, uint64_t hi) {
+static int tcache_add(tcache_ent *e, ws_conn *c, uint64_t lo, uint64_t hi, size_t sock,
+                      int per_record) {
     if (util_grow(&e->t, &e->cap, e->n, sizeof *e->t, 64)) return -ENOMEM;
-    e->t[e->n++] = (tgt){c, lo, hi};
+    e->t[e->n++] = (tgt){c, lo, hi, sock, per_record};
     return 0;
 }
 
@@ -423,11 +426,11 @@ static tcache_ent *tcache_build(scan *s, const logrec *r) {
         if (c->state != WS_OPEN || c->dropping) continue;
         if (!c->socks_valid && (s->err = load_socks(s->t, c))) break;
         for (size_t i = 0; i < c->nsocks; i++) {
-            uint64_t lo, hi;
+            uint64_t lo = 0, hi = 0;
             int m = reader_window(s->t, r, &c->socks[i], &lo, &hi);
             if (m < 0) { s->err = m; break; }
             if (!m) continue;
-            if ((s->err = tcache_add(e, c, lo, hi))) break;
+            if ((s->err = tcache_add(e, c, lo, hi, i, m == READER_PER_RECORD))) break;
             break; /* one socket per namespace per session */
         }
     }
@@ -459,9 +462,13 @@ static void broadcast(scan *s, const logrec *r, uint64_t seq) {
     if (!e && r->nrooms && by_members(s, r, seq)) return; /* a small room: done */
     if (!e) e = tcache_build(s, r);
     for (size_t i = 0; i < e->n && !s->err; i++) {
-        ws_conn *c = e->t[i].c;
+        tgt *g = &e->t[i];
+        ws_conn *c = g->c;
         if (!c || c->state != WS_OPEN || c->dropping || seq <= c->cursor) continue;
-        if (e->t[i].lo < seq && seq <= e->t[i].hi) give(s, r, c);
+        int hit = g->per_record ? reader_match(s->t, r, seq, &c->socks[g->sock])
+                                : g->lo < seq && seq <= g->hi;
+        if (hit < 0) s->err = hit;
+        else if (hit) give(s, r, c);
     }
 }
 

@@ -41,7 +41,7 @@ void demo_rooms(server *srv, const char *nsp, const char *room, http_resp *resp)
     cJSON *arr = cJSON_CreateArray();
     int rc = store_begin(srv->st, 0, &t);
     if (!rc) {
-        rc = store_room_members(t, nsp, room, strlen(room), members_cb, arr);
+        rc = store_room_members(t, nsp, room, strlen(room), 0, members_cb, arr);
         if (rc == STORE_NOTFOUND) rc = 0;
         store_abort(t);
     }

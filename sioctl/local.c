@@ -38,7 +38,7 @@ static int room_cb(void *arg, const char *room, size_t len, size_t count) {
     /* a socket's private room (its own id) is shown only with --all */
     if (!c->all && util_is_id(name, len) && store_socket_get(c->t, name, &s) == 0) return 0;
     cJSON *members = cJSON_CreateArray();
-    store_room_members(c->t, c->nsp, room, len, add_member, members);
+    store_room_members(c->t, c->nsp, room, len, 0, add_member, members);
     if (c->json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "room", name);
@@ -83,7 +83,7 @@ static int sock_room_cb(void *arg, const char *room, size_t len) {
 
 static int sockets_cb(void *arg, const store_socket *s) {
     sockets_ctx *c = arg;
-    if (c->nsp && strcmp(c->nsp, s->nsp)) return 0;
+    if ((c->nsp && strcmp(c->nsp, s->nsp)) || s->detached_ms) return 0; /* connected ones only */
     cJSON *rooms = cJSON_CreateArray();
     store_socket_rooms(c->t, s->id, sock_room_cb, rooms);
     if (c->json) {
@@ -356,6 +356,7 @@ int cmd_sockets(server *srv, opts *o) { return in_read(srv, o, sockets_in); }
 typedef struct status_ctx {
     store_txn *t;
     size_t polling, websocket;
+    size_t waiting;               /* detached sockets: connection state recovery */
     cJSON *nsps;                  /* namespace -> socket count */
     cJSON *readers;               /* [{name, log, position, behind}] */
     uint64_t log_head, inbox_head;
@@ -372,6 +373,10 @@ static int status_sess_cb(void *arg, const char *sid, const store_session *s) {
 
 static int status_sock_cb(void *arg, const store_socket *s) {
     status_ctx *c = arg;
+    if (s->detached_ms) {
+        c->waiting++;
+        return 0;
+    }
     cJSON *n = cJSON_GetObjectItemCaseSensitive(c->nsps, s->nsp);
     if (n) cJSON_SetNumberValue(n, n->valuedouble + 1);
     else cJSON_AddNumberToObject(c->nsps, s->nsp, 1);
@@ -395,7 +400,7 @@ static int status_reader_cb(void *arg, const reader_id *id, uint64_t seq) {
 
 /* Everything `status` shows, as one JSON object. */
 static cJSON *status_json(server *srv, store_txn *t) {
-    status_ctx c = {t, 0, 0, cJSON_CreateObject(), cJSON_CreateArray(), 0, 0};
+    status_ctx c = {t, 0, 0, 0, cJSON_CreateObject(), cJSON_CreateArray(), 0, 0};
     uint64_t first = 0, ifirst = 0, bytes = 0;
     store_log_bounds(t, &first, &c.log_head);
     store_inbox_bounds(t, &ifirst, &c.inbox_head);
@@ -410,6 +415,7 @@ static cJSON *status_json(server *srv, store_txn *t) {
     cJSON_AddNumberToObject(x, "polling", (double)c.polling);
     cJSON_AddNumberToObject(x, "websocket", (double)c.websocket);
     cJSON_AddItemToObject(o, "namespaces", c.nsps);
+    cJSON_AddNumberToObject(o, "waiting", (double)c.waiting); /* for connection state recovery */
     x = cJSON_AddObjectToObject(o, "log");
     cJSON_AddNumberToObject(x, "first", (double)first);
     cJSON_AddNumberToObject(x, "head", (double)c.log_head);
@@ -457,6 +463,9 @@ static int status_in(server *srv, store_txn *t, opts *o) {
            cJSON_GetObjectItemCaseSensitive(ses, "websocket")->valueint);
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(s, "namespaces"))
         printf("sockets     %s: %d\n", it->string, it->valueint);
+    if (cJSON_GetObjectItemCaseSensitive(s, "waiting")->valueint)
+        printf("sockets     %d waiting for their client (connection state recovery)\n",
+               cJSON_GetObjectItemCaseSensitive(s, "waiting")->valueint);
     printf("packet log  records %.0f..%.0f, %.0f bytes\ninbox       records %.0f..%.0f\n",
            cJSON_GetObjectItemCaseSensitive(lg, "first")->valuedouble, cJSON_GetObjectItemCaseSensitive(lg, "head")->valuedouble,
            cJSON_GetObjectItemCaseSensitive(lg, "bytes")->valuedouble, cJSON_GetObjectItemCaseSensitive(in, "first")->valuedouble,

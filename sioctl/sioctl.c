@@ -27,13 +27,15 @@ static const char *usage_text =
     "\n"
     "commands:\n"
     "  emit [--nsp NS] [--to ROOM]... [--except ROOM]... [--broadcast] [--all]\n"
-    "       [--local] [--ack [--timeout MS] [--cluster]] EVENT [ARG...]\n"
+    "       [--local] [--volatile] [--ack [--timeout MS] [--cluster]] EVENT [ARG...]\n"
     "      send EVENT to every socket of NS (default /), or to the union of the\n"
     "      --to rooms, minus the --except rooms; each socket gets it once.\n"
     "      A socket id is a room too.  ARG is JSON (42, true, {\"a\":1}, \"text\")\n"
     "      or else a plain string; binary: {\"$binary\":\"<base64>\"}.\n"
     "      In a cluster every emit reaches every server; --local keeps it on\n"
-    "      this node.  --ack waits for every targeted client's acknowledgement\n"
+    "      this node.  --volatile: clients that miss it do not get it when\n"
+    "      they recover their connection state.\n"
+    "      --ack waits for every targeted client's acknowledgement\n"
     "      (up to --timeout MS, default 5000) and prints the answers; with\n"
     "      --cluster, those of the clients of every server.\n"
     "  emit --server-side [--nsp NS] [--ack [--timeout MS]] EVENT [ARG...]\n"
@@ -134,7 +136,7 @@ static int run_write(server *srv, opts *o) {
 }
 
 static const command commands[] = {
-    {"emit", "--nsp --to --in --except --broadcast --all --socket --local --ack --timeout --cluster --server-side --json ",
+    {"emit", "--nsp --to --in --except --broadcast --all --socket --local --volatile --ack --timeout --cluster --server-side --json ",
      run_emit, 1},
     {"rooms", "--nsp --all --cluster --timeout --json ", run_query, 0},
     {"sockets", "--nsp --room --cluster --timeout --json ", run_query, 0},
@@ -183,6 +185,7 @@ static int parse_opts(const command *c, int argc, char **argv, opts *o) {
         {"--json", offsetof(opts, json)}, {"--broadcast", offsetof(opts, tg.broadcast)},
         {"--ack", offsetof(opts, want_ack)}, {"--from-start", offsetof(opts, from_start)},
         {"--cluster", offsetof(opts, cluster)}, {"--local", offsetof(opts, tg.local)},
+        {"--volatile", offsetof(opts, tg.is_volatile)},
         {"--server-side", offsetof(opts, server_side)}};
     o->args = calloc((size_t)argc + 1, sizeof *o->args);
     int positional_only = 0;
@@ -252,7 +255,11 @@ int main(int argc, char **argv) {
     o.ack_id = -1;
     o.timeout_ms = 5000;
     int rc = parse_opts(c, argc - i, argv + i, &o);
-    if (rc < 0) { fputs(usage_text, stdout); rc = 0; }
+    if (rc < 0) { /* --help: print it and do nothing else */
+        fputs(usage_text, stdout);
+        free(o.args);
+        return EXIT_OK;
+    }
     if (rc) { free(o.args); return rc; }
     /* Inside a handler the acting socket comes from the environment. */
     const char *self = getenv("SIO_SOCKET");

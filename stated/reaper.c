@@ -85,7 +85,71 @@ static int reap_apply(store_txn *t, const reap_item *it) {
     return rc ? rc : 1;
 }
 
+/* ---- detached sockets -------------------------------------------------------------- */
+
+typedef struct expire_ctx {
+    server *srv;
+    int64_t now, next;
+    char (*ids)[UTIL_ID_LEN + 1];
+    size_t n, cap;
+} expire_ctx;
+
+static int expire_cb(void *arg, const char *id, int64_t detached_ms) {
+    expire_ctx *x = arg;
+    int64_t end = detached_ms + x->srv->cfg.max_disconnection_duration;
+    if (x->srv->cfg.connection_state_recovery && x->now <= end) {
+        if (end + 1 < x->next) x->next = end + 1;
+        return 0;
+    }
+    if (util_grow(&x->ids, &x->cap, x->n, sizeof *x->ids, 64)) return -ENOMEM;
+    strcpy(x->ids[x->n++], id);
+    return 0;
+}
+
+/* Deletes the detached sockets whose client did not come back in time (or
+ * all of them once recovery is off): they leave every room. */
+static int expire_detached(server *srv, store_txn *t, int64_t now, int64_t *next) {
+    expire_ctx x = {srv, now, *next, NULL, 0, 0};
+    int rc = store_detached_each(t, expire_cb, &x);
+    for (size_t i = 0; !rc && i < x.n; i++) {
+        rc = store_socket_del(t, x.ids[i]);
+        if (rc == STORE_NOTFOUND) rc = 0;
+        else if (!rc) log_debug("socket %s: not recovered in time, removed", x.ids[i]);
+    }
+    free(x.ids);
+    *next = x.next;
+    return rc;
+}
+
 /* ---- the packet log --------------------------------------------------------------- */
+
+/* What connection state recovery keeps: samples of (time, log head), so
+ * that records younger than max_disconnection_duration are not trimmed.
+ * stated's memory only: after a restart everything in the log counts as
+ * young (kept one window longer at worst). */
+#define RETAIN_SAMPLES 256
+
+static struct {
+    int64_t ms[RETAIN_SAMPLES];
+    uint64_t head[RETAIN_SAMPLES];
+    size_t n, next;
+} retain;
+
+/* The highest seq older than the window (0: none), sampling the head. */
+static uint64_t retain_floor(server *srv, int64_t now, uint64_t head) {
+    int64_t window = srv->cfg.max_disconnection_duration, every = window / (RETAIN_SAMPLES / 2);
+    size_t last = (retain.next + RETAIN_SAMPLES - 1) % RETAIN_SAMPLES;
+    if (!retain.n || now - retain.ms[last] >= (every > 100 ? every : 100)) {
+        retain.ms[retain.next] = now;
+        retain.head[retain.next] = head;
+        retain.next = (retain.next + 1) % RETAIN_SAMPLES;
+        if (retain.n < RETAIN_SAMPLES) retain.n++;
+    }
+    uint64_t floor = 0;
+    for (size_t i = 0; i < retain.n; i++)
+        if (now - retain.ms[i] > window && retain.head[i] > floor) floor = retain.head[i];
+    return floor;
+}
 
 /* Trims the log below upto (every reader's position), then past
  * max_log_bytes in any case. */
@@ -93,6 +157,10 @@ static int trim_log(server *srv, store_txn *t, uint64_t upto) {
     uint64_t first = 0, head = 0, bytes = 0;
     int rc = store_log_bounds(t, &first, &head);
     if (!rc && upto == UINT64_MAX) upto = head;
+    if (!rc && srv->cfg.connection_state_recovery) {
+        uint64_t floor = retain_floor(srv, util_now_ms(), head);
+        if (floor < upto) upto = floor;
+    }
     if (!rc && upto >= first) rc = store_log_trim(t, upto, NULL);
     if (!rc) rc = store_log_size(t, &bytes);
     while (!rc && bytes > (uint64_t)srv->cfg.max_log_bytes) {
@@ -103,6 +171,9 @@ static int trim_log(server *srv, store_txn *t, uint64_t upto) {
         rc = store_log_trim(t, first + step - 1, NULL);
         if (!rc) rc = store_log_size(t, &bytes);
     }
+    /* memberships that ended before every record left cannot decide any */
+    if (!rc) rc = store_log_bounds(t, &first, &head);
+    if (!rc && first > 1) rc = store_room_gc(t, first - 1, NULL);
     return rc;
 }
 
@@ -119,6 +190,7 @@ int reaper_run(server *srv, int64_t now, int64_t *next_ms) {
         rc = reap_apply(t, &r.items[i]);
         if (rc > 0) done++, rc = 0;
     }
+    if (!rc) rc = expire_detached(srv, t, now, &r.next);
     if (!rc) rc = trim_log(srv, t, readers < r.min_cursor ? readers : r.min_cursor);
     if (!rc) rc = store_commit(t); else store_abort(t);
     free(r.items);

@@ -29,6 +29,9 @@ static const cfg_key cfg_keys[] = {
     K("fcgi_threads", fcgi_threads, 1, 10000),
     K("max_queue_bytes", max_queue_bytes, 1024, 1L << 40),
     K("per_message_deflate", per_message_deflate, 0, 1),
+    K("connection_state_recovery", connection_state_recovery, 0, 1),
+    K("max_disconnection_duration", max_disconnection_duration, 0, 86400000),
+    K("recovery_skip_middlewares", recovery_skip_middlewares, 0, 1),
 };
 #undef K
 
@@ -78,6 +81,9 @@ void cfg_defaults(cfg *c) {
     c->fcgi_threads = 64;
     c->max_queue_bytes = 4L << 20;
     c->per_message_deflate = 0;
+    c->connection_state_recovery = 0;
+    c->max_disconnection_duration = 120000;
+    c->recovery_skip_middlewares = 1;
     c->path = xstrdup("/socket.io/");
     c->redis_prefix = xstrdup("socket.io");
     c->allow_polling = c->allow_websocket = 1;

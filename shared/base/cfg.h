@@ -37,6 +37,9 @@ typedef struct cfg {
     long fcgi_threads;         /* threads of the FastCGI gateway */
     long max_queue_bytes;      /* bytes queued for one WebSocket before it is dropped */
     long per_message_deflate;  /* 1: offer permessage-deflate (Node: perMessageDeflate) */
+    long connection_state_recovery;  /* 1: connectionStateRecovery (server/socketio.h) */
+    long max_disconnection_duration; /* ms a disconnected socket can be recovered */
+    long recovery_skip_middlewares;  /* 1: a recovered socket skips the auth handler */
     char *path;                /* "/socket.io/" */
     char *cors_origin;         /* Access-Control-Allow-Origin, NULL = none */
     char *engine_path;         /* bare Engine.IO endpoint, NULL = none */

@@ -276,7 +276,7 @@ static int member_cb(void *arg, const char *id, uint64_t js) {
 }
 
 static int room_here(store_txn *t, const char *nsp, const char *room) {
-    return store_room_members(t, nsp, room, strlen(room), member_cb, NULL) == 1;
+    return store_room_members(t, nsp, room, strlen(room), 0, member_cb, NULL) == 1;
 }
 
 /* Appends one broadcast of another server to the log (in t). */
@@ -288,8 +288,9 @@ static int apply_broadcast(bridge *b, store_txn *t, const char *ch, size_t chlen
     if (!where || (where == 2 && !room_here(t, w->nsp, room))) return 0;
     sio_packet p = {.type = SIO_EVENT, .id = -1, .data = w->data};
     snprintf(p.nsp, sizeof p.nsp, "%s", w->nsp);
-    bcast to = {w->nsp, w->rooms, w->nrooms, w->except, w->nexcept, LOGREC_F_REMOTE};
-    int rc = socketio_emit(t, &to, &p, seq);
+    bcast to = {w->nsp, w->rooms, w->nrooms, w->except, w->nexcept,
+                LOGREC_F_REMOTE | (w->volatile_ ? LOGREC_F_VOLATILE : 0)};
+    int rc = socketio_emit(b->srv, t, &to, &p, seq);
     b->received++;
     return rc == -EINVAL || rc == -E2BIG ? 0 : rc; /* a packet we cannot encode: skipped */
 }
@@ -472,7 +473,7 @@ static void answer_query(bridge *b, const char *nsp, const cJSON *req, int type)
         if (!rc) {
             bcast to = {nsp, rooms, nr, except, ne, 0};
             fetch_ctx f = {t, arr, type == WIRE_REMOTE_FETCH};
-            rc = rooms_sockets(t, &to, fetch_cb, &f);
+            rc = rooms_sockets(t, &to, 0, fetch_cb, &f);
         }
         free(rooms);
         free(except);

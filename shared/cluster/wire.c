@@ -81,6 +81,9 @@ int wire_broadcast_encode(buf *out, buf *channel, const char *prefix, const char
     if (r->kind != LOGREC_BROADCAST || r->nsp_len > SIO_NSP_MAX) return -EINVAL;
     sio_packet pkt;
     if (record_packet(r, &pkt)) return -EINVAL;
+    /* our recovery offset means nothing to other servers: each adds its own */
+    if ((r->flags & LOGREC_F_OFFSET) && cJSON_GetArraySize(pkt.data) > 1)
+        cJSON_DeleteItemFromArray(pkt.data, cJSON_GetArraySize(pkt.data) - 1);
     cJSON *msg = cJSON_CreateArray(), *packet = cJSON_CreateObject(), *opts = cJSON_CreateObject();
     cJSON *rooms = room_array(r, 0);
     /* Each item belongs to its container once added (cJSON), or is freed here. */
@@ -98,7 +101,9 @@ int wire_broadcast_encode(buf *out, buf *channel, const char *prefix, const char
     cJSON_AddStringToObject(packet, "nsp", pkt.nsp);
     cJSON_AddItemToObject(opts, "rooms", rooms);
     cJSON_AddItemToObject(opts, "except", room_array(r, 1));
-    cJSON_AddItemToObject(opts, "flags", cJSON_CreateObject());
+    cJSON *flags = cJSON_CreateObject();
+    if (flags && (r->flags & LOGREC_F_VOLATILE)) cJSON_AddTrueToObject(flags, "volatile");
+    cJSON_AddItemToObject(opts, "flags", flags);
     int rc = mpack_encode(out, msg);
     if (!rc) {
         const char *only = cJSON_GetArraySize(rooms) == 1 ? cJSON_GetArrayItem(rooms, 0)->valuestring : NULL;

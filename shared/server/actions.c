@@ -75,7 +75,8 @@ static int resolve(server *srv, store_txn *t, const actions_target *to, resolved
     } else if (to->broadcast) {
         return usage(err, n, "--broadcast needs a socket (run inside a handler, or give --socket)");
     }
-    r->b = (bcast){r->nsp, r->to, nto, r->except, nex, to->local ? LOGREC_F_LOCAL : 0};
+    r->b = (bcast){r->nsp, r->to, nto, r->except, nex,
+                   (to->local ? LOGREC_F_LOCAL : 0) | (to->is_volatile ? LOGREC_F_VOLATILE : 0)};
     return 0;
 }
 
@@ -84,7 +85,7 @@ int actions_sockets(server *srv, store_txn *t, const actions_target *to,
     resolved r;
     int rc = resolve(srv, t, to, &r, err, errlen);
     if (rc) return rc;
-    return rooms_sockets(t, &r.b, cb, arg);
+    return rooms_sockets(t, &r.b, 0, cb, arg);
 }
 
 static int count_cb(void *arg, const store_socket *s) {
@@ -121,14 +122,14 @@ int actions_emit(server *srv, store_txn *t, const actions_target *to, const char
     cJSON_AddItemToArray(p.data, cJSON_CreateString(event));
     const cJSON *a;
     if (args) cJSON_ArrayForEach(a, args) cJSON_AddItemToArray(p.data, cJSON_Duplicate(a, 1));
-    rc = socketio_emit(t, &r.b, &p, seq);
+    rc = socketio_emit(srv, t, &r.b, &p, seq);
     sio_packet_clear(&p);
     if (rc == -EINVAL) return usage(err, errlen, "bad binary argument (expected {\"$binary\":\"<base64>\"})");
     if (rc == -E2BIG) return usage(err, errlen, "too many binary arguments (max %d)", SIO_MAX_ATTACHMENTS);
     if (rc) return rc;
     if (count) {
         *count = 0;
-        rc = rooms_sockets(t, &r.b, count_cb, count);
+        rc = rooms_sockets(t, &r.b, 0, count_cb, count);
     }
     return rc;
 }
@@ -160,7 +161,7 @@ int actions_join(server *srv, store_txn *t, const actions_target *to, const char
     int rc = resolve(srv, t, to, &r, err, errlen);
     if (rc) return rc;
     join_ctx j = {t, rooms, nrooms, leave, 0};
-    rc = rooms_sockets(t, &r.b, join_cb, &j);
+    rc = rooms_sockets(t, &r.b, 1, join_cb, &j);
     if (count) *count = j.count;
     return rc;
 }
@@ -192,7 +193,7 @@ int actions_disconnect(server *srv, store_txn *t, const actions_target *to, int 
     int rc = resolve(srv, t, to, &r, err, errlen);
     if (rc) return rc;
     disc_ctx d = {t, close, seq, 0};
-    rc = rooms_sockets(t, &r.b, disc_cb, &d);
+    rc = rooms_sockets(t, &r.b, 1, disc_cb, &d);
     if (count) *count = d.count;
     return rc;
 }
@@ -287,6 +288,7 @@ int actions_apply_json(server *srv, store_txn *t, const cJSON *a, const char *se
     if (!to.self) to.self = self_socket;
     to.broadcast = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "broadcast"));
     to.local = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "local"));
+    to.is_volatile = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "volatile"));
     int rc = strings_of(cJSON_GetObjectItemCaseSensitive(a, "to"), to.to, ACTIONS_MAX_TARGETS, &to.nto, "to", err, errlen);
     if (!rc) rc = strings_of(cJSON_GetObjectItemCaseSensitive(a, "except"), to.except, ACTIONS_MAX_TARGETS, &to.nexcept, "except", err, errlen);
     if (rc) return rc;
@@ -318,7 +320,7 @@ int actions_apply_json(server *srv, store_txn *t, const cJSON *a, const char *se
         if (!sid || !nsp) return usage(err, errlen, "%s needs \"sid\" and \"nsp\"", action);
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(a, "data");
         if (action[0] == 'a')
-            return socketio_accept(t, sid, nsp, to.self, cJSON_GetObjectItemCaseSensitive(a, "auth"), data, seq);
+            return socketio_accept(srv, t, sid, nsp, to.self, cJSON_GetObjectItemCaseSensitive(a, "auth"), data, seq);
         const char *msg = str_of(a, "message");
         return socketio_refuse(t, sid, nsp, msg ? msg : "unauthorized", data, seq);
     }

@@ -9,7 +9,8 @@
  * The JSON form of an action, as a handler writes it (one object per line;
  * see README "Handlers"):
  *   {"action":"emit","event":E,"args":[...], "nsp"?, "to"?:[...],
- *    "except"?:[...], "socket"?:ID, "broadcast"?:bool, "local"?:bool}
+ *    "except"?:[...], "socket"?:ID, "broadcast"?:bool, "local"?:bool,
+ *    "volatile"?:bool}
  *   {"action":"join"|"leave","rooms":[...], "nsp"?,"to"?,"except"?,"socket"?}
  *   {"action":"disconnect", "close"?:bool, "nsp"?,"to"?,"except"?,"socket"?}
  *   {"action":"ack","socket":ID,"id":N,"args":[...]}
@@ -42,6 +43,7 @@ typedef struct actions_target {
     int broadcast;        /* exclude self */
     int everyone;         /* no `to` means the whole namespace even with self */
     int local;            /* this node only: not published to the cluster */
+    int is_volatile;      /* may be lost: never replayed by connection state recovery */
 } actions_target;
 
 /* Every action returns 0, ACTIONS_EUSAGE (a problem with the request: err
@@ -69,7 +71,8 @@ int actions_send(store_txn *t, const char *sid, const cJSON *data, uint64_t *seq
                  size_t errlen);
 /* A fresh ack id, unique in this store. */
 int actions_next_ack_id(store_txn *t, long long *id);
-/* The sockets an actions_target reaches now, like fetchSockets(). */
+/* The sockets an actions_target reaches now, like fetchSockets() (not the
+ * detached ones that wait for connection state recovery). */
 int actions_sockets(server *srv, store_txn *t, const actions_target *to,
                     int (*cb)(void *arg, const store_socket *s), void *arg, char *err, size_t errlen);
 

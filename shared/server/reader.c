@@ -153,38 +153,64 @@ int reader_find_dead(store_txn *t, reader_kind kind, reader_id *out, size_t max)
 
 /* ---- matching -------------------------------------------------------------------- */
 
-/* The join sequence of socket s in room, or UINT64_MAX when not a member. */
-static int room_join_seq(store_txn *t, const store_socket *s, const logrec_room *room,
-                         uint64_t *js) {
-    int rc = store_room_has(t, s->nsp, room->name, room->len, s->id, js);
-    if (rc == STORE_NOTFOUND) {
-        *js = UINT64_MAX;
-        return 0;
-    }
-    return rc;
+/* What one room's intervals say for a socket: its current membership (the
+ * open interval's join), whether ended intervals are kept, and whether seq
+ * falls in one of them. */
+typedef struct room_state {
+    uint64_t seq;        /* the record to test (0: none) */
+    uint64_t open_join;  /* UINT64_MAX: not a member now */
+    int ended;           /* ended intervals are kept */
+    int hit;             /* seq is in an interval */
+} room_state;
+
+static int room_state_cb(void *arg, uint64_t join, uint64_t leave) {
+    room_state *st = arg;
+    if (leave == STORE_SEQ_OPEN) st->open_join = join;
+    else st->ended = 1;
+    if (join < st->seq && st->seq <= leave) st->hit = 1;
+    return 0;
+}
+
+static int room_state_of(store_txn *t, const store_socket *s, const logrec_room *room, uint64_t seq,
+                         room_state *st) {
+    *st = (room_state){seq, UINT64_MAX, 0, 0};
+    return store_room_intervals(t, s->nsp, room->name, room->len, s->id, room_state_cb, st);
+}
+
+static int same_nsp(const logrec *r, const store_socket *s) {
+    return r->kind == LOGREC_BROADCAST && r->nsp_len == strlen(s->nsp) &&
+           memcmp(r->nsp, s->nsp, r->nsp_len) == 0;
+}
+
+static uint64_t live_from(const store_socket *s) {
+    return s->attach_seq > s->created_seq ? s->attach_seq : s->created_seq;
 }
 
 int reader_window(store_txn *t, const logrec *r, const store_socket *s, uint64_t *lo, uint64_t *hi) {
-    if (r->kind != LOGREC_BROADCAST) return 0;
-    if (r->nsp_len != strlen(s->nsp) || memcmp(r->nsp, s->nsp, r->nsp_len)) return 0;
-    uint64_t from = s->created_seq, until = UINT64_MAX, js;
+    if (!same_nsp(r, s)) return 0;
+    uint64_t from = live_from(s), until = UINT64_MAX;
+    room_state st;
     logrec_room room;
     size_t pos = 0;
     if (r->nrooms) { /* a member of any room of the union, from its earliest join */
         uint64_t first = UINT64_MAX;
+        int ended = 0;
         while (logrec_room_next(r, 0, &pos, &room)) {
-            int rc = room_join_seq(t, s, &room, &js);
+            int rc = room_state_of(t, s, &room, 0, &st);
             if (rc) return rc;
-            if (js < first) first = js;
+            if (st.open_join < first) first = st.open_join;
+            ended |= st.ended;
         }
+        if (ended) return READER_PER_RECORD;
         if (first == UINT64_MAX) return 0;
         if (first > from) from = first;
     }
     pos = 0;
     while (logrec_room_next(r, 1, &pos, &room)) { /* until it joined an except room */
-        int rc = room_join_seq(t, s, &room, &js);
+        int rc = room_state_of(t, s, &room, 0, &st);
         if (rc) return rc;
-        if (js < until) until = js;
+        if (st.ended) return READER_PER_RECORD;
+        if (st.open_join < until) until = st.open_join;
     }
     if (from >= until) return 0;
     *lo = from;
@@ -192,12 +218,32 @@ int reader_window(store_txn *t, const logrec *r, const store_socket *s, uint64_t
     return 1;
 }
 
+/* Whether a broadcast record with sequence seq reaches socket s, which
+ * exists from log position `from` on: membership as of seq, exactly. */
+static int match_from(store_txn *t, const logrec *r, uint64_t seq, const store_socket *s,
+                      uint64_t from) {
+    if (!same_nsp(r, s) || seq <= from) return 0;
+    room_state st;
+    logrec_room room;
+    size_t pos = 0;
+    int in = r->nrooms == 0;
+    while (!in && logrec_room_next(r, 0, &pos, &room)) {
+        int rc = room_state_of(t, s, &room, seq, &st);
+        if (rc) return rc;
+        in = st.hit;
+    }
+    pos = 0;
+    while (in && logrec_room_next(r, 1, &pos, &room)) {
+        int rc = room_state_of(t, s, &room, seq, &st);
+        if (rc) return rc;
+        in = !st.hit;
+    }
+    return in;
+}
+
 int reader_match(store_txn *t, const logrec *r, uint64_t seq, const store_socket *s) {
     if (r->kind == LOGREC_TO_SESSION) return strcmp(r->target, s->sid) == 0;
-    uint64_t lo, hi;
-    int rc = reader_window(t, r, s, &lo, &hi);
-    if (rc <= 0) return rc;
-    return lo < seq && seq <= hi;
+    return match_from(t, r, seq, s, live_from(s));
 }
 
 typedef struct members_ctx {
@@ -220,10 +266,39 @@ int reader_members(store_txn *t, const logrec *r, int (*cb)(void *arg, const cha
     logrec_room room;
     size_t pos = 0;
     while (logrec_room_next(r, 0, &pos, &room)) {
-        int rc = store_room_members(t, nsp, room.name, room.len, member_cb, &m);
+        int rc = store_room_members(t, nsp, room.name, room.len, 1, member_cb, &m);
         if (rc && rc != STORE_NOTFOUND) return rc;
     }
     return 0;
+}
+
+/* ---- recovery ------------------------------------------------------------------- */
+
+typedef struct missed_ctx {
+    store_txn *t;
+    const store_socket *s;
+    int (*cb)(void *arg, uint64_t seq, const logrec *r);
+    void *arg;
+    int err;
+} missed_ctx;
+
+static int missed_cb(void *arg, uint64_t seq, const void *data, size_t len) {
+    missed_ctx *m = arg;
+    logrec r;
+    if (logrec_parse(data, len, &r) || !(r.flags & LOGREC_F_OFFSET)) return 0;
+    int hit = match_from(m->t, &r, seq, m->s, m->s->created_seq);
+    if (hit < 0) {
+        m->err = hit;
+        return 1;
+    }
+    return hit ? m->cb(m->arg, seq, &r) : 0;
+}
+
+int reader_missed(store_txn *t, const store_socket *s, uint64_t after, uint64_t until,
+                  int (*cb)(void *arg, uint64_t seq, const logrec *r), void *arg) {
+    missed_ctx m = {t, s, cb, arg, 0};
+    int rc = store_log_scan(t, after, until, missed_cb, &m);
+    return m.err ? m.err : rc;
 }
 
 /* ---- one session ---------------------------------------------------------------- */

@@ -9,10 +9,12 @@
  *     by stated's handler dispatcher and by `sioctl listen`.
  *   - What a broadcast record reaches: matching by namespace, rooms and
  *     except rooms at exact positions.  A socket receives a record written
- *     after it connected and after it joined one of the record's rooms, and
- *     before it joined one of the except rooms (the window (lo, hi] of
- *     reader_window).  A socket that left a room is no longer a member, so
- *     records of that room read after the leave do not reach it.
+ *     after it connected (or was attached to its current session) while it
+ *     was in one of the record's rooms and in none of the except rooms, as
+ *     the store's membership intervals (join, leave] say: a record written
+ *     before a leave reaches the socket even when it is read after it.
+ *   - Recovery: reader_missed gives the records a socket missed since an
+ *     offset, whichever session read them.
  *   - Reading for one session (polling, an upgrade's backlog): reader_collect.
  *   - Producer flow control: reader_backlog_wait.
  * A new reader of either log starts here: give it a kind, then use
@@ -69,19 +71,30 @@ int reader_find_dead(store_txn *t, reader_kind kind, reader_id *out, size_t max)
 
 /* ---- matching --------------------------------------------------------------- */
 
-/* For a broadcast record: 1 when socket s is in its target at some sequence
- * number, with the window (lo, hi] of those numbers: reader_match(seq) is
- * lo < seq && seq <= hi.  lo comes from when the socket was created and
- * joined the rooms, hi from when it joined an except room.  Readers that
- * see many records with the same target in one transaction compute the
- * window once (logrec_same_target).  0 when never (or <0). */
+#define READER_PER_RECORD 2
+/* For a broadcast record: 1 when socket s is in its target over one window
+ * (lo, hi] of sequence numbers: reader_match(seq) is lo < seq && seq <= hi.
+ * lo comes from when the socket was created (attached) and joined the
+ * rooms, hi from when it joined an except room.  Readers that see many
+ * records with the same target in one transaction compute the window once
+ * (logrec_same_target).  0 when never, READER_PER_RECORD when ended
+ * memberships make it more than one window (ask reader_match for each
+ * record), or <0. */
 int reader_window(store_txn *t, const logrec *r, const store_socket *s, uint64_t *lo, uint64_t *hi);
 /* 1 when the record (with sequence seq) is for socket s, else 0 (or <0). */
 int reader_match(store_txn *t, const logrec *r, uint64_t seq, const store_socket *s);
-/* For a broadcast to rooms: cb gets the id of every member of the record's
- * rooms (a socket in two of them twice), until it returns non-zero (then
- * returned).  The record's window still decides delivery. */
+/* For a broadcast to rooms: cb gets the id of every socket that is or was
+ * (in a membership still kept) in one of the record's rooms, maybe more
+ * than once, until it returns non-zero (then returned).  reader_match still
+ * decides delivery. */
 int reader_members(store_txn *t, const logrec *r, int (*cb)(void *arg, const char *id), void *arg);
+/* Connection state recovery: calls cb for every broadcast record with
+ * after < seq <= until that carries its offset (LOGREC_F_OFFSET) and that
+ * reached socket s by its memberships (whatever session it was attached
+ * to), in log order.  A non-zero return from cb stops the walk and is
+ * returned. */
+int reader_missed(store_txn *t, const store_socket *s, uint64_t after, uint64_t until,
+                  int (*cb)(void *arg, uint64_t seq, const logrec *r), void *arg);
 
 /* Hands every frame for session sid in records with after < seq <= until to
  * cb, in log order, stopping after about limit bytes (at least one record).

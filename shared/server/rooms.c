@@ -49,14 +49,14 @@ static void seen_unique(seen_set *s) {
     s->n = o;
 }
 
-int rooms_sockets(store_txn *t, const bcast *to, int (*cb)(void *, const store_socket *),
-                    void *arg) {
+int rooms_sockets(store_txn *t, const bcast *to, int detached,
+                  int (*cb)(void *, const store_socket *), void *arg) {
     /* Collect the ids first, so that callbacks may change rooms and sockets. */
     fetch_ctx f = {to->nsp, {0}, 0};
     int rc = 0;
     if (to->nrooms == 0) rc = store_socket_each(t, collect_all_cb, &f);
     for (size_t i = 0; !rc && i < to->nrooms; i++)
-        rc = store_room_members(t, to->nsp, to->rooms[i], strlen(to->rooms[i]),
+        rc = store_room_members(t, to->nsp, to->rooms[i], strlen(to->rooms[i]), 0,
                                 collect_member_cb, &f);
     seen_unique(&f.ids);
     for (size_t i = 0; !rc && i < f.ids.n; i++) {
@@ -65,7 +65,7 @@ int rooms_sockets(store_txn *t, const bcast *to, int (*cb)(void *, const store_s
         for (size_t e = 0; !skip && e < to->nexcept; e++)
             skip = store_room_has(t, to->nsp, to->except[e], strlen(to->except[e]), id, NULL) == 0;
         store_socket s;
-        if (skip || store_socket_get(t, id, &s)) continue;
+        if (skip || store_socket_get(t, id, &s) || (s.detached_ms && !detached)) continue;
         rc = cb(arg, &s);
     }
     free(f.ids.ids);
@@ -80,6 +80,8 @@ int rooms_join(store_txn *t, const store_socket *s, const char *room) {
 }
 
 int rooms_leave(store_txn *t, const store_socket *s, const char *room) {
-    int rc = store_room_leave(t, s->nsp, room, s->id);
+    uint64_t head;
+    int rc = store_log_bounds(t, NULL, &head);
+    if (!rc) rc = store_room_leave(t, s->nsp, room, s->id, head);
     return rc == STORE_NOTFOUND ? 0 : rc;
 }

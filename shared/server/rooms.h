@@ -14,9 +14,11 @@
 
 /* Calls cb for each socket that a broadcast `to` would reach now (every
  * socket once, after collecting them all: cb may change rooms and
- * sockets).  A non-zero return from cb stops the walk and is returned. */
-int rooms_sockets(store_txn *t, const bcast *to, int (*cb)(void *arg, const store_socket *s),
-                  void *arg);
+ * sockets); with `detached`, also those that wait for connection state
+ * recovery (they keep their rooms).  A non-zero return from cb stops the
+ * walk and is returned. */
+int rooms_sockets(store_txn *t, const bcast *to, int detached,
+                  int (*cb)(void *arg, const store_socket *s), void *arg);
 /* Room membership for one socket; join uses the current log head as the
  * join sequence.  Room names: 1..STORE_ROOM_MAX bytes.  Leaving a room one
  * is not in is not an error. */

@@ -20,7 +20,7 @@ int session_holder_alive(const store_session *s) {
 
 int session_close(store_txn *t, const char *sid, store_session *s, int reason) {
     if (s->state == STORE_S_CLOSED) return 0;
-    int rc = socketio_session_drop(t, sid, socketio_disconnect_reason(reason));
+    int rc = socketio_session_drop(t, sid, reason);
     if (!rc) rc = store_partial_del(t, sid);
     if (rc) return rc;
     s->state = STORE_S_CLOSED;

@@ -28,8 +28,12 @@
 int socketio_on_message(server *srv, store_txn *t, const char *sid, store_session *s,
                         const uint8_t *data, size_t len, int binary, uint64_t *seq);
 
-/* Encodes pkt once and appends it for every socket `to` reaches. */
-int socketio_emit(store_txn *t, const bcast *to, const sio_packet *pkt, uint64_t *seq);
+/* Encodes pkt once and appends it for every socket `to` reaches.  With
+ * connection_state_recovery, an event without an ack that is not volatile
+ * gets its offset (its seq, as a string) as its last argument, as Node
+ * sends it, and LOGREC_F_OFFSET: recovery replays it (pkt->data gains and
+ * loses the offset during the call). */
+int socketio_emit(server *srv, store_txn *t, const bcast *to, const sio_packet *pkt, uint64_t *seq);
 /* Encodes pkt and appends it for one session. */
 int socketio_send(store_txn *t, const char *sid, const sio_packet *pkt, uint64_t *seq);
 
@@ -38,15 +42,20 @@ int socketio_send(store_txn *t, const char *sid, const sio_packet *pkt, uint64_t
  * logic gets a "disconnect" event with reason. */
 int socketio_remove(store_txn *t, const store_socket *s, int notify_client, const char *reason,
                     uint64_t *seq);
-/* Removes every socket of a session (the session is closing). */
-int socketio_session_drop(store_txn *t, const char *sid, const char *reason);
+/* Removes every socket of a session (the session is closing for
+ * close_reason, a SESSION_CLOSE_*): sockets that can be recovered are
+ * detached instead, unless the reason is a protocol violation. */
+int socketio_session_drop(store_txn *t, const char *sid, int close_reason);
 
-/* Completes a CONNECT: creates the socket (id, or a fresh one when NULL),
- * joins it to its own room, answers `40[/nsp,]{"sid":id}` and appends a
- * "connection" event.  auth/data (may be NULL) are kept as the socket's data.
- * Nothing happens when the session is gone or already has that namespace;
- * past SOCKETIO_MAX_NSP_PER_SESSION it is refused ("Too many namespaces"). */
-int socketio_accept(store_txn *t, const char *sid, const char *nsp, const char *id,
+/* Completes a CONNECT: recovers the socket of auth's {pid, offset} when it
+ * can (connection state recovery: same id, rooms and data, and the events
+ * it missed), else creates the socket (id, or a fresh one when NULL), joins
+ * it to its own room, answers `40[/nsp,]{"sid":id[,"pid":pid]}` and appends
+ * a "connection" event (with "recovered":true for a recovered socket).
+ * auth/data (may be NULL) are kept as the socket's data.  Nothing happens
+ * when the session is gone or already has that namespace; past
+ * SOCKETIO_MAX_NSP_PER_SESSION it is refused ("Too many namespaces"). */
+int socketio_accept(server *srv, store_txn *t, const char *sid, const char *nsp, const char *id,
                     const cJSON *auth, const cJSON *data, uint64_t *seq);
 /* Refuses a CONNECT: CONNECT_ERROR {"message":message,"data":data}. */
 int socketio_refuse(store_txn *t, const char *sid, const char *nsp, const char *message,

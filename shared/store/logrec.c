@@ -44,7 +44,7 @@ static int build(buf *b, int kind, const char *target, const bcast *to,
         rc = put16(b, l);
         if (!rc) rc = buf_append(b, room, l);
     }
-    for (size_t i = 0; !rc && i < nframes; i++) {
+    for (size_t i = 0; !rc && frames && i < nframes; i++) { /* no frames: the caller appends them */
         if (frames[i].len > UINT32_MAX) return -E2BIG;
         uint8_t bin = frames[i].binary ? 1 : 0;
         rc = buf_append(b, &bin, 1);
@@ -71,6 +71,17 @@ int logrec_append_broadcast(store_txn *t, const bcast *to, const logrec_frame *f
 int logrec_append_session(store_txn *t, const char *sid, const logrec_frame *frames,
                           size_t nframes, uint64_t *seq) {
     return append(t, LOGREC_TO_SESSION, sid, NULL, frames, nframes, seq);
+}
+
+int logrec_append_session_frames(store_txn *t, const char *sid, const void *frames, size_t len,
+                                 size_t nframes, uint64_t *seq) {
+    if (nframes > UINT32_MAX) return -E2BIG;
+    buf b = BUF_INIT;
+    int rc = build(&b, LOGREC_TO_SESSION, sid, NULL, NULL, nframes);
+    if (!rc) rc = buf_append(&b, frames, len);
+    if (!rc) rc = store_log_append(t, b.data, b.len, seq);
+    buf_free(&b);
+    return rc;
 }
 
 /* Skips n length-prefixed entries (prefix of `width` bytes) at *p; 0 or -EINVAL. */

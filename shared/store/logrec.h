@@ -28,11 +28,15 @@
 enum { LOGREC_TO_SESSION = 1, LOGREC_BROADCAST = 2 };
 #define LOGREC_MAX_ROOMS 1024
 
-/* Flags of a broadcast, for the cluster bridge (cluster/bridge.h); readers
- * that deliver to clients ignore them. */
+/* Flags of a broadcast, for the cluster bridge (cluster/bridge.h) and for
+ * connection state recovery (server/socketio.h); readers that deliver to
+ * clients ignore them. */
 enum {
-    LOGREC_F_LOCAL = 1,  /* this node only: never published (flags.local) */
-    LOGREC_F_REMOTE = 2, /* received from the cluster: not published again */
+    LOGREC_F_LOCAL = 1,    /* this node only: never published (flags.local) */
+    LOGREC_F_REMOTE = 2,   /* received from the cluster: not published again */
+    LOGREC_F_OFFSET = 4,   /* an event whose last argument is its own seq, as
+                              a string: replayed to a recovering socket */
+    LOGREC_F_VOLATILE = 8, /* may be lost (flags.volatile): never replayed */
 };
 
 /* One frame: borrowed bytes. */
@@ -61,6 +65,10 @@ int logrec_append_broadcast(store_txn *t, const bcast *to, const logrec_frame *f
 /* Appends a record for one session. */
 int logrec_append_session(store_txn *t, const char *sid, const logrec_frame *frames,
                           size_t nframes, uint64_t *seq);
+/* The same with the frames of another record: its frames section (from
+ * logrec.frames to logrec.end, copied by the caller) and its nframes. */
+int logrec_append_session_frames(store_txn *t, const char *sid, const void *frames, size_t len,
+                                 size_t nframes, uint64_t *seq);
 
 /* A parsed record; every pointer borrows the record's bytes. */
 typedef struct logrec {

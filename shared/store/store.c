@@ -9,12 +9,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define STORE_FORMAT "sio-store-1"
+#define STORE_FORMAT "sio-store-2" /* 2: recovery fields in sockets, membership intervals */
 
 struct store {
     MDB_env *env;
-    MDB_dbi meta, sessions, partials, sockets, sess_socks, rooms, sock_rooms, log, readers, inbox,
-        handshakes;
+    MDB_dbi meta, sessions, partials, sockets, sess_socks, pids, detached, rooms, leaves, sock_rooms,
+        log, readers, inbox, handshakes;
     char dir[PATH_MAX];
 };
 
@@ -74,7 +74,7 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
     snprintf(s->dir, sizeof s->dir, "%s", dir);
     int rc = mdb_env_create(&s->env);
     if (rc) { free(s); return rc_of(rc); }
-    mdb_env_set_maxdbs(s->env, 16);
+    mdb_env_set_maxdbs(s->env, 24);
     mdb_env_set_maxreaders(s->env, o.maxreaders);
     mdb_env_set_mapsize(s->env, o.map_size);
     rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP | MDB_NORDAHEAD, 0664);
@@ -92,7 +92,10 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
         {"partials", 0, &s->partials},
         {"sockets", 0, &s->sockets},
         {"sess_socks", MDB_DUPSORT, &s->sess_socks},
+        {"pids", 0, &s->pids},
+        {"detached", 0, &s->detached},
         {"rooms", MDB_DUPSORT, &s->rooms},
+        {"leaves", MDB_INTEGERKEY | MDB_DUPSORT, &s->leaves},
         {"sock_rooms", MDB_DUPSORT, &s->sock_rooms},
         {"log", MDB_INTEGERKEY, &s->log},
         {"readers", 0, &s->readers},
@@ -265,8 +268,11 @@ int store_partial_del(store_txn *t, const char *sid) {
 /* Value: header, then nsp bytes, then data bytes. */
 typedef struct sock_hdr {
     char sid[UTIL_ID_LEN];
+    char pid[UTIL_ID_LEN]; /* zeros: none */
     uint64_t created_seq;
+    uint64_t attach_seq;
     int64_t created_ms;
+    int64_t detached_ms;
     uint32_t nsp_len;
     uint32_t data_len;
 } sock_hdr;
@@ -280,24 +286,45 @@ static int sock_decode(const MDB_val *k, const MDB_val *v, store_socket *out) {
     out->id[UTIL_ID_LEN] = 0;
     memcpy(out->sid, h.sid, UTIL_ID_LEN);
     out->sid[UTIL_ID_LEN] = 0;
+    memcpy(out->pid, h.pid, UTIL_ID_LEN);
+    out->pid[h.pid[0] ? UTIL_ID_LEN : 0] = 0;
     const char *p = (const char *)v->mv_data + sizeof h;
     memcpy(out->nsp, p, h.nsp_len);
     out->nsp[h.nsp_len] = 0;
     out->created_seq = h.created_seq;
+    out->attach_seq = h.attach_seq;
     out->created_ms = h.created_ms;
+    out->detached_ms = h.detached_ms;
     out->data = p + h.nsp_len;
     out->data_len = h.data_len;
     return 0;
 }
 
+static int link_put(store_txn *t, const char *sid, const char *id) {
+    MDB_val sk = {UTIL_ID_LEN, (void *)sid}, sv = {UTIL_ID_LEN, (void *)id};
+    int rc = mdb_put(t->txn, t->s->sess_socks, &sk, &sv, MDB_NODUPDATA);
+    return rc == MDB_KEYEXIST ? 0 : rc_of(rc);
+}
+
+static int del_missing_ok(store_txn *t, MDB_dbi dbi, const void *key, size_t klen, const void *val,
+                          size_t vlen) {
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    int rc = mdb_del(t->txn, dbi, &k, val ? &v : NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
 int store_socket_put(store_txn *t, const store_socket *s) {
     sock_hdr h;
     memset(&h, 0, sizeof h);
-    size_t nl = strlen(s->nsp);
-    if (strlen(s->id) != UTIL_ID_LEN || strlen(s->sid) != UTIL_ID_LEN || nl > 128) return -EINVAL;
+    size_t nl = strlen(s->nsp), pl = strlen(s->pid);
+    if (strlen(s->id) != UTIL_ID_LEN || strlen(s->sid) != UTIL_ID_LEN || nl > 128 ||
+        (pl && pl != UTIL_ID_LEN) || s->detached_ms)
+        return -EINVAL;
     if (s->data_len > UINT32_MAX) return -E2BIG;
     memcpy(h.sid, s->sid, UTIL_ID_LEN);
+    memcpy(h.pid, s->pid, pl);
     h.created_seq = s->created_seq;
+    h.attach_seq = s->attach_seq;
     h.created_ms = s->created_ms;
     h.nsp_len = (uint32_t)nl;
     h.data_len = (uint32_t)s->data_len;
@@ -308,10 +335,11 @@ int store_socket_put(store_txn *t, const store_socket *s) {
     memcpy(p, &h, sizeof h);
     memcpy(p + sizeof h, s->nsp, nl);
     if (s->data_len) memcpy(p + sizeof h + nl, s->data, s->data_len);
-    MDB_val sk = {UTIL_ID_LEN, (void *)s->sid}, sv = {UTIL_ID_LEN, (void *)s->id};
-    rc = mdb_put(t->txn, t->s->sess_socks, &sk, &sv, MDB_NODUPDATA);
-    if (rc == MDB_KEYEXIST) rc = 0;
-    return rc_of(rc);
+    if (pl) {
+        MDB_val pk = {UTIL_ID_LEN, (void *)s->pid}, pv = {UTIL_ID_LEN, (void *)s->id};
+        if ((rc = mdb_put(t->txn, t->s->pids, &pk, &pv, 0))) return rc_of(rc);
+    }
+    return link_put(t, s->sid, s->id);
 }
 
 int store_socket_get(store_txn *t, const char *id, store_socket *out) {
@@ -319,6 +347,95 @@ int store_socket_get(store_txn *t, const char *id, store_socket *out) {
     int rc = mdb_get(t->txn, t->s->sockets, &k, &v);
     if (rc) return rc_of(rc);
     return sock_decode(&k, &v, out);
+}
+
+/* Rewrites the header of socket id with fn (the value is copied first: the
+ * record moves when it is written back). *old gets the header before. */
+static int sock_rewrite(store_txn *t, const char *id, sock_hdr *old,
+                        void (*fn)(sock_hdr *h, const void *arg), const void *arg) {
+    MDB_val k = {UTIL_ID_LEN, (void *)id}, v;
+    if (strlen(id) != UTIL_ID_LEN) return STORE_NOTFOUND;
+    int rc = mdb_get(t->txn, t->s->sockets, &k, &v);
+    if (rc) return rc_of(rc);
+    if (v.mv_size < sizeof *old) return STORE_EIO;
+    char *copy = malloc(v.mv_size);
+    if (!copy) return -ENOMEM;
+    memcpy(copy, v.mv_data, v.mv_size);
+    memcpy(old, copy, sizeof *old);
+    sock_hdr h = *old;
+    fn(&h, arg);
+    memcpy(copy, &h, sizeof h);
+    v.mv_data = copy;
+    rc = rc_of(mdb_put(t->txn, t->s->sockets, &k, &v, 0));
+    free(copy);
+    return rc;
+}
+
+static void set_detached(sock_hdr *h, const void *arg) { h->detached_ms = *(const int64_t *)arg; }
+
+int store_socket_detach(store_txn *t, const char *id, int64_t detached_ms) {
+    if (detached_ms <= 0) return -EINVAL;
+    sock_hdr old;
+    int rc = sock_rewrite(t, id, &old, set_detached, &detached_ms);
+    if (!rc && !old.detached_ms) rc = del_missing_ok(t, t->s->sess_socks, old.sid, UTIL_ID_LEN, id, UTIL_ID_LEN);
+    MDB_val k = {UTIL_ID_LEN, (void *)id}, v = {sizeof detached_ms, &detached_ms};
+    if (!rc) rc = rc_of(mdb_put(t->txn, t->s->detached, &k, &v, 0));
+    return rc;
+}
+
+typedef struct attach_arg {
+    const char *sid;
+    uint64_t seq;
+} attach_arg;
+
+static void set_attached(sock_hdr *h, const void *arg) {
+    const attach_arg *a = arg;
+    memcpy(h->sid, a->sid, UTIL_ID_LEN);
+    h->attach_seq = a->seq;
+    h->detached_ms = 0;
+}
+
+int store_socket_attach(store_txn *t, const char *id, const char *sid, uint64_t attach_seq) {
+    if (strlen(sid) != UTIL_ID_LEN) return -EINVAL;
+    attach_arg a = {sid, attach_seq};
+    sock_hdr old;
+    int rc = sock_rewrite(t, id, &old, set_attached, &a);
+    if (rc) return rc;
+    rc = old.detached_ms ? del_missing_ok(t, t->s->detached, id, UTIL_ID_LEN, NULL, 0)
+                         : del_missing_ok(t, t->s->sess_socks, old.sid, UTIL_ID_LEN, id, UTIL_ID_LEN);
+    return rc ? rc : link_put(t, sid, id);
+}
+
+int store_pid_socket(store_txn *t, const char *pid, char id[UTIL_ID_LEN + 1]) {
+    if (strlen(pid) != UTIL_ID_LEN) return STORE_NOTFOUND;
+    MDB_val k = {UTIL_ID_LEN, (void *)pid}, v;
+    int rc = mdb_get(t->txn, t->s->pids, &k, &v);
+    if (rc) return rc_of(rc);
+    if (v.mv_size != UTIL_ID_LEN) return STORE_EIO;
+    memcpy(id, v.mv_data, UTIL_ID_LEN);
+    id[UTIL_ID_LEN] = 0;
+    return 0;
+}
+
+int store_detached_each(store_txn *t, int (*cb)(void *, const char *, int64_t), void *arg) {
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->detached, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k, v;
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != UTIL_ID_LEN || v.mv_size != 8) continue;
+        char id[UTIL_ID_LEN + 1];
+        memcpy(id, k.mv_data, UTIL_ID_LEN);
+        id[UTIL_ID_LEN] = 0;
+        int64_t ms;
+        memcpy(&ms, v.mv_data, 8);
+        if ((ret = cb(arg, id, ms))) break;
+    }
+    mdb_cursor_close(c);
+    if (ret) return ret;
+    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
 }
 
 static size_t room_key(char *key, const char *nsp, const char *room, size_t room_len) {
@@ -329,39 +446,37 @@ static size_t room_key(char *key, const char *nsp, const char *room, size_t room
     return nl + 1 + room_len;
 }
 
+static int room_del_open(store_txn *t, const char *nsp, const char *room, size_t room_len,
+                         const char *id, uint64_t leave_seq);
+
 int store_socket_del(store_txn *t, const char *id) {
     store_socket s;
     int rc = store_socket_get(t, id, &s);
     if (rc) return rc;
-    char nsp[129], sid[UTIL_ID_LEN + 1];
+    char nsp[129], sid[UTIL_ID_LEN + 1], pid[UTIL_ID_LEN + 1];
     strcpy(nsp, s.nsp);
     strcpy(sid, s.sid);
-    /* Leave every room. */
+    strcpy(pid, s.pid);
+    int detached = s.detached_ms != 0;
+    /* Leave every room (the memberships go: nothing reads for it any more). */
     MDB_cursor *c;
     rc = mdb_cursor_open(t->txn, t->s->sock_rooms, &c);
     if (rc) return rc_of(rc);
     MDB_val k = {UTIL_ID_LEN, (void *)id}, v;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
-        char key[128 + 1 + STORE_ROOM_MAX];
         if (v.mv_size > STORE_ROOM_MAX) continue;
-        MDB_val rk = {room_key(key, nsp, v.mv_data, v.mv_size), key};
-        MDB_cursor *rc2;
-        if (mdb_cursor_open(t->txn, t->s->rooms, &rc2) == 0) {
-            MDB_val rv = {UTIL_ID_LEN, (void *)id};
-            if (mdb_cursor_get(rc2, &rk, &rv, MDB_GET_BOTH_RANGE) == 0 &&
-                rv.mv_size >= UTIL_ID_LEN && memcmp(rv.mv_data, id, UTIL_ID_LEN) == 0)
-                mdb_cursor_del(rc2, 0);
-            mdb_cursor_close(rc2);
-        }
+        int r = room_del_open(t, nsp, v.mv_data, v.mv_size, id, 0);
+        if (r && r != STORE_NOTFOUND) { mdb_cursor_close(c); return r; }
     }
     mdb_cursor_close(c);
     k = (MDB_val){UTIL_ID_LEN, (void *)id};
     rc = mdb_del(t->txn, t->s->sock_rooms, &k, NULL);
     if (rc && rc != MDB_NOTFOUND) return rc_of(rc);
-    MDB_val sk = {UTIL_ID_LEN, sid}, sv = {UTIL_ID_LEN, (void *)id};
-    rc = mdb_del(t->txn, t->s->sess_socks, &sk, &sv);
-    if (rc && rc != MDB_NOTFOUND) return rc_of(rc);
+    if (!detached && (rc = del_missing_ok(t, t->s->sess_socks, sid, UTIL_ID_LEN, id, UTIL_ID_LEN)))
+        return rc;
+    if (detached && (rc = del_missing_ok(t, t->s->detached, id, UTIL_ID_LEN, NULL, 0))) return rc;
+    if (pid[0] && (rc = del_missing_ok(t, t->s->pids, pid, UTIL_ID_LEN, NULL, 0))) return rc;
     return rc_of(mdb_del(t->txn, t->s->sockets, &k, NULL));
 }
 
@@ -402,6 +517,10 @@ int store_socket_each(store_txn *t, int (*cb)(void *, const store_socket *), voi
 }
 
 /* ---- rooms ------------------------------------------------------------- */
+/* A membership: socket id + join seq + leave seq (big endian, so that the
+ * intervals of one id sort oldest first). */
+#define MEMBER_LEN (UTIL_ID_LEN + 16)
+#define ROOM_KEY_MAX (128 + 1 + STORE_ROOM_MAX)
 
 static void put_be64(unsigned char *p, uint64_t v) {
     for (int i = 7; i >= 0; i--) p[i] = (unsigned char)v, v >>= 8;
@@ -412,24 +531,77 @@ static uint64_t get_be64(const unsigned char *p) {
     return v;
 }
 
-int store_room_has(store_txn *t, const char *nsp, const char *room, size_t room_len,
-                   const char *id, uint64_t *join_seq) {
-    if (room_len > STORE_ROOM_MAX || strlen(nsp) > 128) return STORE_NOTFOUND;
-    char key[128 + 1 + STORE_ROOM_MAX];
+static void member_make(unsigned char *m, const char *id, uint64_t join, uint64_t leave) {
+    memcpy(m, id, UTIL_ID_LEN);
+    put_be64(m + UTIL_ID_LEN, join);
+    put_be64(m + UTIL_ID_LEN + 8, leave);
+}
+
+/* Walks the intervals of id in the room at key (a cursor on rooms, left on
+ * the last one looked at): cb returns non-zero to stop (returned). */
+typedef int (*interval_cb)(void *arg, MDB_cursor *c, uint64_t join, uint64_t leave);
+
+static int intervals_walk(store_txn *t, const char *nsp, const char *room, size_t room_len,
+                          const char *id, interval_cb cb, void *arg) {
+    if (room_len > STORE_ROOM_MAX || strlen(nsp) > 128 || strlen(id) != UTIL_ID_LEN)
+        return STORE_NOTFOUND;
+    char key[ROOM_KEY_MAX];
     MDB_val k = {room_key(key, nsp, room, room_len), key}, v = {UTIL_ID_LEN, (void *)id};
     MDB_cursor *c;
     int rc = mdb_cursor_open(t->txn, t->s->rooms, &c);
     if (rc) return rc_of(rc);
-    rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
-    if (rc == 0) {
-        if (v.mv_size == UTIL_ID_LEN + 8 && memcmp(v.mv_data, id, UTIL_ID_LEN) == 0) {
-            if (join_seq) *join_seq = get_be64((const unsigned char *)v.mv_data + UTIL_ID_LEN);
-        } else {
-            rc = MDB_NOTFOUND;
-        }
+    int ret = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
+        if (v.mv_size != MEMBER_LEN || memcmp(v.mv_data, id, UTIL_ID_LEN)) break;
+        const unsigned char *m = v.mv_data;
+        if ((ret = cb(arg, c, get_be64(m + UTIL_ID_LEN), get_be64(m + UTIL_ID_LEN + 8)))) break;
     }
     mdb_cursor_close(c);
-    return rc_of(rc);
+    if (ret) return ret;
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+typedef struct open_find {
+    uint64_t join;
+    int found;
+} open_find;
+
+static int find_open_cb(void *arg, MDB_cursor *c, uint64_t join, uint64_t leave) {
+    (void)c;
+    open_find *f = arg;
+    if (leave != STORE_SEQ_OPEN) return 0;
+    f->join = join;
+    f->found = 1;
+    return 1;
+}
+
+int store_room_has(store_txn *t, const char *nsp, const char *room, size_t room_len,
+                   const char *id, uint64_t *join_seq) {
+    open_find f = {0, 0};
+    int rc = intervals_walk(t, nsp, room, room_len, id, find_open_cb, &f);
+    if (rc < 0) return rc;
+    if (!f.found) return STORE_NOTFOUND;
+    if (join_seq) *join_seq = f.join;
+    return 0;
+}
+
+typedef struct ival_ctx {
+    int (*cb)(void *arg, uint64_t join, uint64_t leave);
+    void *arg;
+} ival_ctx;
+
+static int ival_cb(void *arg, MDB_cursor *c, uint64_t join, uint64_t leave) {
+    (void)c;
+    ival_ctx *x = arg;
+    return x->cb(x->arg, join, leave);
+}
+
+int store_room_intervals(store_txn *t, const char *nsp, const char *room, size_t room_len,
+                         const char *id, int (*cb)(void *, uint64_t, uint64_t), void *arg) {
+    ival_ctx x = {cb, arg};
+    int rc = intervals_walk(t, nsp, room, room_len, id, ival_cb, &x);
+    return rc == STORE_NOTFOUND ? 0 : rc;
 }
 
 int store_room_join(store_txn *t, const char *nsp, const char *room, const char *id,
@@ -440,44 +612,100 @@ int store_room_join(store_txn *t, const char *nsp, const char *room, const char 
     int rc = store_room_has(t, nsp, room, rl, id, NULL);
     if (rc == 0) return 0;
     if (rc != STORE_NOTFOUND) return rc;
-    char key[128 + 1 + STORE_ROOM_MAX];
-    unsigned char val[UTIL_ID_LEN + 8];
-    memcpy(val, id, UTIL_ID_LEN);
-    put_be64(val + UTIL_ID_LEN, join_seq);
+    char key[ROOM_KEY_MAX];
+    unsigned char val[MEMBER_LEN];
+    member_make(val, id, join_seq, STORE_SEQ_OPEN);
     MDB_val k = {room_key(key, nsp, room, rl), key}, v = {sizeof val, val};
-    rc = mdb_put(t->txn, t->s->rooms, &k, &v, 0);
-    if (rc) return rc_of(rc);
+    rc = mdb_put(t->txn, t->s->rooms, &k, &v, MDB_NODUPDATA);
+    if (rc && rc != MDB_KEYEXIST) return rc_of(rc);
     MDB_val sk = {UTIL_ID_LEN, (void *)id}, sv = {rl, (void *)room};
     rc = mdb_put(t->txn, t->s->sock_rooms, &sk, &sv, MDB_NODUPDATA);
     return rc == MDB_KEYEXIST ? 0 : rc_of(rc);
 }
 
-int store_room_leave(store_txn *t, const char *nsp, const char *room, const char *id) {
+typedef struct close_ctx {
+    uint64_t join;
+    int found;
+} close_ctx;
+
+static int del_open_cb(void *arg, MDB_cursor *c, uint64_t join, uint64_t leave) {
+    close_ctx *x = arg;
+    if (leave != STORE_SEQ_OPEN) return 0;
+    x->join = join;
+    x->found = 1;
+    int rc = mdb_cursor_del(c, 0);
+    return rc ? rc_of(rc) : 1;
+}
+
+/* Removes the open membership of id in room; with leave_seq > its join, an
+ * ended interval (join, leave_seq] takes its place (and goes in leaves). */
+static int room_del_open(store_txn *t, const char *nsp, const char *room, size_t room_len,
+                         const char *id, uint64_t leave_seq) {
+    close_ctx x = {0, 0};
+    int rc = intervals_walk(t, nsp, room, room_len, id, del_open_cb, &x);
+    if (rc < 0) return rc;
+    if (!x.found) return STORE_NOTFOUND;
+    if (leave_seq <= x.join) return 0; /* no record could have reached it */
+    char key[ROOM_KEY_MAX + MEMBER_LEN];
+    unsigned char val[MEMBER_LEN];
+    member_make(val, id, x.join, leave_seq);
+    size_t kl = room_key(key, nsp, room, room_len);
+    MDB_val k = {kl, key}, v = {sizeof val, val};
+    rc = mdb_put(t->txn, t->s->rooms, &k, &v, MDB_NODUPDATA);
+    if (rc && rc != MDB_KEYEXIST) return rc_of(rc);
+    /* leaves: leave seq -> room key + '\0' + id + join */
+    key[kl] = 0;
+    memcpy(key + kl + 1, val, UTIL_ID_LEN + 8);
+    MDB_val lk = {sizeof leave_seq, &leave_seq}, lv = {kl + 1 + UTIL_ID_LEN + 8, key};
+    rc = mdb_put(t->txn, t->s->leaves, &lk, &lv, MDB_NODUPDATA);
+    return rc == MDB_KEYEXIST ? 0 : rc_of(rc);
+}
+
+int store_room_leave(store_txn *t, const char *nsp, const char *room, const char *id,
+                     uint64_t leave_seq) {
     size_t rl = strlen(room);
     if (rl == 0 || rl > STORE_ROOM_MAX || strlen(nsp) > 128) return STORE_NOTFOUND;
-    char key[128 + 1 + STORE_ROOM_MAX];
-    MDB_val k = {room_key(key, nsp, room, rl), key}, v = {UTIL_ID_LEN, (void *)id};
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(t->txn, t->s->rooms, &c);
-    if (rc) return rc_of(rc);
-    rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
-    if (rc == 0) {
-        if (v.mv_size >= UTIL_ID_LEN && memcmp(v.mv_data, id, UTIL_ID_LEN) == 0)
-            rc = mdb_cursor_del(c, 0);
-        else
-            rc = MDB_NOTFOUND;
-    }
-    mdb_cursor_close(c);
-    if (rc) return rc_of(rc);
+    int rc = room_del_open(t, nsp, room, rl, id, leave_seq);
+    if (rc) return rc;
     MDB_val sk = {UTIL_ID_LEN, (void *)id}, sv = {rl, (void *)room};
     rc = mdb_del(t->txn, t->s->sock_rooms, &sk, &sv);
     return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
 }
 
-int store_room_members(store_txn *t, const char *nsp, const char *room, size_t room_len,
+int store_room_gc(store_txn *t, uint64_t upto, size_t *n) {
+    MDB_cursor *c;
+    size_t done = 0;
+    int rc = mdb_cursor_open(t->txn, t->s->leaves, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) {
+        uint64_t leave;
+        if (k.mv_size != 8) break;
+        memcpy(&leave, k.mv_data, 8);
+        if (leave > upto) break;
+        /* v: room key '\0' id join */
+        if (v.mv_size > UTIL_ID_LEN + 9) {
+            size_t kl = v.mv_size - UTIL_ID_LEN - 9;
+            unsigned char m[MEMBER_LEN];
+            memcpy(m, (const char *)v.mv_data + kl + 1, UTIL_ID_LEN + 8);
+            put_be64(m + UTIL_ID_LEN + 8, leave);
+            MDB_val rk = {kl, v.mv_data}, rv = {sizeof m, m};
+            int d = mdb_del(t->txn, t->s->rooms, &rk, &rv);
+            if (d && d != MDB_NOTFOUND) { rc = d; break; }
+        }
+        if ((rc = mdb_cursor_del(c, 0))) break;
+        done++;
+    }
+    mdb_cursor_close(c);
+    if (n) *n = done;
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+int store_room_members(store_txn *t, const char *nsp, const char *room, size_t room_len, int past,
                        int (*cb)(void *, const char *, uint64_t), void *arg) {
     if (room_len > STORE_ROOM_MAX || strlen(nsp) > 128) return 0;
-    char key[128 + 1 + STORE_ROOM_MAX];
+    char key[ROOM_KEY_MAX];
     MDB_val k = {room_key(key, nsp, room, room_len), key}, v;
     MDB_cursor *c;
     int rc = mdb_cursor_open(t->txn, t->s->rooms, &c);
@@ -485,11 +713,13 @@ int store_room_members(store_txn *t, const char *nsp, const char *room, size_t r
     int ret = 0;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
-        if (v.mv_size != UTIL_ID_LEN + 8) continue;
+        if (v.mv_size != MEMBER_LEN) continue;
+        const unsigned char *m = v.mv_data;
+        if (!past && get_be64(m + UTIL_ID_LEN + 8) != STORE_SEQ_OPEN) continue;
         char id[UTIL_ID_LEN + 1];
-        memcpy(id, v.mv_data, UTIL_ID_LEN);
+        memcpy(id, m, UTIL_ID_LEN);
         id[UTIL_ID_LEN] = 0;
-        if ((ret = cb(arg, id, get_be64((const unsigned char *)v.mv_data + UTIL_ID_LEN)))) break;
+        if ((ret = cb(arg, id, get_be64(m + UTIL_ID_LEN)))) break;
     }
     mdb_cursor_close(c);
     if (ret) return ret;
@@ -508,17 +738,27 @@ int store_room_each(store_txn *t, const char *nsp,
     int rc = mdb_cursor_open(t->txn, t->s->rooms, &c);
     if (rc) return rc_of(rc);
     int ret = 0;
+    char cur[ROOM_KEY_MAX];
+    size_t curlen = 0, count = 0;
+    /* Every membership of the namespace in key order; a room is reported
+     * once its entries are counted (current members only). */
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_NODUP)) {
-        if (k.mv_size < nl + 1 || memcmp(k.mv_data, prefix, nl + 1)) break;
-        size_t count = 0;
-        mdb_cursor_count(c, &count);
-        if ((ret = cb(arg, (const char *)k.mv_data + nl + 1, k.mv_size - nl - 1, (size_t)count)))
-            break;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < nl + 1 || memcmp(k.mv_data, prefix, nl + 1) || k.mv_size > sizeof cur) break;
+        if (k.mv_size != curlen || memcmp(k.mv_data, cur, curlen)) {
+            if (count && (ret = cb(arg, cur + nl + 1, curlen - nl - 1, count))) break;
+            memcpy(cur, k.mv_data, k.mv_size);
+            curlen = k.mv_size;
+            count = 0;
+        }
+        if (v.mv_size == MEMBER_LEN &&
+            get_be64((const unsigned char *)v.mv_data + UTIL_ID_LEN + 8) == STORE_SEQ_OPEN)
+            count++;
     }
+    if (!ret && count) ret = cb(arg, cur + nl + 1, curlen - nl - 1, count);
     mdb_cursor_close(c);
     if (ret) return ret;
-    return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc_of(rc);
 }
 
 int store_socket_rooms(store_txn *t, const char *id,

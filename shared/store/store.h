@@ -7,10 +7,20 @@
  *   sessions    Engine.IO sid (20 chars) -> store_session (fixed struct).
  *   partials    sid -> a binary Socket.IO packet waiting for attachments.
  *   sockets     socket id (20 chars) -> store_socket header + nsp + data.
- *   sess_socks  sid -> socket id, DUPSORT: the sockets of a session.
- *   rooms       nsp '\0' room -> socket id + join seq (8 bytes BE), DUPSORT.
- *   sock_rooms  socket id -> room, DUPSORT: the other direction, for leaving
- *               every room at once and listing a socket's rooms.
+ *   sess_socks  sid -> socket id, DUPSORT: the sockets of a session (a
+ *               detached socket, kept for connection state recovery, has
+ *               none).
+ *   pids        private session id (the CONNECT reply's "pid") -> socket id.
+ *   detached    socket id -> when it was detached (ms): the sockets waiting
+ *               for their client to recover them.
+ *   rooms       nsp '\0' room -> socket id + join seq + leave seq (8 bytes
+ *               BE each), DUPSORT: membership as intervals (join, leave] of
+ *               log seqs; the current one has leave = STORE_SEQ_OPEN.
+ *   leaves      leave seq (INTEGERKEY, DUPSORT) -> nsp '\0' room '\0' id +
+ *               join seq: the closed intervals, so that they are dropped
+ *               once the log no longer holds a record they could decide.
+ *   sock_rooms  socket id -> room, DUPSORT: the rooms a socket is in now,
+ *               for leaving every room at once and listing them.
  *   log         seq (uint64, INTEGERKEY, appended with MDB_APPEND) -> one
  *               delivery record (see logrec.h): the frames already encoded,
  *               plus who they are for.
@@ -27,8 +37,8 @@
  * encoded frames, whatever the room's size; each reader (a polling request,
  * or a front serving many connections) walks the log from its own cursor and
  * keeps what is addressed to it, checking room membership as of the entry's
- * sequence number (a socket receives an entry only if it joined the room
- * before the entry was written).  Nothing is copied per recipient, and
+ * sequence number (a socket receives an entry only if it was in the room
+ * when the entry was written: joined before it, left after it).  Nothing is copied per recipient, and
  * delivery order is the log order for every reader.  stated trims the log
  * below the slowest live cursor, and past max_log_bytes in any case (a
  * reader left behind the trim point is disconnected).
@@ -136,37 +146,67 @@ int store_partial_del(store_txn *t, const char *sid);
 /* ---- sockets ----------------------------------------------------------- */
 typedef struct store_socket {
     char id[UTIL_ID_LEN + 1];
-    char sid[UTIL_ID_LEN + 1];  /* its Engine.IO session */
+    char sid[UTIL_ID_LEN + 1];  /* its Engine.IO session (the last one, when detached) */
+    char pid[UTIL_ID_LEN + 1];  /* private id for recovery; "" when recovery was off */
     char nsp[129];
     uint64_t created_seq;       /* log head when it connected */
+    uint64_t attach_seq;        /* log head when it joined its current session (recovery) */
     int64_t created_ms;
+    int64_t detached_ms;        /* when its session ended and it waits for recovery; 0: attached */
     const char *data;           /* JSON text (handshake, auth, data); borrowed */
     size_t data_len;
 } store_socket;
 
-/* Creates the socket record and its links to the session. */
+/* Creates the socket record, its link to the session (detached_ms must be 0)
+ * and its pid entry. */
 int store_socket_put(store_txn *t, const store_socket *s);
 /* out->data is borrowed until the txn ends. */
 int store_socket_get(store_txn *t, const char *id, store_socket *out);
-/* Removes the socket, its session link and every room membership. */
+/* Removes the socket, its session link, its pid and detached entries and
+ * every room membership. */
 int store_socket_del(store_txn *t, const char *id);
+/* Detaches a socket from its session (the link goes, the record and rooms
+ * stay) as of detached_ms (> 0). */
+int store_socket_detach(store_txn *t, const char *id, int64_t detached_ms);
+/* Attaches a socket, detached or not, to session sid from log seq
+ * attach_seq on (it leaves its previous session). */
+int store_socket_attach(store_txn *t, const char *id, const char *sid, uint64_t attach_seq);
+/* The socket of a private id: 0 and id, or STORE_NOTFOUND. */
+int store_pid_socket(store_txn *t, const char *pid, char id[UTIL_ID_LEN + 1]);
+/* Calls cb for every detached socket id with when it was detached. */
+int store_detached_each(store_txn *t, int (*cb)(void *arg, const char *id, int64_t detached_ms),
+                        void *arg);
 /* Sockets of one session / of every session. cb's record is borrowed. */
 int store_session_sockets(store_txn *t, const char *sid,
                           int (*cb)(void *arg, const store_socket *s), void *arg);
 int store_socket_each(store_txn *t, int (*cb)(void *arg, const store_socket *s), void *arg);
 
 /* ---- rooms ------------------------------------------------------------- */
+#define STORE_SEQ_OPEN UINT64_MAX /* the leave seq of a current membership */
+
 /* Adds socket id (of namespace nsp) to room; join_seq is the log head at the
  * time.  Joining twice keeps the first join. */
 int store_room_join(store_txn *t, const char *nsp, const char *room, const char *id,
                     uint64_t join_seq);
-int store_room_leave(store_txn *t, const char *nsp, const char *room, const char *id);
-/* 0 and *join_seq when id is in room, STORE_NOTFOUND otherwise. */
+/* Ends the membership of id in room as of leave_seq (the log head): records
+ * up to leave_seq still reach it.  STORE_NOTFOUND when it is not a member. */
+int store_room_leave(store_txn *t, const char *nsp, const char *room, const char *id,
+                     uint64_t leave_seq);
+/* 0 and *join_seq when id is in room now, STORE_NOTFOUND otherwise. */
 int store_room_has(store_txn *t, const char *nsp, const char *room, size_t room_len,
                    const char *id, uint64_t *join_seq);
-/* Members of one room. */
-int store_room_members(store_txn *t, const char *nsp, const char *room, size_t room_len,
+/* Every membership interval (join, leave] of id in room, oldest first (the
+ * current one has leave = STORE_SEQ_OPEN); a non-zero return from cb stops. */
+int store_room_intervals(store_txn *t, const char *nsp, const char *room, size_t room_len,
+                         const char *id, int (*cb)(void *arg, uint64_t join, uint64_t leave),
+                         void *arg);
+/* Members of one room: the current ones, and with `past` also those whose
+ * ended intervals are still kept (cb may then see an id more than once). */
+int store_room_members(store_txn *t, const char *nsp, const char *room, size_t room_len, int past,
                        int (*cb)(void *arg, const char *id, uint64_t join_seq), void *arg);
+/* Drops the ended intervals with leave seq <= upto; *n (may be NULL) gets
+ * how many. */
+int store_room_gc(store_txn *t, uint64_t upto, size_t *n);
 /* Every room of a namespace with its member count. */
 int store_room_each(store_txn *t, const char *nsp,
                     int (*cb)(void *arg, const char *room, size_t room_len, size_t members),

@@ -103,15 +103,15 @@ TEST(rooms_sockets_is_a_deduplicated_union_minus_except) {
     const char *r12[] = {"r1", "r2"}, *exa[] = {"r1"};
     char out[256] = "";
     bcast u = {"/", r12, 2, NULL, 0, 0};
-    ASSERT_EQ_INT(rooms_sockets(t, &u, collect_ids, out), 0);
+    ASSERT_EQ_INT(rooms_sockets(t, &u, 0, collect_ids, out), 0);
     ASSERT_EQ_STR(out, SK1 ";" SK2 ";");
     out[0] = 0;
     bcast e = {"/", r12, 2, exa, 1, 0};
-    ASSERT_EQ_INT(rooms_sockets(t, &e, collect_ids, out), 0);
+    ASSERT_EQ_INT(rooms_sockets(t, &e, 0, collect_ids, out), 0);
     ASSERT_EQ_STR(out, SK2 ";");
     out[0] = 0;
     bcast all = {"/", NULL, 0, NULL, 0, 0};
-    ASSERT_EQ_INT(rooms_sockets(t, &all, collect_ids, out), 0);
+    ASSERT_EQ_INT(rooms_sockets(t, &all, 0, collect_ids, out), 0);
     ASSERT_EQ_STR(out, SK1 ";" SK2 ";");
     store_abort(t);
     drop(s);
@@ -256,23 +256,44 @@ TEST(leaves_apply_to_records_read_after_them) {
     ASSERT_EQ_INT(reader_match(t, &r1, s1, &a), 1);
     ASSERT_EQ_INT(reader_match(t, &rx, sx, &a), 0);
     ASSERT_EQ_INT(rooms_leave(t, &a, "L"), 0);
-    /* written before the leave, read after it: no longer delivered (as
-     * documented), while b, still a member, gets it */
-    ASSERT_EQ_INT(reader_match(t, &r1, s1, &a), 0);
+    /* written before the leave, read after it: still delivered (membership
+     * as of the record), and so is b's copy */
+    ASSERT_EQ_INT(reader_match(t, &r1, s1, &a), 1);
     ASSERT_EQ_INT(reader_match(t, &r1, s1, &b), 1);
-    /* and an except room left no longer excludes: the broadcast to all but L
-     * written while a was in L now reaches it */
-    ASSERT_EQ_INT(reader_match(t, &rx, sx, &a), 1);
+    /* the broadcast to all but L written while a was in L still excludes it */
+    ASSERT_EQ_INT(reader_match(t, &rx, sx, &a), 0);
     logrec r2 = rec_for(t, &to_l, &s2);
     ASSERT_EQ_INT(reader_match(t, &r2, s2, &a), 0);
+    logrec rx2 = rec_for(t, &but_l, &sx);
+    ASSERT_EQ_INT(reader_match(t, &rx2, sx, &a), 1); /* out of L now */
+    ASSERT_EQ_INT(reader_match(t, &rx2, sx, &b), 0);
     ASSERT_EQ_INT(rooms_leave(t, &a, "L"), 0); /* not a member: not an error */
     ASSERT_EQ_INT(rooms_leave(t, &a, "never"), 0);
-    /* joining again starts at the new join */
+    /* joining again starts at the new join; the gap stays a gap */
     ASSERT_EQ_INT(rooms_join(t, &a, "L"), 0);
-    ASSERT_EQ_INT(reader_match(t, &r1, s1, &a), 0);
+    ASSERT_EQ_INT(reader_match(t, &r1, s1, &a), 1);
     ASSERT_EQ_INT(reader_match(t, &r2, s2, &a), 0);
     logrec r3 = rec_for(t, &to_l, &s3);
     ASSERT_EQ_INT(reader_match(t, &r3, s3, &a), 1);
+    /* two intervals are not one window: readers ask record by record */
+    uint64_t lo, hi;
+    ASSERT_EQ_INT(reader_window(t, &r3, &a, &lo, &hi), READER_PER_RECORD);
+    ASSERT_EQ_INT(reader_window(t, &r3, &b, &lo, &hi), 1);
+    /* once the log is past the leave, the ended interval is dropped and a's
+     * window is one again */
+    size_t n = 0;
+    ASSERT_EQ_INT(store_room_gc(t, s1, &n), 0);
+    ASSERT_EQ_INT(n, 0); /* the leave came after s1 */
+    ASSERT_EQ_INT(store_room_gc(t, s2, &n), 0);
+    ASSERT_EQ_INT(n, 1);
+    ASSERT_EQ_INT(reader_window(t, &r3, &a, &lo, &hi), 1);
+    ASSERT_EQ_INT(lo, sx); /* the join after rx2 */
+    ASSERT_EQ_INT(reader_match(t, &r3, s3, &a), 1);
+    /* a leave with nothing written since the join leaves no interval */
+    ASSERT_EQ_INT(rooms_join(t, &b, "M"), 0);
+    ASSERT_EQ_INT(rooms_leave(t, &b, "M"), 0);
+    ASSERT_EQ_INT(store_room_gc(t, UINT64_MAX - 1, &n), 0);
+    ASSERT_EQ_INT(n, 0);
     store_abort(t);
     drop(s);
 }

@@ -228,7 +228,7 @@ TEST(the_65th_namespace_of_a_session_is_refused) {
     p.data = cJSON_Parse("[\"hi\"]");
     bcast to = {"/dyn-64", NULL, 0, NULL, 0, 0};
     uint64_t seq;
-    ASSERT_EQ_INT(socketio_emit(t, &to, &p, &seq), 0);
+    ASSERT_EQ_INT(socketio_emit(&srv, t, &to, &p, &seq), 0);
     sio_packet_clear(&p);
     ASSERT_EQ_INT(store_commit(t), 0);
     recv_frames(&srv, &a, &f);
@@ -454,7 +454,7 @@ TEST(auth_namespace_waits_for_accept) {
     store_txn *t;
     uint64_t seq = 0;
     ASSERT_EQ_INT(store_begin(srv.st, 1, &t), 0);
-    ASSERT_EQ_INT(socketio_accept(t, a.sid, "/private", pending, auth, data, &seq), 0);
+    ASSERT_EQ_INT(socketio_accept(&srv, t, a.sid, "/private", pending, auth, data, &seq), 0);
     ASSERT_EQ_INT(store_commit(t), 0);
     ASSERT_TRUE(seq > 0);
     recv_frames(&srv, &a, &f);
@@ -485,7 +485,7 @@ TEST(auth_namespace_waits_for_accept) {
 
     /* accepting again does nothing */
     ASSERT_EQ_INT(store_begin(srv.st, 1, &t), 0);
-    ASSERT_EQ_INT(socketio_accept(t, a.sid, "/private", NULL, NULL, NULL, &seq), 0);
+    ASSERT_EQ_INT(socketio_accept(&srv, t, a.sid, "/private", NULL, NULL, NULL, &seq), 0);
     ASSERT_EQ_INT(store_commit(t), 0);
     recv_frames(&srv, &a, &f);
     ASSERT_EQ_INT(f.n, 0);
@@ -500,7 +500,7 @@ TEST(auth_namespace_waits_for_accept) {
     ASSERT_EQ_INT(store_begin(srv.st, 1, &t), 0);
     ASSERT_EQ_INT(store_session_get(t, c.sid, &ss), 0);
     ASSERT_EQ_INT(session_close(t, c.sid, &ss, SESSION_CLOSE_CLIENT), 0);
-    ASSERT_EQ_INT(socketio_accept(t, c.sid, "/private", NULL, auth, NULL, &seq), 0);
+    ASSERT_EQ_INT(socketio_accept(&srv, t, c.sid, "/private", NULL, auth, NULL, &seq), 0);
     ASSERT_EQ_INT(store_commit(t), 0);
     ASSERT_EQ_INT(sock_count(&srv, c.sid), 0);
     recv_frames(&srv, &c, &f);
@@ -758,7 +758,7 @@ TEST(auth_connects_keep_the_namespace_limit) {
     ASSERT_EQ_INT(store_begin(srv.st, 1, &t), 0);
     const cJSON *r;
     cJSON_ArrayForEach(r, recs) {
-        int rc = socketio_accept(t, a.sid, jstr(r, "nsp"), jstr(r, "socket"), NULL, NULL, &seq);
+        int rc = socketio_accept(&srv, t, a.sid, jstr(r, "nsp"), jstr(r, "socket"), NULL, NULL, &seq);
         if (rc) store_abort(t);
         ASSERT_EQ_INT(rc, 0);
     }

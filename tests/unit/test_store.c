@@ -85,7 +85,7 @@ TEST(rooms_both_ways_and_socket_delete_leaves_all) {
     /* deleting a socket removes every membership and the session link */
     ASSERT_EQ_INT(store_socket_del(t, SK1), 0);
     n = 0;
-    ASSERT_EQ_INT(store_room_members(t, "/", "r1", 2, count_member, &n), 0);
+    ASSERT_EQ_INT(store_room_members(t, "/", "r1", 2, 0, count_member, &n), 0);
     ASSERT_EQ_INT(n, 0);
     n = 0;
     ASSERT_EQ_INT(store_room_each(t, "/", count_room, &n), 0);
@@ -94,7 +94,7 @@ TEST(rooms_both_ways_and_socket_delete_leaves_all) {
     ASSERT_EQ_INT(store_session_sockets(t, SID1, count_sock, &n), 0);
     ASSERT_EQ_INT(n, 1);
     ASSERT_EQ_INT(store_room_has(t, "/chat", "r1", 2, SK2, NULL), 0);
-    ASSERT_EQ_INT(store_room_leave(t, "/chat", "r1", SK2), 0);
+    ASSERT_EQ_INT(store_room_leave(t, "/chat", "r1", SK2, 9), 0);
     ASSERT_EQ_INT(store_room_has(t, "/chat", "r1", 2, SK2, NULL), STORE_NOTFOUND);
     /* limits */
     char big[STORE_ROOM_MAX + 2];
