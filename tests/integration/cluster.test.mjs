@@ -271,6 +271,50 @@ test("emit --local stays on its node", async () => {
   closeClients();
 });
 
+test("connection state recovery on one of our nodes: what other servers emitted meanwhile is replayed; offsets stay on the node", async () => {
+  const appC = app(`connection_state_recovery = 1\n${conf("c")}`, { "ping.sh": PING });
+  const C = await startStack("embedded", { config: appC.config });
+  try {
+    const c = connect(C.url, "/", { transports: ["websocket"] });
+    c.got = [];
+    c.onAny((ev, ...args) => c.got.push([ev, ...args]));
+    const n = connect(nodeUrl, "/");
+    n.got = [];
+    n.onAny((ev, ...args) => n.got.push([ev, ...args]));
+    await Promise.all([connected(c), connected(n)]);
+    await eventually(async () => assert.equal((await status(C)).state, "up"), 20000, 200);
+    // ours get the offset as the last argument; Node's clients never see it
+    await C.sioctl("emit", "from-c", "1");
+    await eventually(() => assert.equal(count(n, "from-c"), 1));
+    assert.deepEqual(n.got.find((e) => e[0] === "from-c"), ["from-c", 1]);
+    await eventually(() => assert.equal(count(c, "from-c"), 1));
+    const [, one, offset] = c.got.find((e) => e[0] === "from-c");
+    assert.equal(one, 1);
+    assert.match(offset, /^\d+$/);
+    // offline while the emitter, Node and node A emit
+    const gone = once(c, "disconnect");
+    c.io.engine.close();
+    await gone;
+    await emitter.emit("away", "emitter");
+    await ctl({ op: "emit", event: "away", args: ["node"] });
+    await A.sioctl("emit", "away", "a");
+    await eventually(async () => {
+      const r = JSON.parse((await C.sioctl("status", "--json")).stdout);
+      assert.ok(r.log.head >= Number(offset) + 3, "not all arrived on C yet");
+    });
+    const back = once(c, "connect");
+    c.connect();
+    await back;
+    assert.equal(c.recovered, true);
+    await eventually(() => assert.equal(count(c, "away"), 3));
+    // (the emitter publishes without waiting: its order against Node's is not fixed)
+    assert.deepEqual(c.got.filter((e) => e[0] === "away").map((e) => e[1]).sort(), ["a", "emitter", "node"]);
+  } finally {
+    closeClients();
+    await C.stop();
+  }
+}, { timeout: 60000 });
+
 test("Redis killed and restarted: local delivery goes on, the cluster is whole again", async () => {
   const all = await clients();
   const [a, , , n] = all;
