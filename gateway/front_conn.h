@@ -78,6 +78,9 @@ struct ws_conn {
     ftimer t_connect;
     ftimer t_upgrade;
     int awaiting_pong;
+    uint64_t ping_cursor;    /* the delivery position when the last ping was queued */
+    uint64_t acked;          /* ... when the client answered it: what reached it */
+    int acked_dirty;         /* acked not yet in the session record */
     struct ws_conn *aprev, *anext; /* the list of all WebSocket connections */
 
     /* delivery (front_deliver.c) */

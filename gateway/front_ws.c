@@ -36,6 +36,7 @@
 struct ws_front {
     server *srv;
     ftimers *timers;
+    ftimer t_acked;      /* connection state recovery: saves what reached clients */
     deliver *dl;
     fconns *pool;
     int deflate;         /* permessage-deflate is on: one message per write */
@@ -47,6 +48,34 @@ struct ws_front {
     unsigned char scratch[LWS_PRE + WS_CHUNK];
 };
 
+/* ---- what reached the clients (connection state recovery) ------------------------
+ * A pong answers a ping queued after everything the connection had been
+ * given: what was for it up to the delivery position at that ping reached
+ * the client.  Saved in the session records once a second, so that a
+ * socket recovered after this front died needs nothing older from the log. */
+
+#define ACKED_SAVE_MS 1000
+
+static void acked_cb(ftimer *ft) {
+    ws_front *w = lws_container_of(ft, ws_front, t_acked);
+    char (*sids)[UTIL_ID_LEN + 1] = NULL;
+    uint64_t *acked = NULL;
+    size_t n = 0, cap = 0, capa = 0;
+    for (ws_conn *c = w->all; c; c = c->anext) {
+        if (!c->acked_dirty || c->state != WS_OPEN) continue;
+        if (util_grow(&sids, &cap, n, sizeof *sids, 64) || util_grow(&acked, &capa, n, sizeof *acked, 64))
+            break;
+        strcpy(sids[n], c->sid);
+        acked[n++] = c->acked;
+        c->acked_dirty = 0;
+    }
+    int rc = n ? websocket_acked(w->srv, sids, acked, n) : 0;
+    if (rc) log_warn("cannot record what reached %zu WebSocket client(s): %s", n, store_strerror(rc));
+    free(sids);
+    free(acked);
+    if (!w->stopping) ftimer_set(w->timers, &w->t_acked, acked_cb, ACKED_SAVE_MS);
+}
+
 ws_front *ws_new(server *srv, ftimers *timers, deliver *dl, fconns *pool, int deflate) {
     ws_front *w = calloc(1, sizeof *w);
     if (!w) return NULL;
@@ -57,10 +86,15 @@ ws_front *ws_new(server *srv, ftimers *timers, deliver *dl, fconns *pool, int de
     w->deflate = deflate;
     w->ping = (fmsg){UINT32_MAX, 0, 1, w->ping_buf + LWS_PRE};
     w->ping.data[0] = '2';
+    if (srv->cfg.connection_state_recovery) ftimer_set(timers, &w->t_acked, acked_cb, ACKED_SAVE_MS);
     return w;
 }
 
-void ws_free(ws_front *w) { free(w); }
+void ws_free(ws_front *w) {
+    if (!w) return;
+    ftimer_cancel(w->timers, &w->t_acked);
+    free(w);
+}
 
 size_t ws_count(const ws_front *w) { return w->nall; }
 
@@ -90,7 +124,7 @@ static void release(ws_conn *c, int reason) {
     if (!c->server_done) {
         c->server_done = 1;
         if (c->state == WS_PROBING) websocket_upgrade_abort(c->owner->srv, c->sid);
-        else websocket_closed(c->owner->srv, c->sid, reason);
+        else websocket_closed(c->owner->srv, c->sid, reason, c->acked);
     }
     if (c->state == WS_PROBING) deliver_unhold(c->owner->dl, c->accept_cursor);
     else deliver_remove(c->owner->dl, c);
@@ -164,6 +198,7 @@ static void ping_cb(ftimer *ft) {
         return;
     }
     deliver_invalidate(c); /* reload its sockets now and then */
+    c->ping_cursor = deliver_cursor(c->owner->dl); /* queued before the ping */
     if (conn_queue(c, &c->owner->ping)) {
         log_warn("session %s dropped: %s (send queue %zu bytes, limit %zu)", c->sid,
                  server_close_reason(SESSION_CLOSE_LAGGING), c->qbytes, c->pool->max_queue);
@@ -294,7 +329,7 @@ int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
     }
     ws_conn *c = conn_new(w, wsi, kind == WEBSOCKET_NEW ? WS_OPEN : WS_PROBING);
     if (!c) {
-        if (kind == WEBSOCKET_NEW) websocket_closed(e, sid, SESSION_CLOSE_TRANSPORT);
+        if (kind == WEBSOCKET_NEW) websocket_closed(e, sid, SESSION_CLOSE_TRANSPORT, 0);
         else websocket_upgrade_abort(e, sid);
         buf_free(&open);
         return -1;
@@ -405,6 +440,10 @@ static void on_message(ws_conn *c, const uint8_t *data, size_t len, int binary) 
     if (pk.type == EIO_PONG) {
         if (c->awaiting_pong) {
             c->awaiting_pong = 0;
+            if (c->ping_cursor > c->acked) {
+                c->acked = c->ping_cursor;
+                c->acked_dirty = 1;
+            }
             ftimer_set(c->owner->timers, &c->t_ping, ping_cb, e->cfg.ping_interval);
         }
         return;

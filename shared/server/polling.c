@@ -88,6 +88,7 @@ static int begin_get(server *srv, polling_req *p, store_txn *t, store_session *s
         http_resp_set(resp, 400, NULL, "", 0);
         return POLLING_DONE;
     }
+    s->acked = s->cursor; /* a client sends its next GET once it has read the last answer */
     s->poll_pid = getpid();
     s->poll_token = util_random_u32() | 1;
     s->poll_since_ms = now;
@@ -367,9 +368,10 @@ static int look_at(server *srv, polling_req *p, look *l, http_resp *resp) {
     l->why = session_expired(srv, s, now);
     uint64_t first = 0, head = 0;
     if (!l->why) rc = store_log_bounds(t, &first, &head);
-    if (!rc && !l->why && s->cursor + 1 < first) l->why = SESSION_CLOSE_LAGGING;
-    /* Records up to p->scanned were already found to hold nothing for us. */
+    /* Records up to p->scanned were already found to hold nothing for us:
+     * only a trim past what we have not looked at yet loses something. */
     uint64_t from = p->scanned > s->cursor ? p->scanned : s->cursor;
+    if (!rc && !l->why && from + 1 < first) l->why = SESSION_CLOSE_LAGGING;
     l->upto = from;
     if (!rc && !l->why && head > from)
         rc = reader_collect(t, p->sid, from, UINT64_MAX, (size_t)srv->cfg.max_http_buffer_size,

@@ -20,7 +20,7 @@ int session_holder_alive(const store_session *s) {
 
 int session_close(store_txn *t, const char *sid, store_session *s, int reason) {
     if (s->state == STORE_S_CLOSED) return 0;
-    int rc = socketio_session_drop(t, sid, reason);
+    int rc = socketio_session_drop(t, sid, reason, s->acked);
     if (!rc) rc = store_partial_del(t, sid);
     if (rc) return rc;
     s->state = STORE_S_CLOSED;
@@ -77,6 +77,7 @@ int session_create(server *srv, const http_req *req, int transport, char sid[UTI
     s.bare = req->bare ? 1 : 0;
     if (req->remote_addr) snprintf(s.remote, sizeof s.remote, "%s", req->remote_addr);
     if (!rc) rc = store_log_bounds(t, NULL, &s.cursor);
+    s.acked = s.cursor; /* nothing before it is for this session */
     if (!rc) rc = store_session_put(t, sid, &s);
     if (!rc) {
         char *hs = http_handshake_json(req, now);

@@ -97,16 +97,17 @@ static int session_lost_socket(store_txn *t, const char *sid) {
 /* Tells application logic that a socket left, and deletes it; or, with
  * keep for a socket that can be recovered (it has a pid), detaches it:
  * its record and rooms wait for the client (the reaper deletes it after
- * max_disconnection_duration).  Keeps the session's count. */
+ * max_disconnection_duration); acked: its session's.  Keeps the session's
+ * count. */
 static int drop_socket(store_txn *t, const store_socket *s, const char *reason, int keep,
-                       uint64_t *seq) {
+                       uint64_t acked, uint64_t *seq) {
     char id[UTIL_ID_LEN + 1], sid[UTIL_ID_LEN + 1];
     strcpy(id, s->id);
     strcpy(sid, s->sid);
     int detached = s->detached_ms != 0;
     int rc = detached ? 0 : inbox_disconnect(t, s, reason, seq); /* told when it detached */
     if (rc) return rc;
-    if (keep && s->pid[0] && !detached) rc = store_socket_detach(t, id, util_now_ms());
+    if (keep && s->pid[0] && !detached) rc = store_socket_detach(t, id, util_now_ms(), acked);
     else rc = store_socket_del(t, id);
     if (rc && rc != STORE_NOTFOUND) return rc;
     return detached ? 0 : session_lost_socket(t, sid);
@@ -120,7 +121,7 @@ int socketio_remove(store_txn *t, const store_socket *s, int notify_client, cons
         int rc = socketio_send(t, s->sid, &p, seq);
         if (rc) return rc;
     }
-    return drop_socket(t, s, reason, 0, seq);
+    return drop_socket(t, s, reason, 0, 0, seq);
 }
 
 typedef struct id_list {
@@ -141,7 +142,7 @@ static int recoverable(int close_reason) {
     return close_reason != SESSION_CLOSE_PARSE_ERROR && close_reason != SESSION_CLOSE_CONNECT_TIMEOUT;
 }
 
-int socketio_session_drop(store_txn *t, const char *sid, int close_reason) {
+int socketio_session_drop(store_txn *t, const char *sid, int close_reason, uint64_t acked) {
     char ids[SOCKETIO_MAX_NSP_PER_SESSION * 2][UTIL_ID_LEN + 1];
     id_list l = {ids, 0};
     int rc = store_session_sockets(t, sid, collect_ids, &l);
@@ -149,7 +150,7 @@ int socketio_session_drop(store_txn *t, const char *sid, int close_reason) {
         store_socket s;
         if (store_socket_get(t, ids[i], &s)) continue;
         rc = drop_socket(t, &s, socketio_disconnect_reason(close_reason), recoverable(close_reason),
-                         NULL);
+                         acked, NULL);
     }
     return rc;
 }
@@ -320,7 +321,18 @@ static int recover(server *srv, store_txn *t, const char *sid, const char *nsp, 
     if (offset && parse_offset(offset, &after)) return 0;
     int rc = store_log_bounds(t, &first, &head);
     if (rc) return rc;
-    if (after > head || after + 1 < first) return 0; /* not all there: no partial replay */
+    if (after > head) return 0;
+    /* What reached the client is known up to delivered: nothing for it with
+     * an offset lies between the client's offset and there (else the client
+     * would have sent a later offset), so an old offset of a quiet client
+     * needs nothing of what the log no longer holds. */
+    uint64_t delivered = so.delivered_seq;
+    store_session prev;
+    if (!so.detached_ms && store_session_get(t, so.sid, &prev) == 0 && prev.acked >= so.attach_seq &&
+        prev.acked > delivered)
+        delivered = prev.acked;
+    if (delivered > after && delivered <= head) after = delivered;
+    if (after + 1 < first) return 0; /* not all there: no partial replay */
     cJSON *d = cJSON_CreateObject(), *old = cJSON_ParseWithLength(so.data, so.data_len);
     so.data = NULL; /* borrowed from a record about to move */
     so.data_len = 0;
@@ -438,7 +450,7 @@ static int route_packet(server *srv, store_txn *t, const char *sid, store_sessio
     }
     if (!f.found || pkt->type == SIO_CONNECT_ERROR) return SESSION_CLOSE_PARSE_ERROR;
     if (pkt->type == SIO_DISCONNECT) {
-        rc = drop_socket(t, &so, "client namespace disconnect", 0, seq);
+        rc = drop_socket(t, &so, "client namespace disconnect", 0, 0, seq);
         if (!rc) rc = store_session_get(t, sid, s);
         return rc;
     }

@@ -44,8 +44,9 @@ int socketio_remove(store_txn *t, const store_socket *s, int notify_client, cons
                     uint64_t *seq);
 /* Removes every socket of a session (the session is closing for
  * close_reason, a SESSION_CLOSE_*): sockets that can be recovered are
- * detached instead, unless the reason is a protocol violation. */
-int socketio_session_drop(store_txn *t, const char *sid, int close_reason);
+ * detached instead, unless the reason is a protocol violation; acked is
+ * the session's (store_session.acked). */
+int socketio_session_drop(store_txn *t, const char *sid, int close_reason, uint64_t acked);
 
 /* Completes a CONNECT: recovers the socket of auth's {pid, offset} when it
  * can (connection state recovery: same id, rooms and data, and the events

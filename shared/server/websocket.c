@@ -141,14 +141,40 @@ int websocket_packet(server *srv, const char *sid, const eio_packet *pk) {
     return with_session(srv, sid, do_packet, &a);
 }
 
+typedef struct closed_arg {
+    int reason;
+    uint64_t acked;
+} closed_arg;
+
 static int do_closed(server *srv, store_txn *t, const char *sid, store_session *s, void *arg) {
     (void)srv;
-    int rc = session_close(t, sid, s, *(int *)arg);
+    closed_arg *a = arg;
+    if (a->acked > s->acked) s->acked = a->acked;
+    int rc = session_close(t, sid, s, a->reason);
     if (!rc) rc = store_session_del(t, sid);
     return rc;
 }
 
-void websocket_closed(server *srv, const char *sid, int reason) {
-    with_session(srv, sid, do_closed, &reason);
+void websocket_closed(server *srv, const char *sid, int reason, uint64_t acked) {
+    closed_arg a = {reason, acked};
+    with_session(srv, sid, do_closed, &a);
+}
+
+int websocket_acked(server *srv, const char (*sids)[UTIL_ID_LEN + 1], const uint64_t *acked,
+                    size_t n) {
+    store_txn *t;
+    int rc = store_begin(srv->st, 1, &t);
+    for (size_t i = 0; !rc && i < n; i++) {
+        store_session s;
+        if (store_session_get(t, sids[i], &s) || s.state == STORE_S_CLOSED || acked[i] <= s.acked)
+            continue;
+        s.acked = acked[i];
+        rc = store_session_put(t, sids[i], &s);
+    }
+    if (rc) {
+        store_abort(t);
+        return rc;
+    }
+    return store_commit(t);
 }
 

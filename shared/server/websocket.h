@@ -33,8 +33,13 @@ void websocket_upgrade_abort(server *srv, const char *sid);
  * SESSION_CLOSE_* reason (the front then calls websocket_closed), or <0
  * (STORE_NOTFOUND: the session was closed by the server). */
 int websocket_packet(server *srv, const char *sid, const eio_packet *pk);
-/* The WebSocket session is over: its sockets leave every room and the
- * record is removed. */
-void websocket_closed(server *srv, const char *sid, int reason);
+/* The WebSocket session is over: its sockets leave every room (or wait for
+ * recovery) and the record is removed.  acked: what reached the client for
+ * sure (the front's position at the last ping the client answered). */
+void websocket_closed(server *srv, const char *sid, int reason, uint64_t acked);
+/* Records, for connection state recovery, what reached the clients of n
+ * WebSocket sessions (store_session.acked), in one transaction.  0 or <0. */
+int websocket_acked(server *srv, const char (*sids)[UTIL_ID_LEN + 1], const uint64_t *acked,
+                    size_t n);
 
 #endif

@@ -271,6 +271,7 @@ typedef struct sock_hdr {
     char pid[UTIL_ID_LEN]; /* zeros: none */
     uint64_t created_seq;
     uint64_t attach_seq;
+    uint64_t delivered_seq;
     int64_t created_ms;
     int64_t detached_ms;
     uint32_t nsp_len;
@@ -293,6 +294,7 @@ static int sock_decode(const MDB_val *k, const MDB_val *v, store_socket *out) {
     out->nsp[h.nsp_len] = 0;
     out->created_seq = h.created_seq;
     out->attach_seq = h.attach_seq;
+    out->delivered_seq = h.delivered_seq;
     out->created_ms = h.created_ms;
     out->detached_ms = h.detached_ms;
     out->data = p + h.nsp_len;
@@ -325,6 +327,7 @@ int store_socket_put(store_txn *t, const store_socket *s) {
     memcpy(h.pid, s->pid, pl);
     h.created_seq = s->created_seq;
     h.attach_seq = s->attach_seq;
+    h.delivered_seq = s->delivered_seq;
     h.created_ms = s->created_ms;
     h.nsp_len = (uint32_t)nl;
     h.data_len = (uint32_t)s->data_len;
@@ -371,12 +374,22 @@ static int sock_rewrite(store_txn *t, const char *id, sock_hdr *old,
     return rc;
 }
 
-static void set_detached(sock_hdr *h, const void *arg) { h->detached_ms = *(const int64_t *)arg; }
+typedef struct detach_arg {
+    int64_t ms;
+    uint64_t acked;
+} detach_arg;
 
-int store_socket_detach(store_txn *t, const char *id, int64_t detached_ms) {
+static void set_detached(sock_hdr *h, const void *arg) {
+    const detach_arg *a = arg;
+    h->detached_ms = a->ms;
+    if (a->acked >= h->attach_seq && a->acked > h->delivered_seq) h->delivered_seq = a->acked;
+}
+
+int store_socket_detach(store_txn *t, const char *id, int64_t detached_ms, uint64_t acked) {
     if (detached_ms <= 0) return -EINVAL;
+    detach_arg a = {detached_ms, acked};
     sock_hdr old;
-    int rc = sock_rewrite(t, id, &old, set_detached, &detached_ms);
+    int rc = sock_rewrite(t, id, &old, set_detached, &a);
     if (!rc && !old.detached_ms) rc = del_missing_ok(t, t->s->sess_socks, old.sid, UTIL_ID_LEN, id, UTIL_ID_LEN);
     MDB_val k = {UTIL_ID_LEN, (void *)id}, v = {sizeof detached_ms, &detached_ms};
     if (!rc) rc = rc_of(mdb_put(t->txn, t->s->detached, &k, &v, 0));

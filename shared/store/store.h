@@ -119,6 +119,8 @@ typedef struct store_session {
     int64_t closed_ms;
     int64_t upgrade_ms;    /* when the upgrade started */
     uint64_t cursor;       /* last log seq handed to this session */
+    uint64_t acked;        /* what was for it up to here reached the client (its next
+                              GET; the pong after a WebSocket ping): recovery */
     int32_t poll_pid;      /* process holding the pending GET (0: none) */
     uint32_t poll_token;   /* which request of that process */
     int64_t poll_since_ms;
@@ -126,7 +128,7 @@ typedef struct store_session {
     uint32_t nsockets;
     char remote[48];       /* client address */
 } store_session;
-#define STORE_SESSION_VERSION 1
+#define STORE_SESSION_VERSION 2
 
 int store_session_get(store_txn *t, const char *sid, store_session *out);
 int store_session_put(store_txn *t, const char *sid, const store_session *s);
@@ -151,6 +153,7 @@ typedef struct store_socket {
     char nsp[129];
     uint64_t created_seq;       /* log head when it connected */
     uint64_t attach_seq;        /* log head when it joined its current session (recovery) */
+    uint64_t delivered_seq;     /* what was for it up to here reached its client (recovery) */
     int64_t created_ms;
     int64_t detached_ms;        /* when its session ended and it waits for recovery; 0: attached */
     const char *data;           /* JSON text (handshake, auth, data); borrowed */
@@ -166,8 +169,10 @@ int store_socket_get(store_txn *t, const char *id, store_socket *out);
  * every room membership. */
 int store_socket_del(store_txn *t, const char *id);
 /* Detaches a socket from its session (the link goes, the record and rooms
- * stay) as of detached_ms (> 0). */
-int store_socket_detach(store_txn *t, const char *id, int64_t detached_ms);
+ * stay) as of detached_ms (> 0).  acked is the session's acked: it raises
+ * the socket's delivered_seq when it covers the socket's time in that
+ * session (acked >= attach_seq). */
+int store_socket_detach(store_txn *t, const char *id, int64_t detached_ms, uint64_t acked);
 /* Attaches a socket, detached or not, to session sid from log seq
  * attach_seq on (it leaves its previous session). */
 int store_socket_attach(store_txn *t, const char *id, const char *sid, uint64_t attach_seq);

@@ -191,6 +191,46 @@ test("all or nothing: when the log was trimmed past its offset the client gets a
   s.disconnect();
 }, { timeout: 30000 });
 
+test("a quiet client recovers even when the log was trimmed past its last event", async () => {
+  // What reached a client is known from its pongs (WebSocket, saved every
+  // second) and its next GET (polling): two pings after the traffic, with a
+  // ping interval above that second, the server knows.
+  const INTERVAL = 2500;
+  const st = await handStack(writeConfig(`connection_state_recovery = 1
+ping_interval = ${INTERVAL}
+ping_timeout = 5000
+max_log_bytes = 65536
+[namespace /]
+`));
+  stacks.push(st);
+  const list = [...streamClients(st.url, 1, { transports: ["websocket"] }),
+    ...streamClients(st.url, 1, { transports: ["polling"] })];
+  clients.push(...list);
+  await allConnected(list);
+  assert.equal((await st.sioctl("emit", "n", "1")).code, 0);
+  await eventually(() => { for (const c of list) assert.deepEqual(c.nums, [1]); });
+  const offset = Number(list[0].offsets[0]);
+  // traffic for others: 60 records of 2 kB, more than max_log_bytes
+  const big = JSON.stringify("x".repeat(2000));
+  for (let i = 0; i < 60; i++) assert.equal((await st.sioctl("emit", "--to", "elsewhere", "other", big)).code, 0);
+  const status = async () => JSON.parse((await st.sioctl("status", "--json")).stdout);
+  await eventually(async () => assert.ok((await status()).log.first > offset + 1, "not trimmed yet"), 5000, 100);
+  await Promise.all(list.map(async (c) => {
+    for (let k = 0; k < 2; k++) await once(c.io.engine, "ping", INTERVAL * 3);
+  }));
+  await st.restart("front", "SIGKILL", 100);
+  await eventually(() => {
+    for (const c of list) assert.equal(c.connects.length, 2, `${c.transportName}: not back yet`);
+  }, COMEBACK_MS, 50);
+  for (const c of list) {
+    assert.deepEqual(c.connects.map((x) => x.recovered), [false, true], c.transportName);
+    assert.equal(c.connects[1].id, c.connects[0].id);
+  }
+  assert.equal((await st.sioctl("emit", "n", "2")).code, 0);
+  await eventually(() => { for (const c of list) assert.deepEqual(c.nums, [1, 2]); });
+  closeAll(list);
+}, { timeout: 60000 });
+
 test("handlers see the recovered connection: \"recovered\": true", async () => {
   const st = await stack();
   const listen = spawn(path.join(BIN, "sioctl"), ["listen"], {

@@ -523,4 +523,63 @@ TEST(a_long_replay_is_copied_in_batches_in_order) {
     srv_drop(&srv);
 }
 
+/* What a GET's arrival says (polling.c): the client has read the last answer. */
+static void acked_now(server *srv, const tsess *s) {
+    store_txn *t;
+    ASSERT_EQ_INT(store_begin(srv->st, 1, &t), 0);
+    store_session ss;
+    ASSERT_EQ_INT(store_session_get(t, s->sid, &ss), 0);
+    ss.acked = s->cursor;
+    ASSERT_EQ_INT(store_session_put(t, s->sid, &ss), 0);
+    ASSERT_EQ_INT(store_commit(t), 0);
+}
+
+TEST(what_reached_the_client_lets_an_old_offset_recover) {
+    server srv;
+    tsess a;
+    char id[UTIL_ID_LEN + 1], pid[UTIL_ID_LEN + 1];
+    start(&srv, &a, id, pid);
+    uint64_t x = emit_n(&srv, NULL, "n", 1, 0, 0); /* the client's last offset, for good */
+    frames f;
+    recv_frames(&srv, &a, &f);
+    for (int i = 0; i < 3; i++) emit_n(&srv, "other", "n", 9, 0, 0);
+    recv_frames(&srv, &a, &f);
+    ASSERT_EQ_INT(f.n, 0);
+    acked_now(&srv, &a); /* its next GET */
+    store_txn *t;
+    uint64_t head;
+    ASSERT_EQ_INT(store_begin(srv.st, 0, &t), 0);
+    ASSERT_EQ_INT(store_log_bounds(t, NULL, &head), 0);
+    store_abort(t);
+    trim_upto(&srv, head); /* x is long gone, and nothing it missed */
+    close_session(&srv, &a, SESSION_CLOSE_TRANSPORT);
+    tsess b;
+    reconnect(&srv, &b, pid, SEQ(x), "", &f);
+    ASSERT_EQ_INT(f.n, 1);
+    char rid[UTIL_ID_LEN + 1];
+    reply_ids(f.data[0], rid, NULL);
+    ASSERT_EQ_STR(rid, id);
+    /* broken again before its new session's client read anything: that
+     * session's acked says nothing about the socket, so 3 is replayed */
+    uint64_t m3 = emit_n(&srv, NULL, "n", 3, 0, 0);
+    close_session(&srv, &b, SESSION_CLOSE_TRANSPORT);
+    tsess c;
+    reconnect(&srv, &c, pid, SEQ(x), "", &f);
+    ASSERT_EQ_INT(f.n, 2);
+    char want[100];
+    snprintf(want, sizeof want, "2[\"n\",3,\"%llu\"]", (unsigned long long)m3);
+    ASSERT_EQ_STR(f.data[0], want);
+    /* once the client read it (the next GET), a stale offset replays only
+     * what came after */
+    acked_now(&srv, &c);
+    uint64_t m4 = emit_n(&srv, NULL, "n", 4, 0, 0);
+    close_session(&srv, &c, SESSION_CLOSE_PING_TIMEOUT);
+    tsess d;
+    reconnect(&srv, &d, pid, SEQ(x), "", &f);
+    ASSERT_EQ_INT(f.n, 2);
+    snprintf(want, sizeof want, "2[\"n\",4,\"%llu\"]", (unsigned long long)m4);
+    ASSERT_EQ_STR(f.data[0], want);
+    srv_drop(&srv);
+}
+
 UNIT_MAIN()
