@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "proto/json.h"
 #include "server/rooms.h"
 
 static void json(http_resp *r, int status, const char *text) {
@@ -48,7 +49,7 @@ void demo_rooms(server *srv, const char *nsp, const char *room, http_resp *resp)
     if (rc) {
         json(resp, 500, "{\"error\":\"store error\"}");
     } else {
-        char *s = cJSON_PrintUnformatted(arr);
+        char *s = json_print(arr);
         json(resp, 200, s ? s : "[]");
         free(s);
     }
@@ -69,7 +70,7 @@ static int move(store_txn *t, int leave, const char *nsp, const char *id, const 
 }
 
 void demo_join(server *srv, int leave, const char *body, size_t len, int too_big, http_resp *resp) {
-    cJSON *j = too_big ? NULL : cJSON_ParseWithLength(body ? body : "", len);
+    cJSON *j = too_big ? NULL : json_parse(body ? body : "", len);
     const cJSON *jn = cJSON_GetObjectItemCaseSensitive(j, "nsp");
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(j, "socket");
     const cJSON *jr = cJSON_GetObjectItemCaseSensitive(j, "room");

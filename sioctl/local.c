@@ -1,4 +1,5 @@
 /* sioctl/local.c: the commands on this node's store (see sioctl.h). */
+#include "proto/json.h"
 #include "sioctl.h"
 
 #include <errno.h>
@@ -97,7 +98,7 @@ static int sockets_cb(void *arg, const store_socket *s) {
             cJSON_AddStringToObject(o, "address", ss.remote);
         }
         cJSON_AddNumberToObject(o, "connectedAt", (double)s->created_ms);
-        cJSON *d = s->data_len ? cJSON_ParseWithLength(s->data, s->data_len) : NULL;
+        cJSON *d = s->data_len ? json_parse(s->data, s->data_len) : NULL;
         cJSON *auth = cJSON_DetachItemFromObject(d, "auth");
         cJSON *data = cJSON_DetachItemFromObject(d, "data");
         cJSON_AddItemToObject(o, "auth", auth ? auth : cJSON_CreateObject());
@@ -220,7 +221,7 @@ int cmd_emit(server *e, opts *o) {
     } else {
         cJSON *it;
         cJSON_ArrayForEach(it, a.answers) {
-            char *s = cJSON_PrintUnformatted(it);
+            char *s = json_print(it);
             printf("%s\t%s\n", it->string, s);
             free(s);
         }
@@ -426,7 +427,7 @@ static cJSON *status_json(server *srv, store_txn *t) {
     cJSON_AddItemToObject(o, "readers", c.readers);
     const void *d;
     size_t len;
-    cJSON *cl = store_meta_get(t, "cluster", &d, &len) == 0 && len ? cJSON_ParseWithLength(d, len) : NULL;
+    cJSON *cl = store_meta_get(t, "cluster", &d, &len) == 0 && len ? json_parse(d, len) : NULL;
     cJSON_AddItemToObject(o, "cluster", cl ? cl : cJSON_CreateNull());
     return o;
 }

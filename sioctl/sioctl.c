@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "notify/notify.h"
+#include "proto/json.h"
 
 static const char *usage_text =
     "usage: sioctl [--state DIR] [--json] COMMAND [options]\n"
@@ -106,7 +107,7 @@ cJSON *args_array(const opts *o, int from) {
 }
 
 void print_json(const cJSON *j) {
-    char *s = cJSON_PrintUnformatted(j);
+    char *s = json_print(j);
     printf("%s\n", s ? s : "null");
     free(s);
 }

@@ -30,6 +30,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "notify/notify.h"
+#include "proto/json.h"
 #include "server/actions.h"
 #include "server/reader.h"
 #include "proto/sio_parser.h"
@@ -283,7 +284,7 @@ static void apply_actions(dispatch *d, cJSON **acts, size_t n, const char *self,
                 rc = actions_apply_json(d->srv, t, acts[k], self, &seq, err, sizeof err);
                 if (seq > maxseq) maxseq = seq;
                 if (rc == ACTIONS_EUSAGE) {
-                    char *txt = cJSON_PrintUnformatted(acts[k]);
+                    char *txt = json_print(acts[k]);
                     log_warn("handler %s: action refused (%s): %s", esc(e1, sizeof e1, who),
                              esc(e2, sizeof e2, err), esc(e3, sizeof e3, txt));
                     free(txt);
@@ -536,7 +537,7 @@ static void finish_auth(dispatch *d, run *r, const char *who) {
     size_t ol = r->out.len;
     while (ol && (*o == ' ' || *o == '\t' || *o == '\n' || *o == '\r')) o++, ol--;
     while (ol && (o[ol - 1] == ' ' || o[ol - 1] == '\t' || o[ol - 1] == '\n' || o[ol - 1] == '\r')) ol--;
-    cJSON *parsed = ol && r->out_total <= AUTH_OUT_MAX ? cJSON_ParseWithLength(o, ol) : NULL;
+    cJSON *parsed = ol && r->out_total <= AUTH_OUT_MAX ? json_parse(o, ol) : NULL;
     if (!cJSON_IsObject(parsed)) {
         cJSON_Delete(parsed);
         parsed = NULL;
@@ -920,7 +921,7 @@ static void proc_read(dispatch *d, phandler *p) {
                     size_t k = 0;
                     while (k < l && (s[k] == ' ' || s[k] == '\t')) k++;
                     if (l > k) {
-                        cJSON *a = cJSON_ParseWithLength(s + k, l - k);
+                        cJSON *a = json_parse(s + k, l - k);
                         if (!cJSON_IsObject(a) || !jstr(a, "action")) {
                             log_warn("handler %s: not an action line, skipped: %s",
                                      esc(e1, sizeof e1, p->name), log_escape(e2, sizeof e2, s + k, l - k));
@@ -1000,7 +1001,7 @@ static void enrich(store_txn *t, cJSON *o, const char *socket, const char *sid) 
     if (socket && *socket) {
         store_socket so;
         if (store_socket_get(t, socket, &so) == 0 && so.data && so.data_len) {
-            cJSON *sd = cJSON_ParseWithLength(so.data, so.data_len);
+            cJSON *sd = json_parse(so.data, so.data_len);
             if (cJSON_IsObject(sd)) {
                 static const char *const keys[] = {"auth", "data", "handshake"};
                 for (size_t i = 0; i < 3; i++) {
@@ -1016,7 +1017,7 @@ static void enrich(store_txn *t, cJSON *o, const char *socket, const char *sid) 
         const char *hs;
         size_t hl;
         if (store_handshake_get(t, sid, &hs, &hl) == 0) {
-            cJSON *h = cJSON_ParseWithLength(hs, hl);
+            cJSON *h = json_parse(hs, hl);
             if (h) cJSON_AddItemToObject(o, "handshake", h);
         }
     }
@@ -1079,7 +1080,7 @@ typedef struct inrec {
 static int inrec_parse(scan_ctx *c, uint64_t seq, const char *rec, size_t len, inrec *r) {
     dispatch *d = c->d;
     memset(r, 0, sizeof *r);
-    r->o = len ? cJSON_ParseWithLength(rec, len) : NULL;
+    r->o = len ? json_parse(rec, len) : NULL;
     if (!cJSON_IsObject(r->o)) {
         log_warn("inbox record %llu is not a JSON object: skipped", (unsigned long long)seq);
         return -1;
@@ -1165,7 +1166,7 @@ static void queue_command(scan_ctx *c, inrec *r, uint64_t seq, uint64_t slot) {
     }
     enrich(c->t, r->o, r->socket, r->sid);
     if (!cJSON_GetObjectItemCaseSensitive(r->o, "seq")) cJSON_AddNumberToObject(r->o, "seq", (double)seq);
-    j->input = cJSON_PrintUnformatted(r->o);
+    j->input = json_print(r->o);
     j->input_len = j->input ? strlen(j->input) : 0;
     char lk[UTIL_ID_LEN + 4];
     snprintf(lk, sizeof lk, "%c:%s", r->is_msg ? 'e' : 's', r->is_msg || !r->socket ? r->sid : r->socket);

@@ -49,35 +49,6 @@ int buf_printf(buf *b, const char *fmt, ...) {
     return 0;
 }
 
-int buf_json_str(buf *b, const char *s, size_t len) {
-    static const char hex[] = "0123456789abcdef";
-    size_t start = b->len;
-    int rc = buf_putc(b, '"');
-    for (size_t i = 0; rc == 0 && i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"': rc = buf_append(b, "\\\"", 2); break;
-        case '\\': rc = buf_append(b, "\\\\", 2); break;
-        case '\n': rc = buf_append(b, "\\n", 2); break;
-        case '\r': rc = buf_append(b, "\\r", 2); break;
-        case '\t': rc = buf_append(b, "\\t", 2); break;
-        default:
-            if (c < 0x20) {
-                char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                rc = buf_append(b, e, 6);
-            } else {
-                rc = buf_putc(b, (char)c);
-            }
-        }
-    }
-    if (rc == 0) rc = buf_putc(b, '"');
-    if (rc) { /* keep the previous content */
-        b->len = start;
-        if (b->data) b->data[start] = 0;
-    }
-    return rc;
-}
-
 void buf_reset(buf *b) {
     b->len = 0;
     if (b->data) b->data[0] = 0;

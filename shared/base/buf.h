@@ -26,8 +26,6 @@ int buf_append(buf *b, const void *data, size_t len);
 int buf_puts(buf *b, const char *s);
 int buf_putc(buf *b, char c);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append s as a JSON string literal, quotes included. */
-int buf_json_str(buf *b, const char *s, size_t len);
 void buf_reset(buf *b);  /* len = 0, keeps the allocation */
 void buf_free(buf *b);   /* releases the data; safe on an empty buf */
 /* Hands the data to the caller (who frees it with free()); b is left empty. */

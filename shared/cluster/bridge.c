@@ -24,6 +24,7 @@
 #include "base/util.h"
 #include "cluster/rconn.h"
 #include "cluster/wire.h"
+#include "proto/json.h"
 #include "proto/mpack.h"
 #include "proto/sio_parser.h"
 #include "server/actions.h"
@@ -105,7 +106,7 @@ static void write_status(bridge *b) {
     cJSON_AddNumberToObject(o, "received", (double)b->received);
     cJSON_AddNumberToObject(o, "dropped", (double)b->dropped);
     if (b->state != UP && b->error[0]) cJSON_AddStringToObject(o, "error", b->error);
-    char *txt = cJSON_PrintUnformatted(o);
+    char *txt = json_print(o);
     cJSON_Delete(o);
     store_txn *t;
     if (txt && store_begin(b->srv->st, 1, &t) == 0) {
@@ -138,7 +139,7 @@ static int publish(bridge *b, const char *ch, size_t chlen, const void *msg, siz
  * the Node adapter ignores and `sioctl --cluster` reports). */
 static void respond(bridge *b, const char *nsp, cJSON *resp) {
     cJSON_AddStringToObject(resp, "uid", b->uid);
-    char *txt = cJSON_PrintUnformatted(resp);
+    char *txt = json_print(resp);
     cJSON_Delete(resp);
     buf ch = BUF_INIT;
     if (txt && !wire_channel(&ch, b->srv->cfg.redis_prefix, WIRE_CH_RESPONSE, nsp, NULL))
@@ -391,7 +392,7 @@ static void js_date(int64_t ms, char *out, size_t n) {
 static cJSON *node_handshake(store_txn *t, const char *sid, cJSON *auth) {
     const char *j;
     size_t n;
-    cJSON *hs = store_handshake_get(t, sid, &j, &n) == 0 ? cJSON_ParseWithLength(j, n) : NULL;
+    cJSON *hs = store_handshake_get(t, sid, &j, &n) == 0 ? json_parse(j, n) : NULL;
     cJSON *o = cJSON_CreateObject();
     cJSON *headers = cJSON_DetachItemFromObject(hs, "headers");
     cJSON *time = cJSON_GetObjectItemCaseSensitive(hs, "time");
@@ -433,7 +434,7 @@ static int fetch_cb(void *arg, const store_socket *s) {
         cJSON_AddItemToArray(f->out, cJSON_CreateString(s->id));
         return 0;
     }
-    cJSON *d = s->data_len ? cJSON_ParseWithLength(s->data, s->data_len) : NULL;
+    cJSON *d = s->data_len ? json_parse(s->data, s->data_len) : NULL;
     cJSON *o = cJSON_CreateObject(), *rooms = cJSON_CreateArray();
     cJSON_AddStringToObject(o, "id", s->id);
     cJSON_AddItemToObject(o, "handshake", node_handshake(f->t, s->sid, cJSON_DetachItemFromObject(d, "auth")));
@@ -670,7 +671,7 @@ static int in_cb(void *arg, uint64_t seq, const void *data, size_t len) {
     int ack = starts(rec, len, "{\"type\":\"ack\""), sse = starts(rec, len, "{\"type\":\"serverSideAck\"");
     int conn = starts(rec, len, "{\"type\":\"connection\"");
     if (!ack && !sse && !conn) return 0;
-    cJSON *o = cJSON_ParseWithLength(rec, len);
+    cJSON *o = json_parse(rec, len);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id"), *nsp = cJSON_GetObjectItemCaseSensitive(o, "nsp");
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(o, "args");
     pending *p = cJSON_IsNumber(id) ? pend_find(b, (long long)id->valuedouble, ack ? WIRE_BROADCAST : WIRE_SERVER_SIDE_EMIT) : NULL;

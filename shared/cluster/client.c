@@ -12,6 +12,7 @@
 #include "base/util.h"
 #include "cluster/rconn.h"
 #include "cluster/wire.h"
+#include "proto/json.h"
 #include "proto/mpack.h"
 
 #define TIMEOUT_MS 2000 /* connecting, and each command */
@@ -32,7 +33,7 @@ static int bridge_state(server *srv, char *uid, size_t n, buf *url, char *err, s
         snprintf(err, errlen, "cannot read the store");
         return -1;
     }
-    cJSON *st = store_meta_get(t, "cluster", &d, &len) == 0 ? cJSON_ParseWithLength(d, len) : NULL;
+    cJSON *st = store_meta_get(t, "cluster", &d, &len) == 0 ? json_parse(d, len) : NULL;
     if (!srv->cfg.redis_url && store_meta_get(t, "cluster_url", &d, &len) == 0) buf_append(url, d, len);
     store_abort(t);
     if (srv->cfg.redis_url) buf_puts(url, srv->cfg.redis_url);
@@ -171,7 +172,7 @@ int cluster_ask(cluster_client *c, cJSON *req, int msgpack, int (*done)(void *, 
     int rc = 0;
     if (msgpack) rc = mpack_encode(&msg, req);
     else {
-        char *txt = cJSON_PrintUnformatted(req);
+        char *txt = json_print(req);
         rc = txt ? buf_puts(&msg, txt) : -1;
         free(txt);
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/json.h"
 #include "proto/mpack.h"
 #include "proto/sio_parser.h"
 
@@ -197,11 +198,10 @@ bad:
 /* ---- requests ------------------------------------------------------------------------------ */
 
 cJSON *wire_decode(const void *data, size_t len) {
-    const char *s = data, *end = NULL;
+    const char *s = data;
     if (len && s[0] == '{') { /* one JSON object and nothing after it */
-        cJSON *j = cJSON_ParseWithLengthOpts(s, len, &end, 0);
-        while (end && end < s + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) end++;
-        if (cJSON_IsObject(j) && end == s + len) return j;
+        cJSON *j = json_parse(s, len);
+        if (cJSON_IsObject(j)) return j;
         cJSON_Delete(j);
         return NULL;
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "proto/json.h"
 #include "store/inbox.h"
 #include "base/log.h"
 #include "server/actions.h"
@@ -116,7 +117,7 @@ static int apply(server *srv, store_txn *t, const char *out, size_t len, const c
     while (len) {
         const char *nl = memchr(out, '\n', len);
         size_t n = nl ? (size_t)(nl - out) : len;
-        cJSON *a = cJSON_ParseWithLength(out, n);
+        cJSON *a = json_parse(out, n);
         uint64_t s = 0;
         int rc = a ? actions_apply_json(srv, t, a, self, &s, err, sizeof err) : ACTIONS_EUSAGE;
         if (!a) snprintf(err, sizeof err, "not JSON");

@@ -10,6 +10,7 @@
 
 #include "base/b64.h"
 #include "base/buf.h"
+#include "proto/json.h"
 
 #define IN_LINE_MAX (64u << 20) /* a record line we accept at most */
 #define OUT_FLUSH_AT (64u << 10)
@@ -78,7 +79,7 @@ int sioh_write_line(const char *json, size_t len) {
 }
 
 int sioh_action(const cJSON *action) {
-    char *s = cJSON_PrintUnformatted(action);
+    char *s = json_print(action);
     if (!s) return -ENOMEM;
     int rc = sioh_write_line(s, strlen(s));
     free(s);
@@ -88,12 +89,12 @@ int sioh_action(const cJSON *action) {
 /* Appends ,"key":"value" (value escaped). */
 static int put_str(buf *b, const char *key, const char *val) {
     int rc = buf_printf(b, ",\"%s\":", key);
-    if (!rc) rc = buf_json_str(b, val, strlen(val));
+    if (!rc) rc = json_quote(b, val, strlen(val));
     return rc;
 }
 
 static int put_json(buf *b, const char *key, const cJSON *v) {
-    char *s = cJSON_PrintUnformatted(v);
+    char *s = json_print(v);
     if (!s) return -ENOMEM;
     int rc = buf_printf(b, ",\"%s\":%s", key, s);
     free(s);
@@ -121,7 +122,7 @@ static int emit_line(const char *nsp, const char *socket, const char *room, int 
     if (!rc && socket) rc = put_str(&out, "socket", socket);
     if (!rc && room) {
         rc = buf_puts(&out, ",\"to\":[");
-        if (!rc) rc = buf_json_str(&out, room, strlen(room));
+        if (!rc) rc = json_quote(&out, room, strlen(room));
         if (!rc) rc = buf_putc(&out, ']');
     }
     if (!rc && broadcast) rc = buf_puts(&out, ",\"broadcast\":true");
@@ -156,7 +157,7 @@ static int room_line(const char *action, const char *socket, const char *room) {
     int rc = begin(action);
     if (!rc) rc = put_str(&out, "socket", socket);
     if (!rc) rc = buf_puts(&out, ",\"rooms\":[");
-    if (!rc) rc = buf_json_str(&out, room, strlen(room));
+    if (!rc) rc = json_quote(&out, room, strlen(room));
     if (!rc) rc = buf_putc(&out, ']');
     return finish(start, rc);
 }
@@ -228,7 +229,7 @@ int sioh_send(const char *sid, const void *data, size_t len, int binary) {
     } else if (!rc) {
         if (memchr(data, 0, len)) rc = -EINVAL; /* not representable as a C string */
         if (!rc) rc = buf_puts(&out, ",\"data\":");
-        if (!rc) rc = buf_json_str(&out, data ? data : "", len);
+        if (!rc) rc = json_quote(&out, data ? data : "", len);
     }
     return finish(start, rc);
 }
@@ -363,7 +364,7 @@ int sioh_next(sioh_event *ev) {
             }
             while (len && (line[len - 1] == '\r' || line[len - 1] == ' ')) len--;
             if (!len) continue;
-            cJSON *o = cJSON_ParseWithLength(line, len);
+            cJSON *o = json_parse(line, len);
             if (!cJSON_IsObject(o)) {
                 cJSON_Delete(o);
                 fprintf(stderr, "sioh: input line is not a JSON object: skipped\n");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/b64.h"
+#include "proto/json.h"
 
 /* eio_reader.started: where the iteration stands. */
 enum { RD_FRESH = 0, RD_RUNNING = 1, RD_DONE = 2, RD_FAILED = 3 };
@@ -93,9 +94,9 @@ int eio_encode_open(buf *out, const char *sid, const char *upgrade,
                     long ping_interval, long ping_timeout, long max_payload) {
     size_t start = out->len;
     int rc = buf_puts(out, "0{\"sid\":");
-    if (rc == 0) rc = buf_json_str(out, sid, strlen(sid));
+    if (rc == 0) rc = json_quote(out, sid, strlen(sid));
     if (rc == 0) rc = buf_puts(out, ",\"upgrades\":[");
-    if (rc == 0 && upgrade) rc = buf_json_str(out, upgrade, strlen(upgrade));
+    if (rc == 0 && upgrade) rc = json_quote(out, upgrade, strlen(upgrade));
     if (rc == 0)
         rc = buf_printf(out, "],\"pingInterval\":%ld,\"pingTimeout\":%ld,\"maxPayload\":%ld}",
                         ping_interval, ping_timeout, max_payload);

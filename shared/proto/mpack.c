@@ -10,6 +10,7 @@
 #include <msgpack.h>
 
 #include "base/b64.h"
+#include "proto/json.h"
 #include "proto/sio_parser.h"
 
 /* ---- bounds ----------------------------------------------------------------------
@@ -92,30 +93,62 @@ static cJSON *binary_marker(const char *data, size_t len) {
     return m;
 }
 
+/* A str as a string in the internal form (proto/json.h: NUL and bytes
+ * that are not UTF-8 translated). */
 static cJSON *string_of(const char *s, size_t len) {
-    char *z = malloc(len + 1);
-    if (!z) return NULL;
-    if (len) memcpy(z, s, len); /* an empty str may come with a NULL pointer */
-    z[len] = 0;
-    cJSON *j = cJSON_CreateString(z);
-    free(z);
-    return j;
+    return json_string(len ? s : "", len); /* an empty str may come with a NULL pointer */
 }
 
-/* A map key as a string (keys that are not strings: their JSON text). */
-static char *key_of(const msgpack_object *k) {
-    if (k->type == MSGPACK_OBJECT_STR) {
-        char *z = malloc(k->via.str.size + 1);
-        if (z) {
-            if (k->via.str.size) memcpy(z, k->via.str.ptr, k->via.str.size);
-            z[k->via.str.size] = 0;
-        }
-        return z;
+/* What JavaScript's String() makes of a decoded value, as an object key
+ * (notepack.io gives any key to JS as it is): a string as itself, numbers
+ * and literals as JS prints them, an array as its elements joined with ','
+ * (null as ""), a map "[object Object]", bytes as their UTF-8 text.  Its
+ * length stays within the input's: no escaping, nothing nested repeated. */
+static int key_text(buf *out, const msgpack_object *k) {
+    cJSON *s = NULL;
+    int rc = 0;
+    switch (k->type) {
+    case MSGPACK_OBJECT_NIL: return buf_puts(out, "null");
+    case MSGPACK_OBJECT_BOOLEAN: return buf_puts(out, k->via.boolean ? "true" : "false");
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: {
+        double d = k->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (double)k->via.u64
+                   : k->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (double)k->via.i64 : k->via.f64;
+        if (d != d) return buf_puts(out, "NaN");
+        if (d > 1.7976931348623157e308 || d < -1.7976931348623157e308)
+            return buf_puts(out, d > 0 ? "Infinity" : "-Infinity");
+        s = cJSON_CreateNumber(d);
+        rc = s ? json_write(out, s, NULL, NULL) : -ENOMEM;
+        cJSON_Delete(s);
+        return rc;
     }
-    cJSON *j = to_json(k);
-    char *z = j ? cJSON_PrintUnformatted(j) : NULL;
-    cJSON_Delete(j);
-    return z;
+    case MSGPACK_OBJECT_STR:
+    case MSGPACK_OBJECT_BIN:
+        s = string_of(k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : k->via.bin.ptr,
+                      k->type == MSGPACK_OBJECT_STR ? k->via.str.size : k->via.bin.size);
+        rc = s ? buf_puts(out, s->valuestring) : -ENOMEM;
+        cJSON_Delete(s);
+        return rc;
+    case MSGPACK_OBJECT_ARRAY:
+        for (uint32_t i = 0; !rc && i < k->via.array.size; i++) {
+            const msgpack_object *e = &k->via.array.ptr[i];
+            if (i) rc = buf_putc(out, ',');
+            if (!rc && e->type != MSGPACK_OBJECT_NIL) rc = key_text(out, e);
+        }
+        return rc;
+    default: return buf_puts(out, "[object Object]");
+    }
+}
+
+static char *key_of(const msgpack_object *k) {
+    buf b = BUF_INIT;
+    if (key_text(&b, k) || buf_append(&b, "", 0)) { /* "" for an empty array: still a string */
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_take(&b, NULL);
 }
 
 static cJSON *container(const msgpack_object *o) {
@@ -180,6 +213,17 @@ static int write_cb(void *data, const char *bytes, size_t len) {
 
 static int pack(msgpack_packer *pk, const cJSON *v, int depth);
 
+/* A string's raw bytes (proto/json.h) as a str. */
+static int pack_str(msgpack_packer *pk, const char *s) {
+    size_t l = strlen(s);
+    char stack[256], *raw = l < sizeof stack ? stack : malloc(l + 1);
+    if (!raw) return -ENOMEM;
+    size_t n = json_bytes(s, raw);
+    int rc = msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, raw, n) ? -ENOMEM : 0;
+    if (raw != stack) free(raw);
+    return rc;
+}
+
 /* {"$binary":"..."} alone: written as bin, not as a map. */
 static int is_marker(const cJSON *v) {
     return cJSON_IsObject(v) && cJSON_GetArraySize(v) == 1 &&
@@ -212,10 +256,7 @@ static int pack(msgpack_packer *pk, const cJSON *v, int depth) {
     if (cJSON_IsTrue(v)) return msgpack_pack_true(pk) ? -ENOMEM : 0;
     if (cJSON_IsFalse(v)) return msgpack_pack_false(pk) ? -ENOMEM : 0;
     if (cJSON_IsNumber(v)) return pack_number(pk, v->valuedouble) ? -ENOMEM : 0;
-    if (cJSON_IsString(v)) {
-        size_t l = strlen(v->valuestring);
-        return msgpack_pack_str(pk, l) || msgpack_pack_str_body(pk, v->valuestring, l) ? -ENOMEM : 0;
-    }
+    if (cJSON_IsString(v)) return pack_str(pk, v->valuestring);
     if ((cJSON_IsArray(v) || cJSON_IsObject(v)) && depth >= MPACK_MAX_DEPTH && !is_marker(v))
         return -EINVAL;
     if (cJSON_IsArray(v)) {
@@ -227,8 +268,7 @@ static int pack(msgpack_packer *pk, const cJSON *v, int depth) {
     if (is_marker(v)) return pack_binary(pk, cJSON_GetObjectItemCaseSensitive(v, SIO_BINARY_KEY));
     if (msgpack_pack_map(pk, (size_t)cJSON_GetArraySize(v))) return -ENOMEM;
     cJSON_ArrayForEach(it, v) {
-        size_t l = strlen(it->string);
-        if (msgpack_pack_str(pk, l) || msgpack_pack_str_body(pk, it->string, l)) return -ENOMEM;
+        if ((rc = pack_str(pk, it->string))) return rc;
         if ((rc = pack(pk, it, depth + 1))) return rc;
     }
     return 0;

@@ -6,8 +6,9 @@
  * marker {"$binary":"<base64>"} (proto/sio_parser.h), both ways.  Other
  * mappings: nil <-> null, bool, integers and floats <-> numbers (integral
  * doubles within 2^53 are written as integers, as JavaScript numbers are),
- * str <-> string, array <-> array, map <-> object (keys that are not
- * strings are written as their JSON text); ext types decode to null.
+ * str <-> string (binary-safe, proto/json.h), array <-> array, map <->
+ * object (a key that is not a string is named as JavaScript's String()
+ * names it); ext types decode to null.
  *
  * Decoding is bounded before anything is allocated: every container's
  * declared size must fit in the bytes that remain, containers nest at most

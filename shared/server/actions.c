@@ -9,6 +9,7 @@
 
 #include "base/b64.h"
 #include "base/util.h"
+#include "proto/json.h"
 #include "proto/sio_parser.h"
 #include "server/rooms.h"
 #include "server/session.h"
@@ -237,8 +238,10 @@ int actions_send(store_txn *t, const char *sid, const cJSON *data, uint64_t *seq
     logrec_frame f;
     uint8_t *bin = NULL;
     const cJSON *b64 = cJSON_IsObject(data) ? cJSON_GetObjectItemCaseSensitive(data, SIO_BINARY_KEY) : NULL;
-    if (cJSON_IsString(data)) {
-        f = (logrec_frame){0, (const uint8_t *)data->valuestring, strlen(data->valuestring)};
+    if (cJSON_IsString(data)) { /* its raw bytes, NUL included (proto/json.h) */
+        bin = malloc(strlen(data->valuestring) + 1);
+        if (!bin) return -ENOMEM;
+        f = (logrec_frame){0, bin, json_bytes(data->valuestring, (char *)bin)};
     } else if (cJSON_IsString(b64)) {
         size_t l = strlen(b64->valuestring);
         bin = malloc(b64_decoded_max(l) + 1);
@@ -330,8 +333,7 @@ int actions_apply_json(server *srv, store_txn *t, const cJSON *a, const char *se
 }
 
 cJSON *actions_parse_arg(const char *arg, char *err, size_t errlen) {
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithOpts(arg, &end, 1);
+    cJSON *j = json_parse_str(arg);
     if (j) return j;
     const char *p = arg;
     while (*p == ' ' || *p == '\t' || *p == '\n') p++;
@@ -339,5 +341,5 @@ cJSON *actions_parse_arg(const char *arg, char *err, size_t errlen) {
         usage(err, errlen, "not valid JSON: %s", arg);
         return NULL;
     }
-    return cJSON_CreateString(arg);
+    return json_string(arg, strlen(arg));
 }

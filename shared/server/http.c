@@ -1,6 +1,7 @@
 /* http: requests, answers and query parameters of Engine.IO over HTTP (see http.h). */
 #include "server/http.h"
 
+#include "proto/json.h"
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -155,7 +156,7 @@ char *http_handshake_json(const http_req *req, int64_t now) {
     }
     cJSON_AddNumberToObject(o, "time", (double)now);
     cJSON_AddStringToObject(o, "url", req->url ? req->url : "");
-    char *txt = cJSON_PrintUnformatted(o);
+    char *txt = json_print(o);
     cJSON_Delete(o);
     return txt;
 }

@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "proto/json.h"
 #include "server/reader.h"
 #include "server/rooms.h"
 #include "store/inbox.h"
@@ -162,7 +163,7 @@ static cJSON *handshake_of(store_txn *t, const char *sid) {
     const char *j;
     size_t n;
     if (store_handshake_get(t, sid, &j, &n)) return NULL;
-    return cJSON_ParseWithLength(j, n);
+    return json_parse(j, n);
 }
 
 int socketio_refuse(store_txn *t, const char *sid, const char *nsp, const char *message,
@@ -333,7 +334,7 @@ static int recover(server *srv, store_txn *t, const char *sid, const char *nsp, 
         delivered = prev.acked;
     if (delivered > after && delivered <= head) after = delivered;
     if (after + 1 < first) return 0; /* not all there: no partial replay */
-    cJSON *d = cJSON_CreateObject(), *old = cJSON_ParseWithLength(so.data, so.data_len);
+    cJSON *d = cJSON_CreateObject(), *old = json_parse(so.data, so.data_len);
     so.data = NULL; /* borrowed from a record about to move */
     so.data_len = 0;
     if (!d) { cJSON_Delete(old); return -ENOMEM; }
@@ -385,7 +386,7 @@ int socketio_accept(server *srv, store_txn *t, const char *sid, const char *nsp,
     if (!d) return -ENOMEM;
     cJSON_AddItemToObject(d, "auth", auth ? cJSON_Duplicate(auth, 1) : cJSON_CreateObject());
     if (data) cJSON_AddItemToObject(d, "data", cJSON_Duplicate(data, 1));
-    char *txt = cJSON_PrintUnformatted(d);
+    char *txt = json_print(d);
     if (!txt) { cJSON_Delete(d); return -ENOMEM; }
     so.data = txt;
     so.data_len = strlen(txt);

@@ -7,9 +7,10 @@
 
 #include "base/b64.h"
 #include "base/buf.h"
+#include "proto/json.h"
 
 int inbox_append(store_txn *t, cJSON *o, uint64_t *seq) {
-    char *txt = cJSON_PrintUnformatted(o);
+    char *txt = json_print(o);
     cJSON_Delete(o);
     if (!txt) return -ENOMEM;
     int rc = store_inbox_append(t, txt, strlen(txt), seq);
@@ -62,17 +63,16 @@ int inbox_message(store_txn *t, const char *sid, const uint8_t *data, size_t len
         cJSON_AddItemToObject(o, "data", m);
         buf_free(&b);
     } else {
-        /* text data may hold any bytes: keep them as a JSON string */
-        buf b = BUF_INIT;
-        if (buf_append(&b, data, len)) { cJSON_Delete(o); return -ENOMEM; }
-        cJSON_AddStringToObject(o, "data", b.data ? b.data : "");
-        buf_free(&b);
+        /* text data may hold any bytes, NUL too (proto/json.h) */
+        cJSON *s = json_string(data, len);
+        if (!s) { cJSON_Delete(o); return -ENOMEM; }
+        cJSON_AddItemToObject(o, "data", s);
     }
     return inbox_append(t, o, seq);
 }
 
 cJSON *inbox_parse(uint64_t seq, const void *rec, size_t len) {
-    cJSON *o = cJSON_ParseWithLength(rec, len);
+    cJSON *o = json_parse(rec, len);
     if (!o || !cJSON_IsObject(o)) {
         cJSON_Delete(o);
         return NULL;

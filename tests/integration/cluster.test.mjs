@@ -262,6 +262,19 @@ test("a dynamic namespace is in the cluster once a socket joins it", async () =>
   closeClients();
 });
 
+test("strings with NUL cross the cluster intact, both ways", async () => {
+  const all = await clients();
+  const odd = ["a\u0000b", { "k\u0000": "\u00e9\u20ac\ud83d\ude00" }];
+  await A.sioctl("emit", "odd-a", ...odd.map((x) => JSON.stringify(x)));
+  await emitter.emit("odd-e", ...odd);
+  await ctl({ op: "emit", event: "odd-n", args: odd });
+  for (const ev of ["odd-a", "odd-e", "odd-n"]) {
+    await reached(all, ev);
+    for (const s of all) assert.deepEqual(s.got.find((e) => e[0] === ev).slice(1), odd, `${ev} at ${s.io.uri}`);
+  }
+  closeClients();
+});
+
 test("emit --local stays on its node", async () => {
   const all = await clients();
   await A.sioctl("emit", "--local", "mine");

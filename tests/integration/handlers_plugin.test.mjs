@@ -30,6 +30,8 @@ test("websocket: the plugin answers inside sio-front, and passes the rest on to 
   const st = stacks.embedded;
   const s = await connected(connect(st.url, "/", { transports: ["websocket"] }));
   assert.deepEqual(await ask(s, "echo", { a: [1, "x"] }, 2.5, Buffer.from([7])), [{ a: [1, "x"] }, 2.5, Buffer.from([7])]);
+  // strings are binary-safe through the plugin API too
+  assert.deepEqual(await ask(s, "echo", "a\u0000b", { "\u0000": "\ud800" }), ["a\u0000b", { "\u0000": "\ud800" }]);
   const [who, pid] = await ask(s, "plugin:where");
   assert.equal(who, "plugin");
   const front = Number(st.proc.output.match(/sio-front pid (\d+)/)[1]);

@@ -296,11 +296,26 @@ TEST(decode_maps) {
     ASSERT_DECODES("\xde\x00\x00", "{}");
     ASSERT_DECODES("\xdf\x00\x00\x00\x01\xa1" "a" "\x01", "{\"a\":1}");
     ASSERT_DECODES("\xdf\x00\x00\x00\x00", "{}");
-    /* keys that are not strings: their JSON text */
+    /* keys that are not strings: named as JavaScript's String() names them */
     ASSERT_DECODES("\x82\x01\xa1" "a" "\xc0\x02", "{\"1\":\"a\",\"null\":2}");
     ASSERT_DECODES("\x81\xc3\x01", "{\"true\":1}");
     ASSERT_DECODES("\x81\xff\x01", "{\"-1\":1}");
-    ASSERT_DECODES("\x81\x92\x01\xa1" "x" "\x01", "{\"[1,\\\"x\\\"]\":1}");
+    ASSERT_DECODES("\x81\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00\x01", "{\"1.5\":1}");
+    ASSERT_DECODES("\x81\x93\x01\xa1" "x" "\xc0\x01", "{\"1,x,\":1}");
+    ASSERT_DECODES("\x81\x92\x91\x01\x80\x01", "{\"1,[object Object]\":1}");
+    ASSERT_DECODES("\x81\xc4\x02" "hi" "\x01", "{\"hi\":1}");
+    ASSERT_DECODES("\x81\x90\x01", "{\"\":1}"); /* String([]) is "" (the fuzzer found it unterminated) */
+    /* keys that nest keys do not grow (the fuzzer's timeout: their text was
+     * escaped once per level, doubling): 30 maps, each the key of the next */
+    char nested[61];
+    memset(nested, 0x81, 30);
+    nested[30] = (char)0x80;
+    memset(nested + 31, 0x01, 30);
+    cJSON *deep = dec(nested, sizeof nested);
+    char *txt = show(deep);
+    cJSON_Delete(deep);
+    ASSERT_EQ_STR(txt, "{\"[object Object]\":1}");
+    free(txt);
     ASSERT_DECODES("\x81\xd9\x01" "k" "\x01", "{\"k\":1}"); /* str8 key */
     /* a repeated key: the last one wins, as in JavaScript */
     ASSERT_DECODES("\x82\xa1" "a" "\x01\xa1" "a" "\x02", "{\"a\":2}");
