@@ -6,7 +6,9 @@
 // only, the polling -> WebSocket upgrade (of a session the gateway created),
 // sioctl reaching WebSocket and polling clients alike, rooms kept across the
 // upgrade, heartbeats through the proxy; then SIO_WS=0 (no front, no upgrade
-// offered), the supervision of sio-front, and no process left behind.
+// offered), the supervision (sio-front restarted by the script, sio-fcgi
+// by the web server, clients reconnecting), and no process left behind.
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
 import {
@@ -75,8 +77,9 @@ async function started(stack) {
   return stack;
 }
 
+// The sio-front the script started last.
 function frontPid(stack) {
-  const m = stack.proc.output.match(/sio-front pid (\d+)(?: as (\S+))? on 127\.0\.0\.1:(\d+)/);
+  const m = [...stack.proc.output.matchAll(/sio-front pid (\d+)(?: as (\S+))? on 127\.0\.0\.1:(\d+)/g)].pop();
   assert.ok(m, `the script did not report sio-front:\n${stack.proc.output}`);
   return { pid: Number(m[1]), user: m[2] ?? null, port: Number(m[3]) };
 }
@@ -269,20 +272,112 @@ for (const kind of KINDS) {
 }
 
 // ---- supervision ---------------------------------------------------------------------
-for (const kind of KINDS) {
-  test(`${kind}: when sio-front dies the whole stack stops, leaving no process`, async () => {
-    const stack = await started(await startStack(kind, { config: CONFIG }));
-    const pids = stackPids(stack);
-    const f = frontPid(stack);
-    assert.ok(pids.length >= 4, `pids: ${pids}`);
-    process.kill(f.pid, "SIGKILL");
-    const r = await Promise.race([stack.proc.exited, sleep(15000).then(() => null)]);
-    assert.ok(r, "the script did not stop within 15 s");
-    assert.notEqual(r.code, 0);
-    assert.match(stack.proc.output, /sio-front exited/);
-    await eventually(async () => assert.deepEqual(await leftovers(pids), []), 5000, 200);
-  }, { timeout: 60000 });
+// The script's restart policy (scripts/lib-run.sh): a death is seen within
+// a 0.5 s tick and the first restart follows 0.2 s later; 5 deaths in a
+// row, each within 5 s of the start, end it.  START is what a process may
+// take to come up on a busy box.  Clients retry every second at most.
+// Deadlines are built from these.
+const TICK = 500, FIRST_DELAY = 200, QUICK = 5000, TRIES = 5, START = 15000;
+const RESTARTED = TICK + FIRST_DELAY + START;
+const RECONNECT = { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 1000 };
+
+async function logged(stack, re, ms, from) {
+  return eventually(() => {
+    const m = stack.proc.output.slice(from).match(re);
+    assert.ok(m, `no ${re} in the script's output within ${ms} ms:\n${stack.proc.output.slice(from)}`);
+    return m;
+  }, ms, 50);
 }
+
+// Live sio-fcgi processes in the web server's process group.
+async function gateways(stack) {
+  const web = Number(stack.proc.output.match(/(?:lighttpd|apache2) pid (\d+)/)[1]);
+  const r = await run("ps", ["-eo", "pid=,pgid=,stat=,args="]);
+  return r.stdout.split("\n").map((l) => l.trim().split(/\s+/)).filter(([, pgid, stat, cmd]) =>
+    Number(pgid) === web && stat && !stat.startsWith("Z") && cmd === path.join(BIN, "sio-fcgi")).map(([pid]) => Number(pid));
+}
+
+for (const kind of KINDS) {
+  const st = () => stacks[kind];
+  const me = `run-${kind}`;
+
+  test(`${kind}: kill -9 of sio-front: the script restarts it, websocket clients reconnect through the proxy`, async () => {
+    const stack = st();
+    const s = await connected(connect(stack.url, "/", { ...WS, ...RECONNECT }));
+    const ev = record(s);
+    const f = frontPid(stack);
+    const reconnected = once(s, "connect", RESTARTED + 10000); // the next one
+    const from = stack.proc.output.length;
+    process.kill(f.pid, "SIGKILL");
+    await logged(stack, new RegExp(`${me}: sio-front \\(pid ${f.pid}\\) died \\(SIGKILL\\) [\\d.]+ s after its start; restarting it in 0\\.2 s`), TICK + 5000, from);
+    await logged(stack, /sio-front restarted \(pid \d+\)/, RESTARTED, from);
+    const g = frontPid(stack);
+    assert.notEqual(g.pid, f.pid);
+    assert.equal(g.port, f.port);
+    assert.equal(g.user, f.user);
+    assert.equal(stack.proc.child.exitCode, null, "the script exited");
+    await reconnected;
+    assert.equal(s.io.engine.transport.name, "websocket");
+    await ok(stack.sioctl("emit", "--to", s.id, "after-front-restart", '"x"'));
+    await eventually(() => assert.deepEqual(ev, [["after-front-restart", "x"]]));
+    // and a new client, with the default transports (polling, then the upgrade)
+    const n = connect(stack.url, "/");
+    const upgraded = once(n.io.engine, "upgrade", 10000);
+    await connected(n);
+    await upgraded;
+    const en = record(n);
+    await ok(stack.sioctl("emit", "--to", n.id, "new-client", "1"));
+    await eventually(() => assert.deepEqual(en, [["new-client", 1]]));
+  }, { timeout: RESTARTED + 40000 });
+
+  test(`${kind}: kill -9 of sio-fcgi: ${kind === "lighttpd" ? "lighttpd" : "mod_fcgid"} starts it again, polling clients connect and get emits`, async () => {
+    const stack = st();
+    const p = await connected(connect(stack.url, "/", { ...POLLING, ...RECONNECT }));
+    const ep = record(p);
+    const before = await gateways(stack);
+    assert.ok(before.length >= 1, "no sio-fcgi process");
+    const from = stack.proc.output.length;
+    for (const pid of before) process.kill(pid, "SIGKILL");
+    if (kind === "lighttpd") {
+      // lighttpd restarts it at once, or a second later when it died young
+      await logged(stack, new RegExp(`${me}: sio-fcgi \\(pid ${before[0]}\\) died \\(lighttpd: child signalled: 9\\) [\\d.]+ s after its start; lighttpd restarts it`), TICK + 5000, from);
+      await logged(stack, /sio-fcgi restarted by lighttpd \(pid \d+\)/, 2000 + RESTARTED, from);
+    } else {
+      // mod_fcgid notices within its scan intervals (1 s) and logs it
+      await logged(stack, new RegExp(`${me}: a sio-fcgi process died: \\S*sio-fcgi\\((${before.join("|")})\\) exit\\(`), 5000 + RESTARTED, from);
+    }
+    // a new polling client is served by a new gateway
+    const n = await eventually(() => connected(connect(stack.url, "/", POLLING)), RESTARTED, 500);
+    const en = record(n);
+    await ok(stack.sioctl("emit", "--to", n.id, "gateway-back", "1"));
+    await eventually(() => assert.deepEqual(en, [["gateway-back", 1]]));
+    const after = await gateways(stack);
+    assert.ok(after.length >= 1 && after.every((x) => !before.includes(x)), `gateways before ${before}, after ${after}`);
+    // and the one that was connected comes back too (its poll was cut)
+    await eventually(() => assert.ok(p.connected, "polling client not connected"), RESTARTED);
+    await ok(stack.sioctl("emit", "--to", p.id, "gateway-back", "2"));
+    await eventually(() => assert.deepEqual(ep.filter((e) => e[0] === "gateway-back"), [["gateway-back", 2]]), RESTARTED);
+    assert.equal(stack.proc.child.exitCode, null, "the script exited");
+  }, { timeout: RESTARTED * 2 + 40000 });
+}
+
+// lighttpd starts a gateway that dies at once again every second or two, for
+// ever: the script counts those deaths from lighttpd's log and gives up.
+test("lighttpd: a gateway that cannot start any more (config broken) makes the script give up, leaving no process", async () => {
+  const config = writeConfig(readFileSync(CONFIG, "utf8"));
+  const stack = await started(await startStack("lighttpd", { config }));
+  const pids = stackPids(stack);
+  const [gw] = await gateways(stack);
+  writeFileSync(config, "ping_interval = not-a-number\n");
+  process.kill(gw, "SIGKILL");
+  // 5 deaths, each within QUICK of the one before (lighttpd waits 1-2 s)
+  const r = await Promise.race([stack.proc.exited, sleep(TRIES * (QUICK + TICK) + 15000).then(() => null)]);
+  assert.ok(r, `run-lighttpd did not give up:\n${stack.proc.output.slice(-3000)}`);
+  assert.equal(r.code, 1);
+  assert.match(stack.proc.output, /run-lighttpd: sio-fcgi died \(lighttpd: child exited: 1\) [\d.]+ s after its start, the 5th time in a row within 5 s: giving up/);
+  assert.match(stack.proc.output, /sio-fcgi\[\d+\] error: config .*ping_interval must be an integer/);
+  await eventually(async () => assert.deepEqual(await leftovers(pids), []), 5000, 200);
+}, { timeout: TRIES * (QUICK + TICK) + 60000 });
 
 // ---- the default heartbeat (25 s + 20 s) ---------------------------------------------
 // An idle Socket.IO WebSocket carries only a ping (server) and a pong
