@@ -29,6 +29,7 @@ static int open_store(server *s, const buf *text, const char *cfg_path, unsigned
     cfg pre;
     if (cfg_parse(&pre, text->data ? text->data : "", text->len, cerr, sizeof cerr)) {
         snprintf(err, errlen, "config %s: %s", cfg_path, cerr);
+        cfg_free(&pre);
         return -EINVAL;
     }
     store_opts o = {.create = (flags & SERVER_CREATE) != 0,
@@ -98,7 +99,10 @@ int server_open(server *s, const char *dir, const char *cfg_path, unsigned flags
         return rc;
     }
     rc = open_store(s, &text, cfg_path, flags, err, errlen);
-    if (!rc && (rc = load_config(s, &text, cfg_path, flags, err, errlen))) store_close(s->st);
+    if (!rc && (rc = load_config(s, &text, cfg_path, flags, err, errlen))) {
+        store_close(s->st);
+        cfg_free(&s->cfg);
+    }
     buf_free(&text);
     if (rc) return rc;
     if (flags & SERVER_SUBSCRIBE) {
