@@ -25,6 +25,9 @@ typedef struct cfg_nsp {
     size_t nkv;
 } cfg_nsp;
 
+/* durability = fast | safe (store/store.h says what each costs). */
+enum { CFG_DURABILITY_FAST = 0, CFG_DURABILITY_SAFE = 1 };
+
 typedef struct cfg {
     long ping_interval;        /* ms */
     long ping_timeout;         /* ms */
@@ -37,6 +40,7 @@ typedef struct cfg {
     long fcgi_threads;         /* threads of the FastCGI gateway */
     long max_queue_bytes;      /* bytes queued for one WebSocket before it is dropped */
     long per_message_deflate;  /* 1: offer permessage-deflate (Node: perMessageDeflate) */
+    int durability;            /* CFG_DURABILITY_*: how stated opens the store */
     char *path;                /* "/socket.io/" */
     char *cors_origin;         /* Access-Control-Allow-Origin, NULL = none */
     char *engine_path;         /* bare Engine.IO endpoint, NULL = none */
