@@ -25,7 +25,8 @@ int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1]
         }
         int rc = session_create(srv, req, STORE_T_WEBSOCKET, sid, cursor);
         if (rc) {
-            *code = rc == -EBUSY ? 4 : 3;
+            *code = rc == -EBUSY ? 4 : store_full(rc) ? WEBSOCKET_FULL : 3;
+            if (store_full(rc)) server_warn_full("a WebSocket handshake", rc);
             return WEBSOCKET_REJECT;
         }
         buf_reset(open);
@@ -148,7 +149,7 @@ static int do_closed(server *srv, store_txn *t, const char *sid, store_session *
     return rc;
 }
 
-void websocket_closed(server *srv, const char *sid, int reason) {
-    with_session(srv, sid, do_closed, &reason);
+int websocket_closed(server *srv, const char *sid, int reason) {
+    return with_session(srv, sid, do_closed, &reason);
 }
 
