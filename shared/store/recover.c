@@ -27,20 +27,9 @@ static void touch(const MDB_val *v) {
     touched ^= p[0] ^ p[v->mv_size - 1];
 }
 
-/* What an LMDB error says about the file. */
+/* What an LMDB error says about the file (more tables than ours: not ours). */
 static int verdict(int rc) {
-    switch (rc) {
-    case MDB_INVALID:
-    case MDB_CORRUPTED:
-    case MDB_VERSION_MISMATCH:
-    case MDB_PAGE_NOTFOUND:
-    case MDB_INCOMPATIBLE:
-    case MDB_PANIC:
-    case MDB_DBS_FULL:
-    case MDB_CURSOR_FULL:
-        return CHECK_BROKEN;
-    }
-    return CHECK_ERROR;
+    return store_lmdb_rc(rc) == STORE_EBROKEN || rc == MDB_DBS_FULL ? CHECK_BROKEN : CHECK_ERROR;
 }
 
 /* Walks every record of one table. */

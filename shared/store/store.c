@@ -79,9 +79,7 @@ static unsigned mode_flags(int mode) {
     return 0;
 }
 
-/* The error of a failed open: the LMDB codes that mean a damaged file, or
- * one of another LMDB version, become STORE_EBROKEN. */
-static int open_rc(int rc) {
+int store_lmdb_rc(int rc) {
     switch (rc) {
     case MDB_INVALID:
     case MDB_CORRUPTED:
@@ -89,6 +87,7 @@ static int open_rc(int rc) {
     case MDB_PAGE_NOTFOUND:
     case MDB_INCOMPATIBLE:
     case MDB_PANIC:
+    case MDB_CURSOR_FULL: /* a tree deeper than LMDB builds */
         return STORE_EBROKEN;
     case MDB_NOTFOUND:
         return -ENOENT;
@@ -141,7 +140,7 @@ static int peek_open(const char *dir, int *mode, size_t *map_size) {
     }
     if (txn) mdb_txn_abort(txn);
     mdb_env_close(env);
-    return rc ? open_rc(rc) : 0;
+    return rc ? store_lmdb_rc(rc) : 0;
 }
 
 /* Reserves the lock file's blocks (best effort, before the environment is
@@ -341,7 +340,7 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
 fail:
     mdb_env_close(s->env);
     free(s);
-    return open_rc(rc);
+    return store_lmdb_rc(rc);
 }
 
 void store_close(store *s) {

@@ -102,6 +102,10 @@ enum { STORE_FAST = 0, STORE_SAFE = 1 };
 int store_open(store **out, const char *dir, const store_opts *opts);
 void store_close(store *s);
 const char *store_strerror(int rc);
+/* An LMDB return code as a store error: the codes that mean a damaged file
+ * or another LMDB version become STORE_EBROKEN, MDB_NOTFOUND -ENOENT
+ * (what opening a store can meet; store/recover.c too). */
+int store_lmdb_rc(int mdb_rc);
 /* 1 when a write failed for want of room: the map (STORE_EFULL) or the
  * disk under it (-ENOSPC, -EDQUOT: fast mode without the map, safe mode). */
 static inline int store_full(int rc) { return rc == STORE_EFULL || rc == -ENOSPC || rc == -EDQUOT; }

@@ -256,67 +256,56 @@ function fillDisk(dir) {
   return file;
 }
 
-test("a full disk under a reserved map: the store keeps working, nothing crashes", async () => {
-  const fs = tmpfsState(48);
+// stated, sio-front, a WebSocket client (its events recorded) and a polling
+// session that never polls (it keeps every record: new pages each time) on
+// a tmpfs of `mb` MiB with a 16 MiB map; check(stack) runs with them, then
+// everything is stopped and the tmpfs unmounted.
+async function onTmpfs(mb, check) {
+  const fs = tmpfsState(mb);
   if (fs.skip) { console.log(`  skipped: ${fs.skip}`); return; }
   const config = writeConfig("map_size_mb = 16\nping_interval = 60000\nping_timeout = 60000\nconnect_timeout = 60000\n");
   let stated, front;
   try {
     stated = await startStated({ stateDir: fs.dir, config });
-    assert.doesNotMatch(stated.output, /without the shared map/);
-    assert.ok(statSync(dataFile(fs.dir)).blocks * 512 >= 16 << 20, "the map is not reserved");
     front = await startFront(fs.dir, config);
     const a = await connected(connect(front.url, "/", { transports: ["websocket"] }));
-    const ev = record(a);
-    const paused = await eioSession(front.url); // keeps every record: new pages each time
-    await paused.post("40");
-    fillDisk(fs.dir);
-    // about 10 MB written into pages never written before, on a full disk:
-    // a sparse map would take a SIGBUS here
-    for (let i = 0; i < 20; i++) {
-      const r = await sioctl(fs.dir, config, "emit", "--to", "nobody", "fill", BIG, BIG, BIG, BIG);
-      assert.equal(r.code, 0, r.stderr);
-    }
-    assert.equal((await sioctl(fs.dir, config, "emit", "hello", "disk")).code, 0);
-    await eventually(() => assert.ok(got(ev, "hello")));
-    assert.equal(stated.child.exitCode, null);
-    assert.equal(front.proc.child.exitCode, null);
-  } finally {
-    if (front) await front.proc.stop();
-    if (stated) await stated.stop();
-    fs.stop();
-  }
-}, { timeout: 60000 });
-
-test("a full disk without room to reserve the map: errors (sioctl exit 6, 503), no crash, and back when freed", async () => {
-  const fs = tmpfsState(12);
-  if (fs.skip) { console.log(`  skipped: ${fs.skip}`); return; }
-  const config = writeConfig("map_size_mb = 16\nping_interval = 60000\nping_timeout = 60000\nconnect_timeout = 60000\n");
-  let stated, front;
-  try {
-    stated = await startStated({ stateDir: fs.dir, config });
-    assert.match(stated.output, /warn: durability = fast without the shared map .*: reserving map_size_mb \(16 MB\) in .* needs \d+ MB more of disk/);
-    front = await startFront(fs.dir, config);
-    const a = await connected(connect(front.url, "/", { transports: ["websocket"] }));
-    const ev = record(a);
     const paused = await eioSession(front.url);
     await paused.post("40");
-    const filler = fillDisk(fs.dir);
-    const r = await emitUntilFull(fs.dir, config, 120000, 4);
-    assert.equal(r.code, 6, r.stderr);
-    assert.match(r.stderr, /^sioctl: the disk under the store \(.*\) is full: No space left on device; nothing was written/);
-    const post = await paused.post(`42["big","${"z".repeat(100000)}"]`);
-    assert.equal(post.status, 503);
-    assert.deepEqual(JSON.parse(post.body), { code: 4, message: "Store full" });
+    await check({ dir: fs.dir, config, stated, front, a, ev: record(a), paused });
     assert.ok(a.connected);
     assert.equal(stated.child.exitCode, null);
     assert.equal(front.proc.child.exitCode, null);
-    rmSync(filler);
-    await eventually(async () => assert.equal((await sioctl(fs.dir, config, "emit", "hello", "freed")).code, 0));
-    await eventually(() => assert.ok(got(ev, "hello")));
   } finally {
     if (front) await front.proc.stop();
     if (stated) await stated.stop();
     fs.stop();
   }
-}, { timeout: 60000 });
+}
+
+test("a full disk under a reserved map: the store keeps working, nothing crashes", () => onTmpfs(48, async (t) => {
+  assert.doesNotMatch(t.stated.output, /without the shared map/);
+  assert.ok(statSync(dataFile(t.dir)).blocks * 512 >= 16 << 20, "the map is not reserved");
+  fillDisk(t.dir);
+  // about 10 MB written into pages never written before, on a full disk:
+  // a sparse map would take a SIGBUS here
+  for (let i = 0; i < 20; i++) {
+    const r = await sioctl(t.dir, t.config, "emit", "--to", "nobody", "fill", BIG, BIG, BIG, BIG);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  assert.equal((await sioctl(t.dir, t.config, "emit", "hello", "disk")).code, 0);
+  await eventually(() => assert.ok(got(t.ev, "hello")));
+}), { timeout: 60000 });
+
+test("a full disk without room to reserve the map: errors (sioctl exit 6, 503), no crash, and back when freed", () => onTmpfs(12, async (t) => {
+  assert.match(t.stated.output, /warn: durability = fast without the shared map .*: reserving map_size_mb \(16 MB\) in .* needs \d+ MB more of disk/);
+  const filler = fillDisk(t.dir);
+  const r = await emitUntilFull(t.dir, t.config, 120000, 4);
+  assert.equal(r.code, 6, r.stderr);
+  assert.match(r.stderr, /^sioctl: the disk under the store \(.*\) is full: No space left on device; nothing was written/);
+  const post = await t.paused.post(`42["big","${"z".repeat(100000)}"]`);
+  assert.equal(post.status, 503);
+  assert.deepEqual(JSON.parse(post.body), { code: 4, message: "Store full" });
+  rmSync(filler);
+  await eventually(async () => assert.equal((await sioctl(t.dir, t.config, "emit", "hello", "freed")).code, 0));
+  await eventually(() => assert.ok(got(t.ev, "hello")));
+}), { timeout: 60000 });

@@ -163,23 +163,10 @@ static store *open_dir(const char *dir, int create, size_t map, int durability) 
     return s;
 }
 
-/* Appends len-byte records, per_txn to a transaction, until a write fails;
- * returns that error, *stored the records that made it. */
-static int fill(store *s, size_t len, int per_txn, uint64_t *stored) {
-    char *rec = malloc(len);
-    memset(rec, 'r', len);
-    for (;;) {
-        store_txn *t;
-        int rc = store_begin(s, 1, &t);
-        for (int i = 0; !rc && i < per_txn; i++) rc = store_log_append(t, rec, len, NULL);
-        if (!rc) rc = store_commit(t);
-        else store_abort(t);
-        if (rc) {
-            free(rec);
-            return rc;
-        }
-        *stored += (uint64_t)per_txn;
-    }
+/* A new store in a new temp dir (tmpl, filled in). */
+static store *new_store(char *tmpl, size_t map, int durability) {
+    ASSERT_TRUE(mkdtemp(tmpl) != NULL);
+    return open_dir(tmpl, 1, map, durability);
 }
 
 static void put_state(store *s) {
@@ -206,14 +193,21 @@ static void check_state(store *s) {
     store_abort(t);
 }
 
+/* A 16 MiB store with put_state's records, its log filled with 200-byte
+ * records until the map is full; *stored: how many. */
+static store *full_store(char *tmpl, uint64_t *stored) {
+    store *s = new_store(tmpl, 16 << 20, STORE_FAST);
+    put_state(s);
+    *stored = 0;
+    ASSERT_EQ_INT(fill_log(s, 200, 50, stored), STORE_EFULL);
+    ASSERT_TRUE(*stored > 10000);
+    return s;
+}
+
 TEST(map_full_refuses_the_write_and_keeps_what_was_stored) {
     char tmpl[] = "/tmp/sio-unit-store-XXXXXX";
-    ASSERT_TRUE(mkdtemp(tmpl) != NULL);
-    store *s = open_dir(tmpl, 1, 16 << 20, STORE_FAST);
-    put_state(s);
     uint64_t stored = 0, first = 0, head = 0, bytes = 0, avail = 0, map = 0;
-    ASSERT_EQ_INT(fill(s, 200, 50, &stored), STORE_EFULL);
-    ASSERT_TRUE(stored > 10000);
+    store *s = full_store(tmpl, &stored);
     ASSERT_TRUE(store_full(STORE_EFULL) && store_full(-ENOSPC) && !store_full(STORE_EIO));
     /* the failed transactions left nothing behind, and took nothing away */
     store_txn *t;
@@ -230,18 +224,15 @@ TEST(map_full_refuses_the_write_and_keeps_what_was_stored) {
     ASSERT_TRUE(avail < map / 16);
     /* a record of 100 KB needs contiguous pages: no room either */
     uint64_t more = 0;
-    ASSERT_EQ_INT(fill(s, 100000, 1, &more), STORE_EFULL);
+    ASSERT_EQ_INT(fill_log(s, 100000, 1, &more), STORE_EFULL);
     ASSERT_EQ_INT((long long)more, 0);
     drop(s);
 }
 
 TEST(map_full_short_trims_still_work_and_free_room) {
     char tmpl[] = "/tmp/sio-unit-store-XXXXXX";
-    ASSERT_TRUE(mkdtemp(tmpl) != NULL);
-    store *s = open_dir(tmpl, 1, 16 << 20, STORE_FAST);
-    put_state(s);
     uint64_t stored = 0, avail0 = 0, avail = 0, map = 0, first = 0, head = 0;
-    ASSERT_EQ_INT(fill(s, 200, 50, &stored), STORE_EFULL);
+    store *s = full_store(tmpl, &stored);
     ASSERT_EQ_INT(store_space(s, &avail0, &map), 0);
     /* a delete needs pages too (copy-on-write), but one short transaction
      * at a time finds them: what stated's room.c relies on */
@@ -255,7 +246,7 @@ TEST(map_full_short_trims_still_work_and_free_room) {
     ASSERT_EQ_INT(store_space(s, &avail, &map), 0);
     ASSERT_TRUE(avail > avail0 + 200 * 100 * 200 / 2);
     uint64_t more = 0;
-    ASSERT_EQ_INT(fill(s, 200, 50, &more), STORE_EFULL); /* the room is usable */
+    ASSERT_EQ_INT(fill_log(s, 200, 50, &more), STORE_EFULL); /* the room is usable */
     ASSERT_TRUE(more > 10000);
     check_state(s);
     drop(s);
@@ -263,8 +254,7 @@ TEST(map_full_short_trims_still_work_and_free_room) {
 
 TEST(space_of_a_fresh_store_is_nearly_all_the_map) {
     char tmpl[] = "/tmp/sio-unit-store-XXXXXX";
-    ASSERT_TRUE(mkdtemp(tmpl) != NULL);
-    store *s = open_dir(tmpl, 1, 32 << 20, STORE_FAST);
+    store *s = new_store(tmpl, 32 << 20, STORE_FAST);
     uint64_t avail = 0, map = 0;
     ASSERT_EQ_INT(store_space(s, &avail, &map), 0);
     ASSERT_EQ_INT((long long)map, 32 << 20);
@@ -275,8 +265,7 @@ TEST(space_of_a_fresh_store_is_nearly_all_the_map) {
 
 TEST(safe_durability_is_recorded_and_other_processes_follow_it) {
     char tmpl[] = "/tmp/sio-unit-store-XXXXXX";
-    ASSERT_TRUE(mkdtemp(tmpl) != NULL);
-    store *s = open_dir(tmpl, 1, 32 << 20, STORE_SAFE);
+    store *s = new_store(tmpl, 32 << 20, STORE_SAFE);
     ASSERT_EQ_INT(store_mode(s), STORE_MODE_SAFE);
     ASSERT_EQ_STR(store_mode_name(store_mode(s)), "safe");
     ASSERT_TRUE(store_mode_note(s) == NULL);
@@ -292,8 +281,7 @@ TEST(safe_durability_is_recorded_and_other_processes_follow_it) {
 
 TEST(fast_durability_reserves_the_map_and_the_reader_table) {
     char tmpl[] = "/tmp/sio-unit-store-XXXXXX";
-    ASSERT_TRUE(mkdtemp(tmpl) != NULL);
-    store *s = open_dir(tmpl, 1, 32 << 20, STORE_FAST);
+    store *s = new_store(tmpl, 32 << 20, STORE_FAST);
     char p[PATH_MAX];
     struct stat st;
     if (store_mode(s) == STORE_MODE_FAST_PWRITE) { /* /tmp cannot reserve: said why */
