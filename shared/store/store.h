@@ -54,16 +54,16 @@
  *         ext4, and map_size of disk).  Where it cannot (not enough free
  *         disk, no fallocate, or a copy-on-write filesystem where a
  *         reservation guarantees nothing) it opens without the map instead
- *         (STORE_MODE_FAST_PWRITE: pages are pwrite()n at commit, about half
- *         the commits per second; a full disk is ENOSPC from the commit) and
- *         says why (store_mode_note).
+ *         (STORE_MODE_FAST_PWRITE: pages are pwrite()n at commit, a third
+ *         fewer commits per second; a full disk is ENOSPC from the commit)
+ *         and says why (store_mode_note).
  *   safe  neither flag: a commit returns once it is on disk (fdatasync, then
  *         the meta page written O_DSYNC); a power loss loses nothing
  *         committed.  Without the map: fdatasync is cheaper than msync()ing
- *         the whole map at each commit (measured: 1.6k vs 1.1k commits/s),
+ *         the whole map at each commit (echo: 1.5k vs 0.57k acks/s),
  *         and a full disk is an error, never a crash.
  * The lock file (the reader table, a shared map in every mode) is reserved
- * too.  README "Durability" has the measured costs.
+ * too.  README "Durability and faults" has the measured costs.
  *
  * Errors: 0 on success; STORE_NOTFOUND; other negative values are -errno or
  * STORE_EFULL (map full) / STORE_EBROKEN (damaged, or another LMDB version)
