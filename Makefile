@@ -102,6 +102,9 @@ $(OUT)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB)
 	@echo "  TEST    $@"
 	@$(CC) $(CFLAGS_ALL) -Itests/unit $(LDFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS)
 
+# test_room includes stated/room.c (it tests stated's code without its main).
+$(OUT)/tests/test_room: stated/room.c stated/room.h
+
 unit: deps build
 	@tests/run-unit $(OUT)/tests
 

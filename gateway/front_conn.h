@@ -69,7 +69,7 @@ struct ws_conn {
     uint64_t accept_cursor;  /* probing: the session's cursor at accept */
     int server_done;         /* websocket_closed / upgrade_abort called */
     int close_frame;         /* closing: send an empty close frame first */
-    int close_code;          /* closing with a status code (1009) */
+    int close_code;          /* closing with a status code (1009, 1013) */
     int close_sent;          /* our close frame is out: draining */
     int peer_closed;         /* the client sent a close frame */
     buf rx;                  /* the message being reassembled */

@@ -13,6 +13,7 @@
 #include "front_deliver.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,9 +163,15 @@ void deliver_persist(deliver *d, int del) {
     d->persist_at = util_now_ms();
     return;
 fail:;
-    char name[64];
-    log_error("cannot %s the reader entry %s: %s", del ? "delete" : "write",
-              reader_name(&d->id, name, sizeof name), store_strerror(rc));
+    char name[64], what[128];
+    reader_name(&d->id, name, sizeof name);
+    d->persist_at = util_now_ms(); /* the next try waits its turn */
+    if (store_full(rc)) {
+        snprintf(what, sizeof what, "writing the reader entry %s (kept in memory)", name);
+        server_warn_full(what, rc);
+    } else {
+        log_error("cannot %s the reader entry %s: %s", del ? "delete" : "write", name, store_strerror(rc));
+    }
 }
 
 static void persist_cb(lws_sorted_usec_list_t *sul) {

@@ -32,6 +32,18 @@
 /* lws' private opcode for a close frame (lib/roles/ws/private-lib-roles-ws.h):
  * lws_close_reason() always writes a status code, and Node closes without. */
 #define WS_WRITE_CLOSE ((enum lws_write_protocol)4)
+/* RFC 6455's registry: "Try Again Later" (lws has no name for it). */
+#define WS_CLOSE_TRY_AGAIN_LATER 1013
+#define RETRY_CLOSE_MS 1000
+
+/* A session whose end could not be written (the store was full): its
+ * record would stay, owned by this live process, with its sockets in their
+ * rooms; the front writes it again every RETRY_CLOSE_MS until it lands. */
+typedef struct pending_close {
+    char sid[UTIL_ID_LEN + 1];
+    int reason;
+    uint64_t acked;
+} pending_close;
 
 struct ws_front {
     server *srv;
@@ -43,6 +55,9 @@ struct ws_front {
     int stopping;        /* new WebSockets are refused */
     ws_conn *all;        /* every WebSocket connection, any state */
     size_t nall;
+    pending_close *pend; /* ends not written yet */
+    size_t npend, cappend;
+    ftimer t_pend;
     fmsg ping;           /* the '2' every connection is sent (static) */
     unsigned char ping_buf[LWS_PRE + 2];
     unsigned char scratch[LWS_PRE + WS_CHUNK];
@@ -93,6 +108,8 @@ ws_front *ws_new(server *srv, ftimers *timers, deliver *dl, fconns *pool, int de
 void ws_free(ws_front *w) {
     if (!w) return;
     ftimer_cancel(w->timers, &w->t_acked);
+    ftimer_cancel(w->timers, &w->t_pend);
+    free(w->pend);
     free(w);
 }
 
@@ -117,6 +134,32 @@ static void unlink_all(ws_front *w, ws_conn *c) {
 
 /* ---- closing ---------------------------------------------------------------- */
 
+static void pend_cb(ftimer *ft) {
+    ws_front *w = lws_container_of(ft, ws_front, t_pend);
+    size_t kept = 0;
+    for (size_t i = 0; i < w->npend; i++) {
+        int rc = websocket_closed(w->srv, w->pend[i].sid, w->pend[i].reason, w->pend[i].acked);
+        if (rc && rc != STORE_NOTFOUND) w->pend[kept++] = w->pend[i];
+        else log_info("session %s: its end is written now", w->pend[i].sid);
+    }
+    w->npend = kept;
+    if (kept) ftimer_set(w->timers, &w->t_pend, pend_cb, RETRY_CLOSE_MS);
+}
+
+/* Ends session sid in the store; when that cannot be written now, again
+ * later (pend_cb). */
+static void end_session(ws_front *w, const char *sid, int reason, uint64_t acked) {
+    int rc = websocket_closed(w->srv, sid, reason, acked);
+    if (!rc || rc == STORE_NOTFOUND) return;
+    log_warn("session %s: cannot write its end (%s): trying again every %d ms", sid,
+             store_strerror(rc), RETRY_CLOSE_MS);
+    if (util_grow(&w->pend, &w->cappend, w->npend, sizeof *w->pend, 16)) return;
+    strcpy(w->pend[w->npend].sid, sid);
+    w->pend[w->npend].reason = reason;
+    w->pend[w->npend++].acked = acked;
+    if (!w->t_pend.slot) ftimer_set(w->timers, &w->t_pend, pend_cb, RETRY_CLOSE_MS);
+}
+
 /* Tells the server the connection is over (once) and takes it out of the
  * delivery and reader bookkeeping. */
 static void release(ws_conn *c, int reason) {
@@ -124,7 +167,7 @@ static void release(ws_conn *c, int reason) {
     if (!c->server_done) {
         c->server_done = 1;
         if (c->state == WS_PROBING) websocket_upgrade_abort(c->owner->srv, c->sid);
-        else websocket_closed(c->owner->srv, c->sid, reason, c->acked);
+        else end_session(c->owner, c->sid, reason, c->acked);
     }
     if (c->state == WS_PROBING) deliver_unhold(c->owner->dl, c->accept_cursor);
     else deliver_remove(c->owner->dl, c);
@@ -321,6 +364,12 @@ int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
         c->close_frame = 1;
         return 0;
     }
+    if (kind == WEBSOCKET_REJECT && code == WEBSOCKET_FULL) { /* as polling answers */
+        static const char full[] = "{\"code\":4,\"message\":\"Store full\"}";
+        buf_free(&open);
+        flws_respond(wsi, 503, "application/json", full, sizeof full - 1, NULL);
+        return 1;
+    }
     if (kind == WEBSOCKET_REJECT) {
         const char *msg = http_error_message(code);
         buf_free(&open);
@@ -368,6 +417,20 @@ int ws_established(struct lws *wsi, ws_conn *c) {
 }
 
 /* ---- receiving ------------------------------------------------------------------- */
+
+/* Ends the session and closes the WebSocket with a status code (a close
+ * frame with it and a reason, then the connection). */
+static void close_with_status(ws_conn *c, int status) {
+    release(c, SESSION_CLOSE_TRANSPORT);
+    conn_clear(c);
+    buf_free(&c->rx);
+    /* Read no more; the close frame goes out when writable (lws would kill
+     * the connection without it if more data came first). */
+    c->close_code = status;
+    lws_rx_flow_control(c->wsi, 0);
+    lws_callback_on_writable(c->wsi);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+}
 
 static void upgrade_done(ws_conn *c) {
     server *e = c->owner->srv;
@@ -460,6 +523,18 @@ static void on_message(ws_conn *c, const uint8_t *data, size_t len, int binary) 
     } else if (rc == STORE_NOTFOUND) { /* the server closed it */
         c->server_done = 1;
         ws_close(c, SESSION_CLOSE_SERVER);
+    } else if (store_full(rc)) {
+        /* No room for the packet: nothing of it was kept.  Dropping it
+         * quietly would leave the client sending into a void; closing with
+         * 1013 (Try Again Later) tells it: it reconnects with its backoff,
+         * its handshakes get 503 until stated has made room, and what its
+         * application emits meanwhile waits in the client's buffer instead
+         * of being lost one packet after another.  As a polling client
+         * whose POST got 503 does. */
+        char w[96];
+        snprintf(w, sizeof w, "a WebSocket message of session %s (closing it: 1013)", c->sid);
+        server_warn_full(w, rc);
+        close_with_status(c, WS_CLOSE_TRY_AGAIN_LATER);
     } else if (rc < 0) {
         log_error("session %s: packet failed: %s", c->sid, store_strerror(rc));
         ws_close(c, SESSION_CLOSE_TRANSPORT);
@@ -480,15 +555,7 @@ int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
         lws_get_peer_simple(wsi, remote, sizeof remote);
         log_warn("session %s (%s): message over max_http_buffer_size (%zu bytes): closing with 1009",
                  c->sid, remote, max);
-        release(c, SESSION_CLOSE_TRANSPORT);
-        conn_clear(c);
-        buf_free(&c->rx);
-        /* Read no more of it; the close frame goes out when writable (lws
-         * would kill the connection without it if more data came first). */
-        c->close_code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
-        lws_rx_flow_control(wsi, 0);
-        lws_callback_on_writable(wsi);
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 5);
+        close_with_status(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
         return 0;
     }
     if (first && final) {
@@ -515,14 +582,14 @@ int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
  * it, see ws_peer_close) or a short timeout: hanging up on a client that is
  * still sending would reset the connection and lose the close frame. */
 static int send_close(struct lws *wsi, ws_conn *c) {
-    static const char why[] = "Max payload size exceeded";
+    const char *why = c->close_code == WS_CLOSE_TRY_AGAIN_LATER ? "Store full" : "Max payload size exceeded";
     unsigned char *p = c->owner->scratch + LWS_PRE;
     size_t n = 0;
     if (c->close_code) {
         p[0] = (unsigned char)(c->close_code >> 8);
         p[1] = (unsigned char)c->close_code;
-        memcpy(p + 2, why, sizeof why - 1);
-        n = 2 + sizeof why - 1;
+        memcpy(p + 2, why, strlen(why));
+        n = 2 + strlen(why);
     }
     c->close_code = 0;
     c->close_frame = 0;

@@ -197,7 +197,7 @@ int cmd_emit(server *e, opts *o) {
     o->tg.everyone = o->all;
     store_txn *t;
     int rc = store_begin(e->st, 1, &t);
-    if (rc) { cJSON_Delete(args); return die(EXIT_FAIL, "cannot write the store: %s", store_strerror(rc)); }
+    if (rc) { cJSON_Delete(args); return store_failed(rc, "cannot write the store"); }
     long long ack = -1;
     if (o->want_ack && (rc = actions_next_ack_id(t, &ack))) { store_abort(t); cJSON_Delete(args); return op_failed(rc, ""); }
     uint64_t seq = 0, head = 0;
@@ -207,7 +207,7 @@ int cmd_emit(server *e, opts *o) {
     rc = actions_emit(e, t, &o->tg, o->args[0], args, ack, &seq, &count, err, sizeof err);
     cJSON_Delete(args);
     if (rc) { store_abort(t); return op_failed(rc, err); }
-    if ((rc = store_commit(t))) return die(EXIT_FAIL, "commit failed: %s", store_strerror(rc));
+    if ((rc = store_commit(t))) return store_failed(rc, "commit failed");
     server_notify(e, seq);
     if (!o->want_ack) {
         if (o->json) printf("{\"seq\":%llu,\"sockets\":%zu}\n", (unsigned long long)seq, count);
@@ -295,7 +295,7 @@ int cmd_write(server *e, opts *o) {
     const char *cmd = o->cmd;
     store_txn *t;
     int rc = store_begin(e->st, 1, &t);
-    if (rc) return die(EXIT_FAIL, "cannot write the store: %s", store_strerror(rc));
+    if (rc) return store_failed(rc, "cannot write the store");
     uint64_t seq = 0;
     size_t count = 0;
     char err[512] = "";
@@ -330,7 +330,7 @@ int cmd_write(server *e, opts *o) {
     }
     cJSON_Delete(args);
     if (rc) { store_abort(t); return op_failed(rc, err); }
-    if ((rc = store_commit(t))) return die(EXIT_FAIL, "commit failed: %s", store_strerror(rc));
+    if ((rc = store_commit(t))) return store_failed(rc, "commit failed");
     server_notify(e, seq);
     if (o->json) printf("{\"sockets\":%zu}\n", count);
     else if (count == 0) fprintf(stderr, "sioctl: no socket matched\n");

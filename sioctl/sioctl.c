@@ -13,6 +13,7 @@
  * dispatches; local.c and cluster.c do the work. */
 #include "sioctl.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,8 @@ static const char *usage_text =
     "env: SIO_STATE_DIR (the stack's state directory), SIO_CONFIG, and in\n"
     "handlers SIO_SOCKET, SIO_ACK_ID.\n"
     "exit: 0 ok, 1 failure, 2 usage error, 3 the stack is not running, 4 a timeout\n"
-    "(acks, or servers that did not answer), 5 no cluster or it cannot be reached.\n";
+    "(acks, or servers that did not answer), 5 no cluster or it cannot be reached,\n"
+    "6 the store or its disk is full (nothing was written; retry in a moment).\n";
 
 /* ---- shared helpers ----------------------------------------------------------------- */
 
@@ -86,9 +88,27 @@ int die(int code, const char *fmt, ...) {
     return code;
 }
 
+/* The store in use, for store_failed's message. */
+static struct {
+    char dir[PATH_MAX];
+    size_t map_mb;
+} opened;
+
+int store_failed(int rc, const char *what) {
+    if (rc == STORE_EFULL)
+        return die(EXIT_FULL,
+                   "the store is full: no room left in its map (map_size_mb = %zu, in %s); nothing was written. "
+                   "stated drops the oldest packet-log records to make room within seconds: retry, or raise map_size_mb",
+                   opened.map_mb, opened.dir);
+    if (store_full(rc))
+        return die(EXIT_FULL, "the disk under the store (%s) is full: %s; nothing was written. Free disk space and retry",
+                   opened.dir, store_strerror(rc));
+    return die(EXIT_FAIL, "%s: %s", what, store_strerror(rc));
+}
+
 int op_failed(int rc, const char *err) {
     if (rc == ACTIONS_EUSAGE) return die(EXIT_USAGE, "%s", err);
-    return die(EXIT_FAIL, "failed: %s", store_strerror(rc));
+    return store_failed(rc, "failed");
 }
 
 cJSON *args_array(const opts *o, int from) {
@@ -224,6 +244,8 @@ static int run(const command *c, opts *o, const char *dir) {
                                                  !o->server_side);
     if (server_open(&srv, dir, NULL, follow ? SERVER_SUBSCRIBE : 0, err, sizeof err))
         return die(EXIT_DOWN, "%s", err);
+    snprintf(opened.dir, sizeof opened.dir, "%s", srv.dir);
+    opened.map_mb = store_map_size(srv.st) >> 20;
     int rc;
     if (notify_probe(srv.dir))
         rc = die(EXIT_DOWN, "stated is not running for %s (no answer on %s/%s)", srv.dir, srv.dir, NOTIFY_SOCK);

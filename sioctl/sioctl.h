@@ -20,6 +20,7 @@ enum {
     EXIT_DOWN = 3,      /* the stack is not running */
     EXIT_TIMEOUT = 4,   /* acks or servers did not all answer in time */
     EXIT_CLUSTER = 5,   /* no cluster, or it cannot be reached */
+    EXIT_FULL = 6,      /* the store (map_size_mb) or its disk is full: nothing written */
 };
 
 typedef struct opts {
@@ -38,6 +39,9 @@ typedef struct opts {
 int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A failed action: ACTIONS_EUSAGE -> EXIT_USAGE with err, else a store failure. */
 int op_failed(int rc, const char *err);
+/* A failed store call (what: "commit failed", ...): EXIT_FULL with what to do
+ * when there was no room (store_full), else EXIT_FAIL. */
+int store_failed(int rc, const char *what);
 /* The positional arguments from `from` on as a JSON array (NULL: printed). */
 cJSON *args_array(const opts *o, int from);
 void print_json(const cJSON *j);

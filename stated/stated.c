@@ -2,8 +2,9 @@
  * environment in the state directory), runs the notify hub and the handler
  * dispatcher (dispatch.h), the cluster bridge when redis_url is set
  * (cluster/bridge.h), and the housekeeping no request would do by itself
- * (reaper.h): expiring sessions, trimming both logs; it syncs the
- * store to disk every second and clears reader slots of crashed processes.
+ * (reaper.h): expiring sessions, trimming both logs, keeping room in the
+ * map (room.h); it syncs the store to disk every second and clears reader
+ * slots of crashed processes.
  * One stated per state directory (a lock file enforces it).  Everything it
  * keeps is in the store, so a restart loses nothing. */
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include "dispatch.h"
 #include "notify/notify.h"
 #include "reaper.h"
+#include "room.h"
 #include "server/server.h"
 
 static void usage(FILE *f) {
@@ -88,6 +90,7 @@ static void run(server *srv, int sfd) {
         if (now >= next_reap) {
             int64_t next = now + 1000;
             int rc = reaper_run(srv, now, &next);
+            if (rc == STORE_EFULL && room_make(srv, 1) >= 0) rc = reaper_run(srv, now, &next);
             if (rc < 0) log_error("housekeeping failed: %s", store_strerror(rc));
             next_reap = next < now + 1000 ? next : now + 1000;
             if (next_reap < now + 5) next_reap = now + 5;
@@ -95,6 +98,7 @@ static void run(server *srv, int sfd) {
         if (now >= next_sync) {
             int rc = reaper_trim_inbox(srv);
             if (rc < 0) log_error("inbox trim failed: %s", store_strerror(rc));
+            room_make(srv, 0);
             store_sync(srv->st);
             next_sync = now + 1000;
         }

@@ -138,6 +138,13 @@ static int valid_nsp_name(const char *s) {
     return 1;
 }
 
+static int set_durability(cfg *c, const char *val, int line, char *err, size_t errlen) {
+    if (!strcmp(val, "fast")) c->durability = CFG_DURABILITY_FAST;
+    else if (!strcmp(val, "safe")) c->durability = CFG_DURABILITY_SAFE;
+    else return fail(err, errlen, line, "durability must be fast or safe");
+    return 0;
+}
+
 static int set_server_key(cfg *c, const char *key, const char *val, int line, char *err,
                           size_t errlen) {
     if (!strcmp(key, "path")) {
@@ -184,6 +191,7 @@ static int set_server_key(cfg *c, const char *key, const char *val, int line, ch
         c->redis_prefix = xstrdup(val);
         return 0;
     }
+    if (!strcmp(key, "durability")) return set_durability(c, val, line, err, errlen);
     if (!strcmp(key, "cors_origin")) {
         free(c->cors_origin);
         c->cors_origin = *val ? xstrdup(val) : NULL;

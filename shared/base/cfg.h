@@ -25,6 +25,9 @@ typedef struct cfg_nsp {
     size_t nkv;
 } cfg_nsp;
 
+/* durability = fast | safe (store/store.h says what each costs). */
+enum { CFG_DURABILITY_FAST = 0, CFG_DURABILITY_SAFE = 1 };
+
 typedef struct cfg {
     long ping_interval;        /* ms */
     long ping_timeout;         /* ms */
@@ -40,6 +43,7 @@ typedef struct cfg {
     long connection_state_recovery;  /* 1: connectionStateRecovery (server/socketio.h) */
     long max_disconnection_duration; /* ms a disconnected socket can be recovered */
     long recovery_skip_middlewares;  /* 1: a recovered socket skips the auth handler */
+    int durability;            /* CFG_DURABILITY_*: how stated opens the store */
     char *path;                /* "/socket.io/" */
     char *cors_origin;         /* Access-Control-Allow-Origin, NULL = none */
     char *engine_path;         /* bare Engine.IO endpoint, NULL = none */

@@ -34,6 +34,23 @@ void http_resp_error(http_resp *r, int code) {
     buf_printf(&r->body, "{\"code\":%d,\"message\":\"%s\"}", code, http_error_message(code));
 }
 
+/* Node's error bodies are {"code":N,"message":"..."} with the Engine.IO
+ * codes; none of them means "try again later".  Code 4 is the one Node sends
+ * when the server refuses a request it understood (an allowRequest veto,
+ * with the application's message); the status is 503, not 403, because the
+ * refusal is temporary: a full store makes room within seconds. */
+void http_resp_unavailable(http_resp *r, const char *message) {
+    r->status = 503;
+    r->content_type = "application/json";
+    buf_reset(&r->body);
+    buf_printf(&r->body, "{\"code\":4,\"message\":\"%s\"}", message);
+}
+
+void http_resp_store_error(http_resp *r, int rc) {
+    if (store_full(rc)) http_resp_unavailable(r, "Store full");
+    else http_resp_set(r, 500, NULL, "", 0);
+}
+
 void http_resp_text(http_resp *r, const char *s) {
     http_resp_set(r, 200, "text/plain; charset=UTF-8", s, strlen(s));
 }

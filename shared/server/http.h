@@ -41,6 +41,12 @@ void http_resp_text(http_resp *r, const char *s);
  * 2 Bad handshake method, 3 Bad request, 4 Forbidden, 5 Unsupported
  * protocol version): 400 (403 for 4) with {"code":N,"message":"..."}. */
 void http_resp_error(http_resp *r, int code);
+/* 503 with {"code":4,"message":message}: the server understood the request
+ * but cannot take it now (max_sessions open, the store full). */
+void http_resp_unavailable(http_resp *r, const char *message);
+/* The answer to a request whose store transaction failed with rc: 503
+ * "Store full" when it was for want of room (store_full), else 500. */
+void http_resp_store_error(http_resp *r, int rc);
 const char *http_error_message(int code);
 /* The CORS headers of cfg.cors_origin for this request, appended to r. */
 void http_cors(const server *s, const http_req *req, http_resp *r);

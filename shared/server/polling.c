@@ -2,6 +2,7 @@
 #include "server/polling.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,7 +21,12 @@ static void handshake(server *srv, const http_req *req, http_resp *resp) {
     uint64_t cursor;
     int rc = session_create(srv, req, STORE_T_POLLING, sid, &cursor);
     if (rc == -EBUSY) {
-        http_resp_set(resp, 503, "application/json", "{\"code\":4,\"message\":\"Too many sessions\"}", 41);
+        http_resp_unavailable(resp, "Too many sessions");
+        return;
+    }
+    if (store_full(rc)) {
+        server_warn_full("a handshake", rc);
+        http_resp_store_error(resp, rc);
         return;
     }
     if (rc) {
@@ -36,6 +42,19 @@ static void handshake(server *srv, const http_req *req, http_resp *resp) {
 }
 
 /* ---- begin -------------------------------------------------------------------- */
+
+/* A store transaction of a request on session sid failed with rc: 503 when
+ * the store is full (logged at most once a second), else 500. */
+static void request_failed(const char *what, const char *sid, int rc, http_resp *resp) {
+    if (store_full(rc)) {
+        char w[64];
+        snprintf(w, sizeof w, "%s on session %s", what, sid);
+        server_warn_full(w, rc);
+    } else {
+        log_error("%s on session %s failed: %s", what, sid, store_strerror(rc));
+    }
+    http_resp_store_error(resp, rc);
+}
 
 /* Closes the session in t (which it ends) and wakes readers. */
 static int close_and_commit(server *srv, store_txn *t, const char *sid, store_session *s,
@@ -100,8 +119,7 @@ static int begin_get(server *srv, polling_req *p, store_txn *t, store_session *s
     resp->status = 0;
     return POLLING_WAIT;
 fail:
-    log_error("request on session %s failed: %s", p->sid, store_strerror(rc));
-    http_resp_set(resp, 500, NULL, "", 0);
+    request_failed("a GET", p->sid, rc, resp);
     return POLLING_DONE;
 }
 
@@ -157,8 +175,7 @@ static int begin_session(server *srv, const http_req *req, const http_query *q, 
     http_resp_set(resp, 500, NULL, "", 0);
     return POLLING_DONE;
 fail:
-    log_error("request on session %s failed: %s", p->sid, store_strerror(rc));
-    http_resp_set(resp, 500, NULL, "", 0);
+    request_failed("a request", p->sid, rc, resp);
     return POLLING_DONE;
 }
 
@@ -240,8 +257,9 @@ void polling_post(server *srv, polling_req *p, uint8_t *body, size_t len, int to
 abort:
     store_abort(t);
 fail:
-    log_error("POST on session %s failed: %s", p->sid, store_strerror(rc));
-    http_resp_set(resp, 500, NULL, "", 0);
+    /* Nothing of the POST was kept (the transaction is undone): the client
+     * sees its request fail, as with any 5xx, and reconnects. */
+    request_failed("a POST", p->sid, rc, resp);
 }
 
 /* ---- GET ---------------------------------------------------------------------------- */
@@ -439,9 +457,8 @@ int polling_step(server *srv, polling_req *p, http_resp *resp, int64_t *deadline
         buf_free(&l.out);
         if (rc == 1) continue;
         if (rc >= 0) return rc;
-        log_error("poll on session %s failed", p->sid);
         if (p->held) release_holder(srv, p, 0);
-        http_resp_set(resp, 500, NULL, "", 0);
+        request_failed("a GET", p->sid, rc, resp);
         return POLLING_DONE;
     }
     return POLLING_WAIT; /* very busy: try again after a wake */

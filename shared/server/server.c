@@ -2,12 +2,15 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/log.h"
 #include "base/util.h"
+#include "store/recover.h"
 
 /* Reads a whole file into b (bounded). */
 static int read_file(const char *path, buf *b) {
@@ -22,7 +25,22 @@ static int read_file(const char *path, buf *b) {
     return rc;
 }
 
-/* Opens the store with the map size of the config text's map_size_mb. */
+/* stated's open: a store it cannot use is moved aside (loudly) and a fresh
+ * one created; fast mode without a reserved map is said too. */
+static int create_store(server *s, const store_opts *o) {
+    char moved[PATH_MAX], why[512];
+    int rc = recover_open(&s->st, s->dir, o, moved, sizeof moved, why, sizeof why);
+    if (moved[0])
+        log_error("the store in %s cannot be used (%s): moved data.mdb and lock.mdb to %s and started a new, empty store",
+                  s->dir, why, moved);
+    if (!rc && store_mode_note(s->st))
+        log_warn("durability = fast without the shared map (slower commits; a full disk gives errors, not crashes): %s",
+                 store_mode_note(s->st));
+    return rc;
+}
+
+/* Opens the store: stated with the map size and durability of the config
+ * text; every other process the way stated opened it. */
 static int open_store(server *s, const buf *text, const char *cfg_path, unsigned flags, char *err,
                       size_t errlen) {
     char cerr[512] = "";
@@ -33,12 +51,16 @@ static int open_store(server *s, const buf *text, const char *cfg_path, unsigned
         return -EINVAL;
     }
     store_opts o = {.create = (flags & SERVER_CREATE) != 0,
-                    .map_size = (size_t)pre.map_size_mb << 20};
+                    .map_size = (size_t)pre.map_size_mb << 20,
+                    .durability = pre.durability == CFG_DURABILITY_SAFE ? STORE_SAFE : STORE_FAST};
     cfg_free(&pre);
-    int rc = store_open(&s->st, s->dir, &o);
+    int rc = o.create ? create_store(s, &o) : store_open(&s->st, s->dir, &o);
     if (rc == -ENOENT)
         snprintf(err, errlen, "no store in %s: is stated running? (start it with: stated --state %s)",
                  s->dir, s->dir);
+    else if (rc == STORE_EBROKEN || rc == -EPROTO)
+        snprintf(err, errlen, "cannot open the store in %s: %s (stated moves it aside and starts a new one when it starts)",
+                 s->dir, store_strerror(rc));
     else if (rc)
         snprintf(err, errlen, "cannot open the store in %s: %s", s->dir, store_strerror(rc));
     return rc;
@@ -143,6 +165,19 @@ void server_notify_flush(server *s) {
     s->defer_seq = 0;
     if (s->sub) notify_sub_publish(s->sub, seq);
     else notify_send(s->dir, seq);
+}
+
+void server_warn_full(const char *what, int rc) {
+    static _Atomic int64_t last_ms;
+    static _Atomic unsigned long skipped;
+    int64_t now = util_now_ms(), last = atomic_load(&last_ms);
+    if (now - last < 1000 || !atomic_compare_exchange_strong(&last_ms, &last, now)) {
+        atomic_fetch_add(&skipped, 1);
+        return;
+    }
+    log_warn("refused %s: %s (%lu more refused since the last such line)", what,
+             rc == STORE_EFULL ? "the store is full (map_size_mb)" : store_strerror(rc),
+             atomic_exchange(&skipped, 0));
 }
 
 const char *server_close_reason(int reason) {

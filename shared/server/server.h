@@ -87,6 +87,11 @@ enum {
     SESSION_CLOSE_TRANSPORT = 8,    /* transport error or bad content */
     SESSION_CLOSE_POLL_DROPPED = 9, /* the client dropped its held GET */
 };
+/* Logs (at most once a second per process) that a request was refused
+ * because the store or its disk is full (store_full(rc)): what names the
+ * request, e.g. "a POST on session X". */
+void server_warn_full(const char *what, int rc);
+
 /* The words for a close reason, for logs. */
 const char *server_close_reason(int reason);
 

@@ -25,7 +25,8 @@ int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1]
         }
         int rc = session_create(srv, req, STORE_T_WEBSOCKET, sid, cursor);
         if (rc) {
-            *code = rc == -EBUSY ? 4 : 3;
+            *code = rc == -EBUSY ? 4 : store_full(rc) ? WEBSOCKET_FULL : 3;
+            if (store_full(rc)) server_warn_full("a WebSocket handshake", rc);
             return WEBSOCKET_REJECT;
         }
         buf_reset(open);
@@ -155,15 +156,16 @@ static int do_closed(server *srv, store_txn *t, const char *sid, store_session *
     return rc;
 }
 
-void websocket_closed(server *srv, const char *sid, int reason, uint64_t acked) {
+int websocket_closed(server *srv, const char *sid, int reason, uint64_t acked) {
     closed_arg a = {reason, acked};
-    with_session(srv, sid, do_closed, &a);
+    return with_session(srv, sid, do_closed, &a);
 }
 
 int websocket_acked(server *srv, const char (*sids)[UTIL_ID_LEN + 1], const uint64_t *acked,
                     size_t n) {
     store_txn *t;
     int rc = store_begin(srv->st, 1, &t);
+    if (rc) return rc;
     for (size_t i = 0; !rc && i < n; i++) {
         store_session s;
         if (store_session_get(t, sids[i], &s) || s.state == STORE_S_CLOSED || acked[i] <= s.acked)

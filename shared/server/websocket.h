@@ -14,12 +14,14 @@
 #include "server/server.h"
 
 enum { WEBSOCKET_REJECT = 0, WEBSOCKET_NEW = 1, WEBSOCKET_UPGRADE = 2 };
+/* *code of a refusal for want of room: HTTP 503 "Store full", as polling. */
+#define WEBSOCKET_FULL (-1)
 /* Checks an Upgrade request.  WEBSOCKET_NEW: a new session owned by this
  * process; open gets the open packet text and *cursor the log position to
  * deliver from.  WEBSOCKET_UPGRADE: a polling session sid starts upgrading
  * (probe expected); *cursor is its polling cursor.  WEBSOCKET_REJECT: *code
  * is the Engine.IO error code and the request is refused (HTTP 400, body =
- * http_error_message(code)). */
+ * http_error_message(code)), or WEBSOCKET_FULL. */
 int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1], buf *open,
                      uint64_t *cursor, int *code);
 /* '2probe' arrived: held GETs get a noop from now on.  0 or <0. */
@@ -31,12 +33,15 @@ int websocket_upgraded(server *srv, const char *sid, uint64_t *cursor);
 void websocket_upgrade_abort(server *srv, const char *sid);
 /* One packet from a WebSocket session (not pongs).  Returns 0, a
  * SESSION_CLOSE_* reason (the front then calls websocket_closed), or <0
- * (STORE_NOTFOUND: the session was closed by the server). */
+ * (STORE_NOTFOUND: the session was closed by the server; store_full(rc):
+ * no room, nothing of the packet was kept). */
 int websocket_packet(server *srv, const char *sid, const eio_packet *pk);
 /* The WebSocket session is over: its sockets leave every room (or wait for
  * recovery) and the record is removed.  acked: what reached the client for
- * sure (the front's position at the last ping the client answered). */
-void websocket_closed(server *srv, const char *sid, int reason, uint64_t acked);
+ * sure (the front's position at the last ping the client answered).  0,
+ * STORE_NOTFOUND when it was gone already, or <0 when that could not be
+ * written (the store full: try again later). */
+int websocket_closed(server *srv, const char *sid, int reason, uint64_t acked);
 /* Records, for connection state recovery, what reached the clients of n
  * WebSocket sessions (store_session.acked), in one transaction.  0 or <0. */
 int websocket_acked(server *srv, const char (*sids)[UTIL_ID_LEN + 1], const uint64_t *acked,

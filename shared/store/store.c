@@ -2,12 +2,16 @@
 #include "store/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <unistd.h>
 
 #define STORE_FORMAT "sio-store-2" /* 2: recovery fields in sockets, membership intervals */
 
@@ -16,6 +20,8 @@ struct store {
     MDB_dbi meta, sessions, partials, sockets, sess_socks, pids, detached, rooms, leaves, sock_rooms,
         log, readers, inbox, handshakes;
     char dir[PATH_MAX];
+    int mode;       /* STORE_MODE_* */
+    char note[320]; /* why fast mode runs without the map */
 };
 
 struct store_txn {
@@ -34,11 +40,14 @@ const char *store_strerror(int rc) {
     if (rc == STORE_EIO) return "store failure";
     if (rc == STORE_NOTFOUND) return "not found";
     if (rc == STORE_EFULL) return "store is full (map_size_mb)";
+    if (rc == STORE_EBROKEN) return "the store is damaged, or was written by another LMDB version";
+    if (rc == -EPROTO) return "the store was written by another version of this server (its format differs)";
     if (rc < 0) return strerror(-rc);
     return mdb_strerror(rc);
 }
 
 const char *store_dir(const store *s) { return s->dir; }
+const char *store_format(void) { return STORE_FORMAT; }
 
 static int mkdirs(const char *dir) {
     char tmp[PATH_MAX];
@@ -54,10 +63,214 @@ static int mkdirs(const char *dir) {
     return 0;
 }
 
+/* ---- how the environment is opened (store.h: Durability) ------------------ */
+
+static const char *const mode_names[] = {"fast", "fast-pwrite", "safe"};
+
+const char *store_mode_name(int mode) {
+    return mode >= 0 && mode <= STORE_MODE_SAFE ? mode_names[mode] : "?";
+}
+int store_mode(const store *s) { return s->mode; }
+const char *store_mode_note(const store *s) { return s->note[0] ? s->note : NULL; }
+
+static unsigned mode_flags(int mode) {
+    if (mode == STORE_MODE_FAST) return MDB_NOSYNC | MDB_WRITEMAP;
+    if (mode == STORE_MODE_FAST_PWRITE) return MDB_NOSYNC;
+    return 0;
+}
+
+int store_lmdb_rc(int rc) {
+    switch (rc) {
+    case MDB_INVALID:
+    case MDB_CORRUPTED:
+    case MDB_VERSION_MISMATCH:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INCOMPATIBLE:
+    case MDB_PANIC:
+    case MDB_CURSOR_FULL: /* a tree deeper than LMDB builds */
+        return STORE_EBROKEN;
+    case MDB_NOTFOUND:
+        return -ENOENT;
+    }
+    return rc_of(rc);
+}
+
+/* 1 when the data file is shorter than the pages its meta page says are in
+ * use (a truncated copy, a file cut short): LMDB would read past its end. */
+static int truncated(MDB_env *env) {
+    int fd;
+    struct stat st;
+    MDB_envinfo ei;
+    MDB_stat ms;
+    if (mdb_env_get_fd(env, &fd) || fstat(fd, &st) || mdb_env_info(env, &ei) || mdb_env_stat(env, &ms))
+        return 0;
+    return (uint64_t)st.st_size < ((uint64_t)ei.me_last_pgno + 1) * ms.ms_psize;
+}
+
+/* How stated opened the store, from meta "open" ("MODE MAP_BYTES"), read
+ * through a read-only environment closed again at once: a process must know
+ * it before opening the store for good.  Without the record (an older
+ * store) *mode and *map_size are left alone. */
+static int peek_open(const char *dir, int *mode, size_t *map_size) {
+    MDB_env *env;
+    int rc = mdb_env_create(&env);
+    if (rc) return rc_of(rc);
+    mdb_env_set_maxdbs(env, 24);
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    MDB_val k = {4, "open"}, v;
+    rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0664);
+    if (!rc && truncated(env)) rc = MDB_CORRUPTED; /* reading it would be SIGBUS */
+    if (!rc) rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (!rc) rc = mdb_dbi_open(txn, "meta", 0, &dbi);
+    if (!rc) rc = mdb_get(txn, dbi, &k, &v);
+    if (!rc) {
+        char text[64], name[16];
+        unsigned long long bytes;
+        size_t n = v.mv_size < sizeof text - 1 ? v.mv_size : sizeof text - 1;
+        memcpy(text, v.mv_data, n);
+        text[n] = 0;
+        if (sscanf(text, "%15s %llu", name, &bytes) == 2) {
+            for (int m = 0; m <= STORE_MODE_SAFE; m++)
+                if (!strcmp(name, mode_names[m])) *mode = m;
+            *map_size = (size_t)bytes;
+        }
+    } else if (rc == MDB_NOTFOUND) {
+        rc = 0;
+    }
+    if (txn) mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return rc ? store_lmdb_rc(rc) : 0;
+}
+
+/* Reserves the lock file's blocks (best effort, before the environment is
+ * opened: closing another descriptor of it later would drop LMDB's locks).
+ * Its reader table is a shared map in every mode, and a reader slot in a
+ * hole of it on a full disk would be SIGBUS. */
+static void reserve_lock_file(const char *dir, unsigned maxreaders) {
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof p, "%s/lock.mdb", dir) >= (int)sizeof p) return;
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0664);
+    if (fd < 0) return;
+    if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)maxreaders * 64 + 4096)) {
+        /* best effort: the table's first pages are written at once anyway */
+    }
+    close(fd);
+}
+
+#define BTRFS_MAGIC 0x9123683EUL
+#define ZFS_MAGIC 0x2FC12FC1UL
+
+/* Reserves the whole map on disk (fast mode; see store.h): 0, or -errno
+ * with the reason in why. */
+static int reserve_map(MDB_env *env, const char *dir, char *why, size_t n) {
+    int fd;
+    MDB_envinfo ei;
+    mdb_env_get_fd(env, &fd);
+    mdb_env_info(env, &ei);
+    size_t mb = ei.me_mapsize >> 20;
+    struct statfs sf;
+    if (fstatfs(fd, &sf) == 0 && ((unsigned long)sf.f_type == BTRFS_MAGIC ||
+                                  (unsigned long)sf.f_type == ZFS_MAGIC)) {
+        snprintf(why, n, "%s is on a copy-on-write filesystem, where reserving blocks does not make later writes fit", dir);
+        return -EOPNOTSUPP;
+    }
+    struct stat st;
+    struct statvfs vf;
+    if (fstat(fd, &st) == 0 && fstatvfs(fd, &vf) == 0) {
+        uint64_t have = (uint64_t)st.st_blocks * 512;
+        uint64_t need = ei.me_mapsize > have ? ei.me_mapsize - have : 0;
+        uint64_t avail = (uint64_t)vf.f_bavail * vf.f_frsize, total = (uint64_t)vf.f_blocks * vf.f_frsize;
+        if (need && avail < need + total / 16) {
+            snprintf(why, n, "reserving map_size_mb (%zu MB) in %s needs %llu MB more of disk, %llu MB are free (and 1/16 of the filesystem is left free)",
+                     mb, dir, (unsigned long long)(need >> 20), (unsigned long long)(avail >> 20));
+            return -ENOSPC;
+        }
+    }
+    if (fallocate(fd, 0, 0, (off_t)ei.me_mapsize)) {
+        int e = errno;
+        snprintf(why, n, "cannot reserve map_size_mb (%zu MB) in %s: %s", mb, dir, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+/* A new environment handle for s, sized by o. */
+static int env_new(store *s, const store_opts *o) {
+    int rc = mdb_env_create(&s->env);
+    if (rc) {
+        s->env = NULL;
+        return rc;
+    }
+    mdb_env_set_maxdbs(s->env, 24);
+    mdb_env_set_maxreaders(s->env, o->maxreaders);
+    mdb_env_set_mapsize(s->env, o->map_size);
+    return 0;
+}
+
+/* Opens s->env the way mode says.  stated (o->create) reserves the map in
+ * fast mode first, and opens without it when it cannot (s->note: why). */
+static int open_env(store *s, const char *dir, const store_opts *o, int mode) {
+    s->mode = mode;
+    int rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD | mode_flags(mode), 0664);
+    if (rc || mode != STORE_MODE_FAST || !o->create) return rc;
+    if (reserve_map(s->env, dir, s->note, sizeof s->note) == 0) return 0;
+    mdb_env_close(s->env);
+    if ((rc = env_new(s, o))) return rc;
+    s->mode = STORE_MODE_FAST_PWRITE;
+    return mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD | mode_flags(s->mode), 0664);
+}
+
+/* stated records how it opened the store (peek_open reads it). */
+static int put_open(MDB_txn *txn, store *s) {
+    MDB_envinfo ei;
+    mdb_env_info(s->env, &ei);
+    char text[64];
+    int n = snprintf(text, sizeof text, "%s %zu", mode_names[s->mode], ei.me_mapsize);
+    MDB_val k = {4, "open"}, v = {(size_t)n, text};
+    return mdb_put(txn, s->meta, &k, &v, 0);
+}
+
+size_t store_map_size(const store *s) {
+    MDB_envinfo ei;
+    mdb_env_info(s->env, &ei);
+    return ei.me_mapsize;
+}
+
+int store_space(store *s, uint64_t *free_bytes, uint64_t *map_bytes) {
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc) return rc_of(rc);
+    MDB_envinfo ei;
+    MDB_stat st;
+    mdb_env_info(s->env, &ei);
+    mdb_env_stat(s->env, &st);
+    /* The free list (DBI 0): txn id -> page numbers, the count first. */
+    uint64_t freepages = 0;
+    MDB_cursor *c;
+    rc = mdb_cursor_open(txn, 0, &c);
+    if (!rc) {
+        MDB_val k, v;
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            size_t count;
+            if (v.mv_size < sizeof count) continue;
+            memcpy(&count, v.mv_data, sizeof count);
+            freepages += count;
+        }
+        mdb_cursor_close(c);
+        if (rc == MDB_NOTFOUND) rc = 0;
+    }
+    mdb_txn_abort(txn);
+    uint64_t maxpg = ei.me_mapsize / st.ms_psize, used = (uint64_t)ei.me_last_pgno + 1;
+    *free_bytes = ((maxpg > used ? maxpg - used : 0) + freepages) * st.ms_psize;
+    *map_bytes = ei.me_mapsize;
+    return rc_of(rc);
+}
+
 int store_open(store **out, const char *dir, const store_opts *opts) {
     store_opts o = {0};
     if (opts) o = *opts;
-    if (!o.map_size) o.map_size = (size_t)4 << 30;
+    if (!o.map_size && o.create) o.map_size = (size_t)4 << 30;
     if (!o.maxreaders) o.maxreaders = 4096;
     *out = NULL;
     struct stat st;
@@ -69,15 +282,20 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
         if (snprintf(p, sizeof p, "%s/data.mdb", dir) >= (int)sizeof p) return -ENAMETOOLONG;
         if (stat(p, &st)) return -ENOENT;
     }
+    int mode = o.durability == STORE_SAFE ? STORE_MODE_SAFE : STORE_MODE_FAST;
+    if (!o.create) {
+        o.map_size = 0; /* stated's, below; else the store's own */
+        int prc = peek_open(dir, &mode, &o.map_size);
+        if (prc) return prc;
+    } else {
+        reserve_lock_file(dir, o.maxreaders);
+    }
     store *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     snprintf(s->dir, sizeof s->dir, "%s", dir);
-    int rc = mdb_env_create(&s->env);
+    int rc = env_new(s, &o);
     if (rc) { free(s); return rc_of(rc); }
-    mdb_env_set_maxdbs(s->env, 24);
-    mdb_env_set_maxreaders(s->env, o.maxreaders);
-    mdb_env_set_mapsize(s->env, o.map_size);
-    rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP | MDB_NORDAHEAD, 0664);
+    rc = open_env(s, dir, &o, mode);
     if (rc) goto fail;
     int dead;
     mdb_reader_check(s->env, &dead);
@@ -116,6 +334,7 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
                            memcmp(v.mv_data, STORE_FORMAT, v.mv_size))) {
         rc = EPROTO;
     }
+    if (!rc && o.create) rc = put_open(txn, s);
     if (rc) { mdb_txn_abort(txn); goto fail; }
     rc = mdb_txn_commit(txn); /* also for a read txn: keeps the dbi handles */
     if (rc) goto fail;
@@ -124,7 +343,7 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
 fail:
     mdb_env_close(s->env);
     free(s);
-    return rc == MDB_NOTFOUND ? -ENOENT : rc_of(rc);
+    return store_lmdb_rc(rc);
 }
 
 void store_close(store *s) {

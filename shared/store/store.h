@@ -45,18 +45,44 @@
  *
  * Concurrency: LMDB serialises writers machine wide; readers never block.
  * The environment is opened with MDB_NOTLS (a transaction is not tied to a
- * thread slot), MDB_WRITEMAP (commits write into the shared map instead of
- * pwrite()ing pages: several times more commits per second; the data file
- * is sparse, map_size_mb long) and MDB_NOSYNC (a process crash loses
- * nothing; stated syncs every second, so a power loss loses at most about a
- * second).  Never hold a transaction while waiting: copy what you need and
- * end it.
+ * thread slot).  Never hold a transaction while waiting: copy what you need
+ * and end it.
+ *
+ * Durability (the config's `durability`).  stated opens the store, records
+ * how in meta "open", and every other process opens it the same way (LMDB
+ * forbids mixing MDB_WRITEMAP with plain opens; the map size is stated's
+ * too):
+ *   fast  MDB_WRITEMAP | MDB_NOSYNC: a commit writes into the shared map, no
+ *         system call; stated syncs every second.  A process crash loses
+ *         nothing.  A power loss or kernel crash loses up to about a second
+ *         of commits, and can leave the file corrupt: without a sync LMDB
+ *         gives no write ordering (its docs say so); stated then moves the
+ *         file aside at its next start (store/recover.h) and starts empty.
+ *         With a writable map, writing into a hole of the sparse file when
+ *         the disk is full raises SIGBUS, a crash; so stated reserves the
+ *         whole map on disk (fallocate of map_size: about 2 ms for 4 GiB on
+ *         ext4, and map_size of disk).  Where it cannot (not enough free
+ *         disk, no fallocate, or a copy-on-write filesystem where a
+ *         reservation guarantees nothing) it opens without the map instead
+ *         (STORE_MODE_FAST_PWRITE: pages are pwrite()n at commit, a third
+ *         fewer commits per second; a full disk is ENOSPC from the commit)
+ *         and says why (store_mode_note).
+ *   safe  neither flag: a commit returns once it is on disk (fdatasync, then
+ *         the meta page written O_DSYNC); a power loss loses nothing
+ *         committed.  Without the map: fdatasync is cheaper than msync()ing
+ *         the whole map at each commit (echo: 1.5k vs 0.57k acks/s),
+ *         and a full disk is an error, never a crash.
+ * The lock file (the reader table, a shared map in every mode) is reserved
+ * too.  README "Durability and faults" has the measured costs.
  *
  * Errors: 0 on success; STORE_NOTFOUND; other negative values are -errno or
- * STORE_EFULL (map full) / STORE_EIO (other LMDB failure); store_strerror. */
+ * STORE_EFULL (map full) / STORE_EBROKEN (damaged, or another LMDB version)
+ * / STORE_EIO (other LMDB failure); -EPROTO: another format of this store;
+ * store_strerror. */
 #ifndef SIO_STORE_H
 #define SIO_STORE_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,6 +91,7 @@
 #define STORE_NOTFOUND (-30798) /* = MDB_NOTFOUND */
 #define STORE_EFULL (-30792)    /* = MDB_MAP_FULL */
 #define STORE_EIO (-30700)
+#define STORE_EBROKEN (-30701)
 
 #define STORE_ROOM_MAX 256 /* longest room name, bytes */
 
@@ -73,19 +100,43 @@ typedef struct store_txn store_txn;
 
 typedef struct store_opts {
     int create;          /* create the directory and databases (stated) */
-    size_t map_size;     /* bytes; 0 = 4 GiB */
+    size_t map_size;     /* bytes; 0 = 4 GiB (create only: others use stated's) */
     unsigned maxreaders; /* 0 = 4096 */
+    int durability;      /* STORE_FAST or STORE_SAFE (create only: others follow) */
 } store_opts;
+enum { STORE_FAST = 0, STORE_SAFE = 1 };
 
 /* Opens the environment in dir.  Without opts->create the environment must
- * exist (stated created it): -ENOENT otherwise.  Once per process. */
+ * exist (stated created it): -ENOENT otherwise; it is then opened the way
+ * stated opened it.  Once per process. */
 int store_open(store **out, const char *dir, const store_opts *opts);
 void store_close(store *s);
 const char *store_strerror(int rc);
+/* An LMDB return code as a store error: the codes that mean a damaged file
+ * or another LMDB version become STORE_EBROKEN, MDB_NOTFOUND -ENOENT
+ * (what opening a store can meet; store/recover.c too). */
+int store_lmdb_rc(int mdb_rc);
+/* 1 when a write failed for want of room: the map (STORE_EFULL) or the
+ * disk under it (-ENOSPC, -EDQUOT: fast mode without the map, safe mode). */
+static inline int store_full(int rc) { return rc == STORE_EFULL || rc == -ENOSPC || rc == -EDQUOT; }
 const char *store_dir(const store *s);
+/* The format this code writes (meta "format"; store/recover.h checks it). */
+const char *store_format(void);
 /* Clears reader slots left by crashed processes; returns how many. */
 int store_reader_check(store *s);
 int store_sync(store *s);
+
+/* How the store is open (see Durability above). */
+enum { STORE_MODE_FAST = 0, STORE_MODE_FAST_PWRITE = 1, STORE_MODE_SAFE = 2 };
+int store_mode(const store *s);
+const char *store_mode_name(int mode);
+/* Why fast mode runs without the map (the reservation failed), or NULL. */
+const char *store_mode_note(const store *s);
+/* The map size in force, bytes (the store's maximum size). */
+size_t store_map_size(const store *s);
+/* Space left in the map: never used pages plus free pages, in bytes (a read
+ * transaction; for stated, which trims the packet log when it runs low). */
+int store_space(store *s, uint64_t *free_bytes, uint64_t *map_bytes);
 
 /* A transaction; write=1 for a write transaction (one at a time machine
  * wide).  store_commit and store_abort free the txn. */

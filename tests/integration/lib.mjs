@@ -38,6 +38,7 @@ export function cleanup() {
   }
   children.clear();
   for (const d of tmpdirs) { try { rmSync(d, { recursive: true, force: true }); } catch {} }
+  tmpdirs.length = 0;
 }
 process.on("exit", cleanup);
 

@@ -61,6 +61,9 @@ for (const f of files) {
       console.log(`FAIL ${f} teardown: ${e.message}`);
     }
   }
+  // What the file left: its processes, and its temp dirs (stated reserves
+  // map_size_mb of disk for each state directory).
+  lib.cleanup();
 }
 lib.cleanup();
 if (failures.length) {

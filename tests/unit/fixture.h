@@ -3,6 +3,8 @@
 #ifndef UNIT_FIXTURE_H
 #define UNIT_FIXTURE_H
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +38,26 @@ __attribute__((unused)) static store_socket mksock(const char *id, const char *s
     so.data = "{\"auth\":{}}";
     so.data_len = strlen(so.data);
     return so;
+}
+
+/* Appends len-byte log records, per_txn to a transaction, until a write
+ * fails; returns that error, *stored the records that made it. */
+__attribute__((unused)) static int fill_log(store *s, size_t len, int per_txn, uint64_t *stored) {
+    char *rec = malloc(len);
+    if (!rec) return -ENOMEM;
+    memset(rec, 'r', len);
+    for (;;) {
+        store_txn *t;
+        int rc = store_begin(s, 1, &t);
+        for (int i = 0; !rc && i < per_txn; i++) rc = store_log_append(t, rec, len, NULL);
+        if (!rc) rc = store_commit(t);
+        else store_abort(t);
+        if (rc) {
+            free(rec);
+            return rc;
+        }
+        *stored += (uint64_t)per_txn;
+    }
 }
 
 #define SID1 "AAAAAAAAAAAAAAAAAAA1"

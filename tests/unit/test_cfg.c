@@ -77,6 +77,23 @@ TEST(transports_option) {
     cfg_free(&c);
 }
 
+TEST(durability_option) {
+    cfg c;
+    char err[256] = "";
+    ASSERT_EQ_INT(parse(&c, "", err), 0);
+    ASSERT_EQ_INT(c.durability, CFG_DURABILITY_FAST);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "durability = safe\n", err), 0);
+    ASSERT_EQ_INT(c.durability, CFG_DURABILITY_SAFE);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "durability = fast\n", err), 0);
+    ASSERT_EQ_INT(c.durability, CFG_DURABILITY_FAST);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "durability = paranoid\n", err), -EINVAL);
+    ASSERT_TRUE(strstr(err, "line 1: durability must be fast or safe") != NULL);
+    cfg_free(&c);
+}
+
 TEST(load_reports_missing_files) {
     cfg c;
     char err[256] = "";

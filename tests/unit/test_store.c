@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <limits.h>
+#include <sys/stat.h>
 
 #include "store/store.h"
 #include "unit.h"
@@ -148,6 +150,155 @@ TEST(log_append_scan_trim) {
     ASSERT_EQ_INT(store_log_append(t, "x", 1, &seq), 0);
     ASSERT_EQ_INT((int)seq, 6); /* numbering continues after a trim */
     ASSERT_EQ_INT(store_commit(t), 0);
+    drop(s);
+}
+
+/* ---- faults: a full map, durability modes ------------------------------------ */
+
+static store *open_dir(const char *dir, int create, size_t map, int durability) {
+    store *s = NULL;
+    store_opts o = {.create = create, .map_size = map, .durability = durability};
+    int rc = store_open(&s, dir, &o);
+    if (rc) unit_fail(__FILE__, __LINE__, "store_open(%s): %s", dir, store_strerror(rc));
+    return s;
+}
+
+/* A new store in a new temp dir (tmpl, filled in). */
+static store *new_store(char *tmpl, size_t map, int durability) {
+    ASSERT_TRUE(mkdtemp(tmpl) != NULL);
+    return open_dir(tmpl, 1, map, durability);
+}
+
+static void put_state(store *s) {
+    store_txn *t;
+    ASSERT_EQ_INT(store_begin(s, 1, &t), 0);
+    store_session a = {.version = STORE_SESSION_VERSION, .eio = 4, .cursor = 3};
+    store_socket so = mksock(SK1, SID1, "/", 0);
+    ASSERT_EQ_INT(store_session_put(t, SID1, &a), 0);
+    ASSERT_EQ_INT(store_socket_put(t, &so), 0);
+    ASSERT_EQ_INT(store_room_join(t, "/", "r1", SK1, 1), 0);
+    ASSERT_EQ_INT(store_commit(t), 0);
+}
+
+static void check_state(store *s) {
+    store_txn *t;
+    ASSERT_EQ_INT(store_begin(s, 0, &t), 0);
+    store_session a;
+    store_socket so;
+    ASSERT_EQ_INT(store_session_get(t, SID1, &a), 0);
+    ASSERT_EQ_INT((int)a.cursor, 3);
+    ASSERT_EQ_INT(store_socket_get(t, SK1, &so), 0);
+    ASSERT_EQ_STR(so.sid, SID1);
+    ASSERT_EQ_INT(store_room_has(t, "/", "r1", 2, SK1, NULL), 0);
+    store_abort(t);
+}
+
+/* A 16 MiB store with put_state's records, its log filled with 200-byte
+ * records until the map is full; *stored: how many. */
+static store *full_store(char *tmpl, uint64_t *stored) {
+    store *s = new_store(tmpl, 16 << 20, STORE_FAST);
+    put_state(s);
+    *stored = 0;
+    ASSERT_EQ_INT(fill_log(s, 200, 50, stored), STORE_EFULL);
+    ASSERT_TRUE(*stored > 10000);
+    return s;
+}
+
+TEST(map_full_refuses_the_write_and_keeps_what_was_stored) {
+    char tmpl[] = "/tmp/sio-unit-store-XXXXXX";
+    uint64_t stored = 0, first = 0, head = 0, bytes = 0, avail = 0, map = 0;
+    store *s = full_store(tmpl, &stored);
+    ASSERT_TRUE(store_full(STORE_EFULL) && store_full(-ENOSPC) && !store_full(STORE_EIO));
+    /* the failed transactions left nothing behind, and took nothing away */
+    store_txn *t;
+    ASSERT_EQ_INT(store_begin(s, 0, &t), 0);
+    ASSERT_EQ_INT(store_log_bounds(t, &first, &head), 0);
+    ASSERT_EQ_INT(store_log_size(t, &bytes), 0);
+    store_abort(t);
+    ASSERT_EQ_INT((long long)first, 1);
+    ASSERT_EQ_INT((long long)head, (long long)stored);
+    ASSERT_EQ_INT((long long)bytes, (long long)stored * 200);
+    check_state(s);
+    ASSERT_EQ_INT(store_space(s, &avail, &map), 0);
+    ASSERT_EQ_INT((long long)map, 16 << 20);
+    ASSERT_TRUE(avail < map / 16);
+    /* a record of 100 KB needs contiguous pages: no room either */
+    uint64_t more = 0;
+    ASSERT_EQ_INT(fill_log(s, 100000, 1, &more), STORE_EFULL);
+    ASSERT_EQ_INT((long long)more, 0);
+    drop(s);
+}
+
+TEST(map_full_short_trims_still_work_and_free_room) {
+    char tmpl[] = "/tmp/sio-unit-store-XXXXXX";
+    uint64_t stored = 0, avail0 = 0, avail = 0, map = 0, first = 0, head = 0;
+    store *s = full_store(tmpl, &stored);
+    ASSERT_EQ_INT(store_space(s, &avail0, &map), 0);
+    /* a delete needs pages too (copy-on-write), but one short transaction
+     * at a time finds them: what stated's room.c relies on */
+    for (int i = 0; i < 200; i++) {
+        store_txn *t;
+        ASSERT_EQ_INT(store_begin(s, 1, &t), 0);
+        ASSERT_EQ_INT(store_log_bounds(t, &first, &head), 0);
+        ASSERT_EQ_INT(store_log_trim(t, first + 99, NULL), 0);
+        ASSERT_EQ_INT(store_commit(t), 0);
+    }
+    ASSERT_EQ_INT(store_space(s, &avail, &map), 0);
+    ASSERT_TRUE(avail > avail0 + 200 * 100 * 200 / 2);
+    uint64_t more = 0;
+    ASSERT_EQ_INT(fill_log(s, 200, 50, &more), STORE_EFULL); /* the room is usable */
+    ASSERT_TRUE(more > 10000);
+    check_state(s);
+    drop(s);
+}
+
+TEST(space_of_a_fresh_store_is_nearly_all_the_map) {
+    char tmpl[] = "/tmp/sio-unit-store-XXXXXX";
+    store *s = new_store(tmpl, 32 << 20, STORE_FAST);
+    uint64_t avail = 0, map = 0;
+    ASSERT_EQ_INT(store_space(s, &avail, &map), 0);
+    ASSERT_EQ_INT((long long)map, 32 << 20);
+    ASSERT_TRUE(avail > map - map / 64 && avail <= map);
+    ASSERT_EQ_INT((long long)store_map_size(s), 32 << 20);
+    drop(s);
+}
+
+TEST(safe_durability_is_recorded_and_other_processes_follow_it) {
+    char tmpl[] = "/tmp/sio-unit-store-XXXXXX";
+    store *s = new_store(tmpl, 32 << 20, STORE_SAFE);
+    ASSERT_EQ_INT(store_mode(s), STORE_MODE_SAFE);
+    ASSERT_EQ_STR(store_mode_name(store_mode(s)), "safe");
+    ASSERT_TRUE(store_mode_note(s) == NULL);
+    put_state(s);
+    store_close(s);
+    /* a gateway with another config: stated's mode and map size win */
+    s = open_dir(tmpl, 0, 64 << 20, STORE_FAST);
+    ASSERT_EQ_INT(store_mode(s), STORE_MODE_SAFE);
+    ASSERT_EQ_INT((long long)store_map_size(s), 32 << 20);
+    check_state(s);
+    drop(s);
+}
+
+TEST(fast_durability_reserves_the_map_and_the_reader_table) {
+    char tmpl[] = "/tmp/sio-unit-store-XXXXXX";
+    store *s = new_store(tmpl, 32 << 20, STORE_FAST);
+    char p[PATH_MAX];
+    struct stat st;
+    if (store_mode(s) == STORE_MODE_FAST_PWRITE) { /* /tmp cannot reserve: said why */
+        ASSERT_TRUE(store_mode_note(s) != NULL);
+    } else {
+        ASSERT_EQ_INT(store_mode(s), STORE_MODE_FAST);
+        snprintf(p, sizeof p, "%s/data.mdb", tmpl);
+        ASSERT_EQ_INT(stat(p, &st), 0);
+        ASSERT_TRUE((long long)st.st_blocks * 512 >= 32 << 20);
+        snprintf(p, sizeof p, "%s/lock.mdb", tmpl);
+        ASSERT_EQ_INT(stat(p, &st), 0);
+        ASSERT_TRUE((long long)st.st_blocks * 512 >= 4096 * 64);
+    }
+    int mode = store_mode(s);
+    store_close(s);
+    s = open_dir(tmpl, 0, 0, STORE_SAFE);
+    ASSERT_EQ_INT(store_mode(s), mode);
     drop(s);
 }
 
