@@ -8,6 +8,8 @@
 #   make test-asan  run the whole suite against the ASan/UBSan build
 #   make fuzz       run every libFuzzer driver for FUZZ_SECONDS each
 #   make bench      side-by-side benchmarks against the Node reference (bench-quick: a 2-minute smoke run)
+#   make soak       10k clients with connection state recovery, churn and a stream for an hour
+#                   (SOAK_MINUTES=N to bound it; see tests/soak/run): loss and memory over time
 #   make install    copy the programs to $(PREFIX)/bin
 
 PREFIX ?= /usr/local
@@ -46,7 +48,7 @@ endif
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps build run test test-asan asan unit fuzz bench install clean
+.PHONY: all deps build run test test-asan asan unit fuzz bench soak install clean
 all: deps build
 
 deps:
@@ -126,6 +128,9 @@ fuzz: deps
 
 bench: all
 	@tests/bench/run
+
+soak: all
+	@tests/soak/run
 
 include tests/bench/bench.mk
 

@@ -29,6 +29,13 @@
  *                                 bench:emit <wall-clock us>` (or CMD with {ts}
  *                                 replaced) --count times; emit-to-delivery
  *                                 p50/p99 over every delivery
+ *   siobench soak -c N -d S --sioctl PATH --state DIR -r EMITS/S --churn R [--polling P]
+ *                                 N clients (P of them polling) follow the
+ *                                 stream of `sioctl emit soak I` while R a
+ *                                 second break (and recover), leave or
+ *                                 abandon their socket; counts lost,
+ *                                 duplicated and reordered deliveries and
+ *                                 sockets not recovered (see run_soak)
  *
  * Each mode prints ONE result line of key=value pairs on stdout, with
  * client_cpu_pct (this process, 100 = one core) and, with --pid/--pid-tree,
@@ -69,7 +76,7 @@ extern char **environ;
 
 /* ---- options ------------------------------------------------------------- */
 
-enum { M_FANOUT = 1, M_ECHO, M_CONN, M_POLL, M_EMIT, M_SELFTEST };
+enum { M_FANOUT = 1, M_ECHO, M_CONN, M_POLL, M_EMIT, M_SOAK, M_SELFTEST };
 
 #define MAX_PIDS 64
 #define MAX_SRC 64
@@ -83,7 +90,9 @@ static struct {
     const char *path;
     const char *nsp;
     int clients, threads, procs, pending, window, size, batch, count, quiet, stamp, search, max_steps;
+    int polling; /* soak: clients on long-polling */
     double duration, warmup, hold, timeout, rate, conn_rate, interval, growth, max_ramp;
+    double churn, report, drain; /* soak */
     pid_t pids[MAX_PIDS];
     int npids;
     pid_t trees[MAX_PIDS];
@@ -96,6 +105,7 @@ static struct {
     .host = "127.0.0.1", .port = 3000, .path = "/socket.io/", .nsp = "/", .clients = 100,
     .threads = 1, .pending = 256, .window = 1, .size = 32, .batch = 1, .count = 100, .max_steps = 30,
     .duration = 10, .warmup = 2, .hold = 5, .timeout = 10, .interval = 0.05, .growth = 1.25,
+    .report = 10, .drain = 60,
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -450,7 +460,7 @@ static int fmt_cpu(char *out, size_t n, const srv_snap *a, const srv_snap *b, do
 
 enum { K_WS = 1, K_GET, K_POST, K_WAKE };
 enum { S_CLOSED = 0, S_CONNECTING, S_UPGRADING, S_OPEN };
-enum { C_NEW = 0, C_HANDSHAKE, C_READY, C_DEAD };
+enum { C_NEW = 0, C_HANDSHAKE, C_READY, C_DEAD, C_WAIT /* soak: waits to reconnect */ };
 enum { PH_CONNECT = 0, PH_RUN, PH_STOP, PH_QUIT };
 
 struct client;
@@ -463,6 +473,15 @@ typedef struct sock {
     buf in, out;
     buf req; /* HTTP: the request in flight, kept for one resend */
 } sock;
+
+/* soak: the socket a client follows through the stream (see run_soak). */
+typedef struct soak_state {
+    char id[48], pid[48], off[24]; /* the socket followed, its pid, the last offset */
+    int64_t last;                  /* the last number received, 0: none yet */
+    int64_t from;                  /* every accepted number from here on must arrive */
+    int64_t leave_at;              /* leaving since (us) */
+    uint8_t recover, leaving, attempts;
+} soak_state;
 
 typedef struct client {
     sock s;        /* the WebSocket, or the polling GET connection */
@@ -477,6 +496,7 @@ typedef struct client {
     buf frag; /* a fragmented WebSocket message */
     char *sid; /* polling */
     buf postq; /* polling: packets waiting for a POST */
+    soak_state *soak; /* soak mode only */
 } client;
 
 /* Counters: written by their worker only, read by the controller. */
@@ -513,6 +533,25 @@ typedef struct worker {
     int64_t last_scan;
     samples conn_lat, lat;
     char err[160];
+    /* soak */
+    CTR(so_lost);
+    CTR(so_dup);
+    CTR(so_behind);
+    CTR(so_breaks);
+    CTR(so_recovered);
+    CTR(so_not_recovered);
+    CTR(so_leaves);
+    CTR(so_abandons);
+    CTR(so_unplanned);
+    CTR(so_connfail);
+    CTR(so_short);
+    _Atomic int so_ready, so_drained; /* counted once a second (ten times in PH_STOP) */
+    client **rq;                       /* clients waiting to reconnect, and when */
+    int64_t *rq_at;
+    int rq_n, rq_cap;
+    int64_t so_t0, so_scan;
+    uint64_t so_churned;
+    char so_first_loss[200];
 } worker;
 
 static worker *W;
@@ -561,8 +600,17 @@ static void sock_close(worker *w, sock *s, int abortive) {
     s->out.len = 0;
 }
 
+/* The client's connection is no more: what is left of its input is stale. */
+static int gone(const client *c) { return c->state == C_DEAD || c->state == C_WAIT; }
+
+static void soak_broken(worker *w, client *c, const char *why);
+
 static void client_down(worker *w, client *c, const char *why) {
-    if (c->state == C_DEAD) return;
+    if (gone(c)) return;
+    if (O.mode == M_SOAK && atomic_load(&g_phase) < PH_QUIT) {
+        soak_broken(w, c, why); /* it comes back */
+        return;
+    }
     if (c->state == C_READY) {
         INC(w->dropped, 1);
         if (atomic_load(&g_phase) < PH_QUIT) note_err(w, why);
@@ -686,7 +734,7 @@ static void ws_frame(worker *w, client *c, int op, const void *data, size_t n) {
 static void post_flush(worker *w, client *c);
 
 static void send_packet(worker *w, client *c, const char *p, size_t n) {
-    if (c->state == C_DEAD) return;
+    if (gone(c)) return;
     if (c->s.kind == K_WS) {
         ws_frame(w, c, 1, p, n);
         return;
@@ -696,9 +744,12 @@ static void send_packet(worker *w, client *c, const char *p, size_t n) {
     post_flush(w, c);
 }
 
+static int soak_auth(const client *c, char *out, size_t cap);
+
 static void send_connect(worker *w, client *c) {
-    char p[160];
+    char p[320];
     int n = strcmp(O.nsp, "/") ? snprintf(p, sizeof p, "40%s,", O.nsp) : snprintf(p, sizeof p, "40");
+    if (O.mode == M_SOAK) n += soak_auth(c, p + n, sizeof p - (size_t)n);
     send_packet(w, c, p, (size_t)n);
 }
 
@@ -724,7 +775,7 @@ static int64_t parse_i64(const char *p, const char *end, const char **after) {
 }
 
 static void client_ready(worker *w, client *c) {
-    if (c->state == C_READY || c->state == C_DEAD) return;
+    if (c->state == C_READY || gone(c)) return;
     c->state = C_READY;
     w->hs_inflight--;
     int64_t now = mono_us();
@@ -732,6 +783,9 @@ static void client_ready(worker *w, client *c) {
     w->t_last_ready = now;
     INC(w->connected, 1);
 }
+
+static void soak_event(worker *w, client *c, const char *p, const char *end);
+static void soak_connected(worker *w, client *c, const char *m, size_t n);
 
 static void on_event(worker *w, client *c, const char *m, size_t n, size_t whole) {
     const char *end = m + n;
@@ -748,6 +802,8 @@ static void on_event(worker *w, client *c, const char *m, size_t n, size_t whole
     } else if (n > 13 && !memcmp(m, "[\"bench:done\"", 13)) {
         const char *s = memmem(m, n, "\"sent\":", 7);
         if (s) atomic_store(&g_server_sent, parse_i64(s + 7, end, NULL));
+    } else if (O.mode == M_SOAK && n > 8 && !memcmp(m, "[\"soak\",", 8)) {
+        soak_event(w, c, m + 8, end);
     } else if (n > 13 && !memcmp(m, "[\"bench:emit\",", 14)) {
         int64_t t = parse_i64(m + 14, end, NULL);
         sample_add(&w->lat, wall_us() - t);
@@ -779,7 +835,10 @@ static void sio_packet(worker *w, client *c, const char *m, size_t n, size_t who
         m = comma + 1;
     }
     switch (t) {
-    case '0': client_ready(w, c); break;
+    case '0':
+        if (O.mode == M_SOAK) soak_connected(w, c, m, n);
+        client_ready(w, c);
+        break;
     case '4': client_down(w, c, "CONNECT_ERROR from the server"); break;
     case '1': client_down(w, c, "DISCONNECT from the server"); break;
     case '2': on_event(w, c, m, n, whole); break;
@@ -951,7 +1010,7 @@ static void ws_readable(worker *w, sock *s) {
             client_down(w, c, "bad WebSocket opcode");
             return;
         }
-        if (c->state == C_DEAD) return;
+        if (gone(c)) return;
     }
     if (off < n) buf_add(&s->in, b + off, n - off);
 }
@@ -1032,6 +1091,7 @@ static void post_flush(worker *w, client *c) {
                      O.path, c->sid, O.host, O.port, c->postq.len);
     buf body = c->postq;
     c->postq = (buf){0};
+    if (O.mode == M_SOAK && c->soak->leaving == 1) c->soak->leaving = 2; /* this POST carries the leave */
     http_request(w, c->post, req, (size_t)n, body.p, body.len);
     buf_free(&body);
 }
@@ -1092,6 +1152,8 @@ static int http_parse(worker *w, sock *s, int eof, int *status, size_t *consumed
     return 1;
 }
 
+static int soak_left(worker *w, client *c);
+
 static void poll_response(worker *w, client *c, sock *s, int status) {
     char what[64];
     if (status != 200) {
@@ -1101,6 +1163,7 @@ static void poll_response(worker *w, client *c, sock *s, int status) {
         return;
     }
     if (s->kind == K_POST) {
+        if (O.mode == M_SOAK && c->soak->leaving == 2 && soak_left(w, c)) return;
         post_flush(w, c);
         return;
     }
@@ -1109,7 +1172,7 @@ static void poll_response(worker *w, client *c, sock *s, int status) {
         const char *sep = memchr(b, 0x1e, (size_t)(end - b));
         const char *pe = sep ? sep : end;
         if (pe > b && *b != 'b') eio_packet(w, c, b, (size_t)(pe - b));
-        if (c->state == C_DEAD) return;
+        if (gone(c)) return;
         b = sep ? sep + 1 : end;
     }
     if (c->sid && atomic_load(&g_phase) < PH_QUIT) poll_get(w, c);
@@ -1139,7 +1202,7 @@ static void http_readable(worker *w, sock *s) {
         s->busy = 0;
         if (cclose || eof) sock_close(w, s, 0); /* the next request reconnects */
         poll_response(w, c, s, status);
-        if (c->state == C_DEAD || s->fd < 0) return;
+        if (gone(c) || s->fd < 0) return;
     }
     if (eof && s->fd >= 0) {
         if (!s->busy) sock_close(w, s, 0);
@@ -1259,6 +1322,9 @@ static void echo_pump(worker *w, int ph) {
     }
 }
 
+static void soak_pump(worker *w, int ph);
+static void soak_finish(worker *w);
+
 static void *worker_main(void *arg) {
     worker *w = arg;
     struct epoll_event ev[512];
@@ -1268,6 +1334,7 @@ static void *worker_main(void *arg) {
         open_more(w);
         do_cmd(w);
         if (O.mode == M_ECHO) echo_pump(w, ph);
+        if (O.mode == M_SOAK) soak_pump(w, ph);
         int timeout = 50;
         if ((O.mode == M_ECHO && O.rate > 0 && ph == PH_RUN) || O.conn_rate > 0) timeout = 1;
         int k = epoll_wait(w->ep, ev, 512, timeout);
@@ -1291,6 +1358,7 @@ static void *worker_main(void *arg) {
             if (w->hs_inflight > 0) scan_timeouts(w);
         }
     }
+    if (O.mode == M_SOAK) soak_finish(w);
     for (int i = 0; i < w->ncl; i++) {
         sock_close(w, &w->cl[i].s, 1);
         if (w->cl[i].post) sock_close(w, w->cl[i].post, 1);
@@ -1326,12 +1394,15 @@ static client *make_clients(int n, uint32_t first_idx, int kind) {
     return cl;
 }
 
-/* Threads for fanout/echo/poll/emit-latency: clients split evenly. */
+static void soak_setup(client *all, int n);
+
+/* Threads for fanout/echo/poll/emit-latency/soak: clients split evenly. */
 static void start_workers(int kind) {
     NW = O.threads;
     if (NW > O.clients) NW = O.clients > 0 ? O.clients : 1;
     W = calloc((size_t)NW, sizeof *W);
     client *all = make_clients(O.clients, 0, kind);
+    if (O.mode == M_SOAK) soak_setup(all, O.clients);
     for (int i = 0; i < NW; i++) {
         int a = (int)((int64_t)O.clients * i / NW), b = (int)((int64_t)O.clients * (i + 1) / NW);
         worker_init(&W[i], i, all + a, b - a, O.pending / NW);
@@ -1630,9 +1701,10 @@ static int run_echo(void) {
 
 /* ---- emit-latency ---------------------------------------------------------------------- */
 
-static pid_t spawn_emit(int64_t ts) {
+/* Runs `sioctl [--state DIR] emit EVENT ARG` (or --emit-cmd with {ts}: ARG). */
+static pid_t spawn_emit(const char *event, int64_t arg) {
     char tsbuf[32];
-    snprintf(tsbuf, sizeof tsbuf, "%" PRId64, ts);
+    snprintf(tsbuf, sizeof tsbuf, "%" PRId64, arg);
     char *argv[64];
     int n = 0;
     static char words[64][512];
@@ -1640,7 +1712,7 @@ static pid_t spawn_emit(int64_t ts) {
         argv[n++] = (char *)O.sioctl;
         if (O.state) argv[n++] = "--state", argv[n++] = (char *)O.state;
         argv[n++] = "emit";
-        argv[n++] = "bench:emit";
+        argv[n++] = (char *)event;
         argv[n++] = tsbuf;
     } else {
         char tmp[4096];
@@ -1687,7 +1759,7 @@ static int run_emit(void) {
     for (int i = 0; i < O.count; i++) {
         uint64_t before = SUM(emits);
         int64_t ts = wall_us(), m0 = mono_us();
-        pid_t pid = spawn_emit(ts);
+        pid_t pid = spawn_emit("bench:emit", ts);
         int st = 0;
         uint64_t alive = SUM(connected) - SUM(dropped);
         int exited = 0;
@@ -1747,6 +1819,392 @@ static int run_emit(void) {
     free(cmd.v);
     free(last.v);
     return fails ? 1 : 0;
+}
+
+/* ---- soak: churn, recovery and a numbered stream for a long time ------------------------ */
+
+/* Every client follows one Socket.IO socket at a time through the stream of
+ * `sioctl emit soak I` (I = 1, 2, ...: run here, one at a time, --rate a
+ * second) and checks that it gets every accepted I once, in order, from the
+ * first one emitted after its socket existed: across recoveries too.  Churn
+ * (--churn a second, over all clients) picks a connected client and, half
+ * the time, breaks its connection (a RST, no goodbye) and reconnects with
+ * its pid and offset: the same socket must come back with what it missed;
+ * a quarter of the time it leaves (41, then the Engine.IO close) and
+ * connects a new socket; a quarter of the time it breaks and connects a new
+ * socket, leaving the old one to wait for max_disconnection_duration.  A
+ * connection that breaks by itself (unplanned) reconnects with recovery
+ * after a back-off. */
+
+enum { E_PENDING = 0, E_OK, E_REFUSED };
+
+static _Atomic uint8_t *g_emit_st; /* E_* of emit I */
+static int64_t g_emit_cap;
+static _Atomic int64_t g_next_emit = 1; /* emits from this number on were not started yet */
+static _Atomic int64_t g_final;         /* PH_STOP: the last accepted emit */
+
+/* Accepted emits in [lo, hi). */
+static uint64_t count_ok(int64_t lo, int64_t hi) {
+    uint64_t n = 0;
+    if (lo < 1) lo = 1;
+    if (hi > g_emit_cap) hi = g_emit_cap;
+    for (int64_t m = lo; m < hi; m++) n += atomic_load_explicit(&g_emit_st[m], memory_order_relaxed) == E_OK;
+    return n;
+}
+
+static const char *soak_kind(const client *c) { return c->s.kind == K_WS ? "websocket" : "polling"; }
+
+static void soak_setup(client *all, int n) {
+    soak_state *st = calloc((size_t)n, sizeof *st);
+    if (!st) die("out of memory");
+    for (int i = 0; i < n; i++) {
+        all[i].soak = &st[i];
+        /* --polling of them, spread evenly */
+        if ((uint64_t)i * (uint64_t)O.polling / (uint64_t)n != (uint64_t)(i + 1) * (uint64_t)O.polling / (uint64_t)n)
+            all[i].s.kind = K_GET;
+    }
+}
+
+/* The CONNECT's auth: {"pid","offset"} when it recovers its socket. */
+static int soak_auth(const client *c, char *out, size_t cap) {
+    const soak_state *k = c->soak;
+    if (!k->recover || !k->pid[0]) return 0;
+    if (!k->off[0]) return snprintf(out, cap, "{\"pid\":\"%s\"}", k->pid);
+    return snprintf(out, cap, "{\"pid\":\"%s\",\"offset\":\"%s\"}", k->pid, k->off);
+}
+
+/* Copies the JSON string after `key` ("name":") in [m, m + n) to out. */
+static void json_str(const char *m, size_t n, const char *key, char *out, size_t cap) {
+    out[0] = 0;
+    const char *s = memmem(m, n, key, strlen(key));
+    if (!s) return;
+    s += strlen(key);
+    const char *e = memchr(s, '"', (size_t)(m + n - s));
+    if (!e || (size_t)(e - s) >= cap) return;
+    memcpy(out, s, (size_t)(e - s));
+    out[e - s] = 0;
+}
+
+/* A new socket to follow: numbers from those not started yet must arrive. */
+static void soak_follow(soak_state *k, const char *id, const char *pid) {
+    snprintf(k->id, sizeof k->id, "%s", id);
+    snprintf(k->pid, sizeof k->pid, "%s", pid);
+    k->off[0] = 0;
+    k->last = 0;
+    k->from = atomic_load(&g_next_emit);
+}
+
+static void soak_connected(worker *w, client *c, const char *m, size_t n) {
+    soak_state *k = c->soak;
+    char id[48], pid[48];
+    json_str(m, n, "\"sid\":\"", id, sizeof id);
+    json_str(m, n, "\"pid\":\"", pid, sizeof pid);
+    if (k->recover) {
+        if (!strcmp(id, k->id)) {
+            INC(w->so_recovered, 1);
+        } else {
+            INC(w->so_not_recovered, 1);
+            if (!w->so_first_loss[0])
+                snprintf(w->so_first_loss, sizeof w->so_first_loss,
+                         "client %u (%s): socket %s not recovered (got %s)", c->idx, soak_kind(c), k->id, id);
+            soak_follow(k, id, pid);
+        }
+    } else {
+        soak_follow(k, id, pid);
+    }
+    k->recover = 0;
+    k->attempts = 0;
+}
+
+/* ["soak",I,"OFFSET"] (p is after "[\"soak\","). */
+static void soak_event(worker *w, client *c, const char *p, const char *end) {
+    soak_state *k = c->soak;
+    const char *q;
+    int64_t x = parse_i64(p, end, &q);
+    INC(w->deliveries, 1);
+    if (k->last && x <= k->last) {
+        if (x == k->last) INC(w->so_dup, 1);
+        else INC(w->so_behind, 1);
+        return;
+    }
+    int64_t lo = k->last ? k->last + 1 : k->from;
+    uint64_t lost = count_ok(lo, x);
+    if (lost) {
+        INC(w->so_lost, lost);
+        if (!w->so_first_loss[0])
+            snprintf(w->so_first_loss, sizeof w->so_first_loss,
+                     "client %u (%s): %" PRIu64 " accepted emit(s) in %" PRId64 "..%" PRId64 " missing before %" PRId64,
+                     c->idx, soak_kind(c), lost, lo, x - 1, x);
+    }
+    k->last = x;
+    if (q < end && *q == ',' && q + 1 < end && q[1] == '"') { /* the offset: the last argument */
+        const char *s = q + 2, *e = memchr(s, '"', (size_t)(end - s));
+        if (e && (size_t)(e - s) < sizeof k->off) {
+            memcpy(k->off, s, (size_t)(e - s));
+            k->off[e - s] = 0;
+        }
+    }
+}
+
+/* Closes the client's connections (RST) and forgets its Engine.IO session. */
+static void soak_reset(worker *w, client *c) {
+    if (c->state == C_HANDSHAKE) w->hs_inflight--;
+    sock_close(w, &c->s, 1);
+    if (c->post) sock_close(w, c->post, 1);
+    free(c->sid);
+    c->sid = NULL;
+    c->eio_open = 0;
+    c->frag.len = 0;
+    c->postq.len = 0;
+    c->state = C_WAIT;
+}
+
+static void soak_later(worker *w, client *c, int64_t delay_us) {
+    if (w->rq_n == w->rq_cap) {
+        int nc = w->rq_cap ? 2 * w->rq_cap : 256;
+        client **q = realloc(w->rq, (size_t)nc * sizeof *q);
+        int64_t *at = q ? realloc(w->rq_at, (size_t)nc * sizeof *at) : NULL;
+        if (!q || !at) die("out of memory");
+        w->rq = q, w->rq_at = at, w->rq_cap = nc;
+    }
+    w->rq[w->rq_n] = c;
+    w->rq_at[w->rq_n++] = mono_us() + delay_us;
+}
+
+/* 50..500 ms, as a client that reconnects at once after a jitter. */
+static int64_t soak_soon(void) { return 50000 + (int64_t)(rng64() % 450000); }
+
+static void soak_forget(soak_state *k) {
+    k->id[0] = k->pid[0] = k->off[0] = 0;
+    k->recover = k->leaving = 0;
+}
+
+/* A leave is done (its POST answered, or the server closed): a new socket next. */
+static int soak_left(worker *w, client *c) {
+    if (!c->soak->leaving) return 0; /* 1: asked, 2: POSTed (polling) */
+    soak_forget(c->soak);
+    soak_reset(w, c);
+    soak_later(w, c, soak_soon());
+    return 1;
+}
+
+/* The connection ended without our asking (client_down while running): come
+ * back with recovery after a back-off (0.25 s doubling up to 4 s). */
+static void soak_broken(worker *w, client *c, const char *why) {
+    soak_state *k = c->soak;
+    if (soak_left(w, c)) return;
+    if (c->state == C_READY) {
+        INC(w->so_unplanned, 1);
+        note_err(w, why);
+        k->recover = k->id[0] != 0;
+    } else {
+        INC(w->so_connfail, 1);
+        note_err(w, why);
+    }
+    soak_reset(w, c);
+    int a = k->attempts < 4 ? k->attempts : 4;
+    k->attempts++;
+    soak_later(w, c, (250000LL << a) / 2 + (int64_t)(rng64() % (uint64_t)(250000LL << a)));
+}
+
+static void soak_churn(worker *w) {
+    client *c = NULL;
+    for (int t = 0; t < 16 && !c; t++) {
+        client *x = &w->cl[rng64() % (uint64_t)w->ncl];
+        if (x->state == C_READY && !x->soak->leaving) c = x;
+    }
+    if (!c) return;
+    soak_state *k = c->soak;
+    unsigned r = (unsigned)(rng64() % 4);
+    if (r < 2) { /* break, and recover */
+        INC(w->so_breaks, 1);
+        k->recover = k->id[0] != 0;
+        soak_reset(w, c);
+        soak_later(w, c, soak_soon());
+    } else if (r == 2) { /* leave, and connect a new socket */
+        INC(w->so_leaves, 1);
+        k->leaving = 1;
+        k->leave_at = mono_us();
+        char p[160];
+        int n = strcmp(O.nsp, "/") ? snprintf(p, sizeof p, "41%s,", O.nsp) : snprintf(p, sizeof p, "41");
+        send_packet(w, c, p, (size_t)n);
+        if (c->s.kind == K_WS) ws_frame(w, c, 8, "\x03\xe8", 2); /* close 1000: the server answers */
+        else send_packet(w, c, "1", 1); /* the Engine.IO close, POSTed after the 41 */
+    } else { /* break, and connect a new socket: the old one waits in vain */
+        INC(w->so_abandons, 1);
+        soak_forget(k);
+        soak_reset(w, c);
+        soak_later(w, c, soak_soon());
+    }
+}
+
+/* All the accepted numbers up to final arrived (or nothing is expected). */
+static int soak_caught_up(const client *c, int64_t final) {
+    const soak_state *k = c->soak;
+    if (!k->id[0]) return 1;
+    return count_ok(k->last ? k->last + 1 : k->from, final + 1) == 0;
+}
+
+static void soak_pump(worker *w, int ph) {
+    int64_t now = mono_us();
+    int j = 0;
+    for (int i = 0; i < w->rq_n; i++) {
+        client *c = w->rq[i];
+        if (w->rq_at[i] <= now && w->hs_inflight < w->pending_max) {
+            open_client(w, c);
+            continue;
+        }
+        w->rq[j] = c;
+        w->rq_at[j++] = w->rq_at[i];
+    }
+    w->rq_n = j;
+    if (ph == PH_RUN && O.churn > 0) {
+        if (!w->so_t0) w->so_t0 = now;
+        uint64_t due = (uint64_t)((double)(now - w->so_t0) / 1e6 * O.churn / NW);
+        while (w->so_churned < due) {
+            soak_churn(w);
+            w->so_churned++;
+        }
+    }
+    if (now - w->so_scan < (ph == PH_STOP ? 100000 : 1000000)) return;
+    w->so_scan = now;
+    int64_t final = atomic_load(&g_final);
+    int ready = 0, drained = 0;
+    for (int i = 0; i < w->ncl; i++) {
+        client *c = &w->cl[i];
+        if (c->soak->leaving && now - c->soak->leave_at > 10000000) {
+            INC(w->so_unplanned, 1);
+            note_err(w, "a leave not answered within 10 s");
+            soak_left(w, c);
+        }
+        if (c->state != C_READY) continue;
+        ready++;
+        if (ph == PH_STOP && soak_caught_up(c, final)) drained++;
+    }
+    atomic_store(&w->so_ready, ready);
+    atomic_store(&w->so_drained, drained);
+}
+
+/* The end: what a client still lacks is lost. */
+static void soak_finish(worker *w) {
+    int64_t final = atomic_load(&g_final);
+    for (int i = 0; i < w->ncl; i++) {
+        client *c = &w->cl[i];
+        const soak_state *k = c->soak;
+        if (!k->id[0] || soak_caught_up(c, final)) continue;
+        uint64_t n = count_ok(k->last ? k->last + 1 : k->from, final + 1);
+        INC(w->so_lost, n);
+        INC(w->so_short, 1);
+        if (!w->so_first_loss[0])
+            snprintf(w->so_first_loss, sizeof w->so_first_loss,
+                     "client %u (%s, %s): %" PRIu64 " accepted emit(s) up to %" PRId64 " never came", c->idx,
+                     soak_kind(c), c->state == C_READY ? "connected" : "not connected", n, final);
+    }
+}
+
+#define ISUM(field)                                                 \
+    ({                                                              \
+        int s_ = 0;                                                 \
+        for (int i_ = 0; i_ < NW; i_++) s_ += atomic_load(&W[i_].field); \
+        s_;                                                         \
+    })
+
+static void soak_progress(int64_t t0, int64_t emits, int64_t refused) {
+    progress("t=%.0fs ready=%d deliveries=%" PRIu64 " lost=%" PRIu64 " duplicated=%" PRIu64
+             " behind=%" PRIu64 " emits=%" PRId64 " refused=%" PRId64 " breaks=%" PRIu64
+             " recovered=%" PRIu64 " not_recovered=%" PRIu64 " leaves=%" PRIu64 " abandons=%" PRIu64
+             " unplanned=%" PRIu64 " connect_failures=%" PRIu64 "\n",
+             (double)(mono_us() - t0) / 1e6, ISUM(so_ready), SUM(deliveries),
+             SUM(so_lost), SUM(so_dup), SUM(so_behind), emits, refused, SUM(so_breaks), SUM(so_recovered),
+             SUM(so_not_recovered), SUM(so_leaves), SUM(so_abandons), SUM(so_unplanned), SUM(so_connfail));
+}
+
+static int run_soak(void) {
+    if (!O.sioctl) die("soak needs --sioctl PATH (and --state DIR)");
+    if (O.rate <= 0) die("soak needs --rate > 0 (emits a second)");
+    if (O.polling < 0 || O.polling > O.clients) die("bad --polling");
+    g_emit_cap = (int64_t)(O.rate * O.duration) + 16;
+    g_emit_st = calloc((size_t)g_emit_cap, 1);
+    if (!g_emit_st) die("out of memory");
+    start_workers(K_WS);
+    int64_t t0 = mono_us(), lim = (int64_t)((O.timeout + 30 + O.clients / 200.0) * 1e6), last = t0;
+    while (SUM(connected) < (uint64_t)O.clients) {
+        if (mono_us() - t0 > lim) die("only %" PRIu64 " of %d clients connected in %.0f s%s%s", SUM(connected),
+                                      O.clients, (double)lim / 1e6, first_err() ? ": " : "",
+                                      first_err() ? first_err() : "");
+        if (mono_us() - last >= 1000000) {
+            last = mono_us();
+            progress("%" PRIu64 "/%d connected\n", SUM(connected), O.clients);
+        }
+        sleep_us(20000);
+    }
+    progress("%d clients connected (%d polling) in %.1f s; %g emits/s, %g churns/s for %.0f s\n", O.clients,
+             O.polling, (double)(mono_us() - t0) / 1e6, O.rate, O.churn, O.duration);
+    double c0 = self_cpu_s();
+    srv_snap s0 = server_snap();
+    set_phase(PH_RUN);
+    int64_t start = mono_us(), end = start + (int64_t)(O.duration * 1e6), report = start;
+    int64_t emits = 0, refused = 0, final = 0;
+    for (int64_t i = 1; i < g_emit_cap && mono_us() < end; i++) {
+        sleep_us(start + (int64_t)((double)(i - 1) / O.rate * 1e6) - mono_us());
+        atomic_store(&g_next_emit, i + 1); /* before it starts: see soak_follow */
+        pid_t pid = spawn_emit("soak", i);
+        int st = 0, exited = 0;
+        for (int64_t m0 = mono_us(); mono_us() - m0 < 30000000;) {
+            if (waitpid(pid, &st, WNOHANG) == pid) {
+                exited = 1;
+                break;
+            }
+            sleep_us(1000);
+        }
+        if (!exited) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+        }
+        int ok = exited && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        atomic_store(&g_emit_st[i], ok ? E_OK : E_REFUSED);
+        emits++;
+        if (ok) final = i;
+        else refused++;
+        if (mono_us() - report >= (int64_t)(O.report * 1e6)) {
+            report = mono_us();
+            soak_progress(start, emits, refused);
+        }
+    }
+    srv_snap s1 = server_snap();
+    double c1 = self_cpu_s();
+    atomic_store(&g_final, final);
+    set_phase(PH_STOP);
+    int64_t ds = mono_us();
+    while (ISUM(so_drained) < O.clients && mono_us() - ds < (int64_t)(O.drain * 1e6))
+        sleep_us(100000);
+    double drain = (double)(mono_us() - ds) / 1e6;
+    soak_progress(start, emits, refused);
+    stop_workers();
+    const char *loss = NULL;
+    for (int i = 0; i < NW && !loss; i++)
+        if (W[i].so_first_loss[0]) loss = W[i].so_first_loss;
+    uint64_t bad = SUM(so_lost) + SUM(so_dup) + SUM(so_behind) + SUM(so_not_recovered);
+    char line[4096];
+    int k = snprintf(line, sizeof line,
+                     "mode=soak clients=%d polling=%d seconds=%.0f rate=%g churn=%g emits=%" PRId64
+                     " refused=%" PRId64 " deliveries=%" PRIu64 " lost=%" PRIu64 " duplicated=%" PRIu64
+                     " behind=%" PRIu64 " breaks=%" PRIu64 " recovered=%" PRIu64 " not_recovered=%" PRIu64
+                     " leaves=%" PRIu64 " abandons=%" PRIu64 " unplanned=%" PRIu64 " connect_failures=%" PRIu64
+                     " clients_short=%" PRIu64 " drain_s=%.1f",
+                     O.clients, O.polling, (double)(s1.t - s0.t) / 1e6, O.rate, O.churn, emits, refused,
+                     SUM(deliveries), SUM(so_lost), SUM(so_dup), SUM(so_behind), SUM(so_breaks),
+                     SUM(so_recovered), SUM(so_not_recovered), SUM(so_leaves), SUM(so_abandons),
+                     SUM(so_unplanned), SUM(so_connfail), SUM(so_short), drain);
+    k += fmt_cpu(line + k, sizeof line - (size_t)k, &s0, &s1, c0, c1);
+    if (loss) k += snprintf(line + k, sizeof line - (size_t)k, " first_loss=\"%s\"", loss);
+    const char *e = first_err();
+    if (e && SUM(so_unplanned) + SUM(so_connfail))
+        k += snprintf(line + k, sizeof line - (size_t)k, " first_error=\"%s\"", e);
+    if (O.tag) k += snprintf(line + k, sizeof line - (size_t)k, " %s", O.tag);
+    printf("%s\n", line);
+    fflush(stdout);
+    return bad || refused ? 1 : 0;
 }
 
 /* ---- conn: one process per share ------------------------------------------------------ */
@@ -2053,7 +2511,7 @@ static int run_selftest(void) {
 
 static void usage(int rc) {
     fprintf(rc ? stderr : stdout,
-            "usage: siobench MODE [options]   MODE = fanout | echo | conn | poll | emit-latency | selftest\n"
+            "usage: siobench MODE [options]   MODE = fanout | echo | conn | poll | emit-latency | soak | selftest\n"
             "  -H, --host ADDR      server address (127.0.0.1)\n"
             "  -p, --port PORT      server port (3000)\n"
             "      --trigger-port P fanout: client 0, which starts the broadcasts, connects to P\n"
@@ -2087,6 +2545,12 @@ static void usage(int rc) {
             "      --emit-cmd CMD   emit-latency: run CMD instead ({ts}: the wall clock in us)\n"
             "      --count N        emit-latency: emits (100)\n"
             "      --interval S     emit-latency: seconds between emits (0.05)\n"
+            "  (soak: -r is emits/s, run with --sioctl/--state; -d the seconds of emitting)\n"
+            "      --polling N      soak: clients on long-polling, the rest on WebSocket (0)\n"
+            "      --churn R        soak: connected clients a second that break (and recover),\n"
+            "                       leave, or abandon their socket: 2:1:1 (0)\n"
+            "      --report S       soak: seconds between progress lines (10)\n"
+            "      --drain S        soak: at most S seconds for the last emits to arrive (60)\n"
             "      --pid PID        a server process (repeatable): CPU and RSS\n"
             "      --pid-tree PID   PID and all its descendants, shells excluded (repeatable)\n"
             "      --tag TEXT       appended to the result line\n"
@@ -2109,14 +2573,14 @@ int main(int argc, char **argv) {
         const char *n;
         int m;
     } modes[] = {{"fanout", M_FANOUT}, {"echo", M_ECHO}, {"conn", M_CONN}, {"poll", M_POLL},
-                 {"emit-latency", M_EMIT}, {"selftest", M_SELFTEST}};
+                 {"emit-latency", M_EMIT}, {"soak", M_SOAK}, {"selftest", M_SELFTEST}};
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
         if (!strcmp(mode, modes[i].n)) O.mode = modes[i].m, O.mode_name = modes[i].n;
     if (!strcmp(mode, "-h") || !strcmp(mode, "--help")) usage(0);
     if (!O.mode) usage(2);
     enum { OPT_PATH = 256, OPT_PROCS, OPT_PENDING, OPT_CRATE, OPT_SRC, OPT_HOLD, OPT_TMO, OPT_BATCH, OPT_WIN, OPT_STAMP,
            OPT_SIOCTL, OPT_STATE, OPT_ECMD, OPT_COUNT, OPT_IVL, OPT_PID, OPT_TREE, OPT_TAG, OPT_SEARCH, OPT_STEPS, OPT_GROWTH, OPT_MAXRAMP,
-           OPT_TRIGGER };
+           OPT_TRIGGER, OPT_POLLING, OPT_CHURN, OPT_REPORT, OPT_DRAIN };
     static const struct option lo[] = {
         {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"path", 1, 0, OPT_PATH}, {"nsp", 1, 0, 'n'},
         {"clients", 1, 0, 'c'}, {"threads", 1, 0, 't'}, {"procs", 1, 0, OPT_PROCS},
@@ -2128,7 +2592,8 @@ int main(int argc, char **argv) {
         {"interval", 1, 0, OPT_IVL}, {"pid", 1, 0, OPT_PID}, {"pid-tree", 1, 0, OPT_TREE},
         {"tag", 1, 0, OPT_TAG}, {"search", 0, 0, OPT_SEARCH}, {"max-steps", 1, 0, OPT_STEPS},
         {"growth", 1, 0, OPT_GROWTH}, {"max-ramp", 1, 0, OPT_MAXRAMP}, {"trigger-port", 1, 0, OPT_TRIGGER},
-        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"polling", 1, 0, OPT_POLLING}, {"churn", 1, 0, OPT_CHURN}, {"report", 1, 0, OPT_REPORT},
+        {"drain", 1, 0, OPT_DRAIN}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     optind = 2;
     int ch;
     while ((ch = getopt_long(argc, argv, "H:p:n:c:t:d:w:s:r:qh", lo, NULL)) != -1) {
@@ -2180,6 +2645,10 @@ int main(int argc, char **argv) {
         case OPT_STEPS: O.max_steps = atoi(optarg); break;
         case OPT_GROWTH: O.growth = atof(optarg); break;
         case OPT_MAXRAMP: O.max_ramp = atof(optarg); break;
+        case OPT_POLLING: O.polling = atoi(optarg); break;
+        case OPT_CHURN: O.churn = atof(optarg); break;
+        case OPT_REPORT: O.report = atof(optarg); break;
+        case OPT_DRAIN: O.drain = atof(optarg); break;
         case 'q': O.quiet = 1; break;
         case 'h': usage(0); break;
         default: usage(2);
@@ -2191,6 +2660,7 @@ int main(int argc, char **argv) {
     if (O.threads < 1 || O.threads > 64) die("bad --threads");
     if (O.port < 1 || O.port > 65535) die("bad --port");
     if (O.window < 1) O.window = 1;
+    if (O.mode == M_SOAK && (O.report <= 0 || O.drain < 0 || O.churn < 0)) die("bad --report, --drain or --churn");
     if (O.growth < 1.01 || O.growth > 10) die("bad --growth");
     if (O.nsp[0] != '/' || strlen(O.nsp) > 128 || strpbrk(O.nsp, ",\"\\")) die("bad --nsp");
     if (strlen(O.path) > 200 || strpbrk(O.path, " \r\n?")) die("bad --path");
@@ -2206,7 +2676,7 @@ int main(int argc, char **argv) {
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     if (O.mode != M_CONN) {
-        long need = (long)O.clients * (O.mode == M_POLL ? 2 : 1) + 64;
+        long need = (long)O.clients * (O.mode == M_POLL ? 2 : 1) + (O.mode == M_SOAK ? O.polling : 0) + 64;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (long)rl.rlim_cur < need)
             die("%d clients need %ld descriptors; the limit is %ld", O.clients, need, (long)rl.rlim_cur);
     }
@@ -2215,6 +2685,7 @@ int main(int argc, char **argv) {
     double budget = O.warmup + O.duration + O.hold + 3 * O.timeout + O.clients / 100.0 + 120;
     if (O.mode == M_EMIT) budget += O.count * (O.interval + 5.5);
     if (O.search) budget += O.max_steps * (O.warmup + O.duration + 25);
+    if (O.mode == M_SOAK) budget += O.drain + 60;
     alarm((unsigned)budget);
     switch (O.mode) {
     case M_FANOUT:
@@ -2222,6 +2693,7 @@ int main(int argc, char **argv) {
     case M_ECHO: return run_echo();
     case M_CONN: return run_conn();
     case M_EMIT: return run_emit();
+    case M_SOAK: return run_soak();
     }
     return 2;
 }

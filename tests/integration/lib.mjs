@@ -3,7 +3,7 @@
 // or the embedded front) on loopback ports with a temp state directory, run
 // bin/sioctl against them, and drive the real socket.io-client.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -165,6 +165,33 @@ export async function startStated({ stateDir, config } = {}) {
     ready: /notify on/, name: "stated",
   });
   proc.stateDir = stateDir;
+  return proc;
+}
+
+// `sio-fcgi --socket sock` on stateDir (the config comes from the store).
+export function startFcgiOnSocket({ stateDir, sock, threads = 16 }) {
+  return startProcess(path.join(BIN, "sio-fcgi"), ["--socket", sock, "--threads", String(threads)], {
+    env: { SIO_STATE_DIR: stateDir }, ready: /serving/, name: "sio-fcgi",
+  });
+}
+
+// lighttpd in the foreground on 127.0.0.1:port, answering /socket.io/ from
+// a gateway that listens on the Unix socket `sock` (`sio-fcgi --socket`, the
+// README's "gateway on a socket"); its config and error log go to dir.
+export async function startLighttpdOnSocket({ dir, port, sock }) {
+  mkdirSync(path.join(dir, "www"), { recursive: true });
+  const conf = path.join(dir, "lighttpd.conf");
+  writeFileSync(conf, `
+server.document-root = "${dir}/www"
+server.bind = "127.0.0.1"
+server.port = ${port}
+server.errorlog = "${dir}/error.log"
+server.modules = ("mod_fastcgi")
+server.max-request-size = 1100
+fastcgi.server = ("/socket.io/" => (("socket" => "${sock}", "check-local" => "disable")))
+`);
+  const proc = await startProcess("/usr/sbin/lighttpd", ["-D", "-f", conf], { name: "lighttpd" });
+  await eventually(async () => { await fetch(`http://127.0.0.1:${port}/socket.io/?EIO=4&transport=polling`); });
   return proc;
 }
 

@@ -2,12 +2,12 @@
 // packet.  The stack is assembled by hand here, as the README's "gateway on a
 // socket" deployment: stated, `sio-fcgi --socket`, and lighttpd pointing at
 // that socket.
-import { writeFileSync, mkdirSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import {
   REPO, BIN, assert, test, before, after, tmpDir, freePort, startProcess, startStated, sioctl,
-  connect, connected, record, eventually, eioSession, sleep,
+  connect, connected, record, eventually, eioSession, sleep, startFcgiOnSocket,
+  startLighttpdOnSocket,
 } from "./lib.mjs";
 
 const CONFIG = path.join(REPO, "tests/integration/conf/core.conf");
@@ -25,22 +25,8 @@ before(async () => {
   url = `http://127.0.0.1:${port}`;
   await startDaemon();
   const sock = path.join(dir, "fcgi.sock");
-  fcgi = await startProcess(path.join(BIN, "sio-fcgi"), ["--socket", sock, "--threads", "16"], {
-    env: { SIO_STATE_DIR: stateDir }, ready: /serving/, name: "sio-fcgi",
-  });
-  mkdirSync(path.join(dir, "www"));
-  const conf = path.join(dir, "lighttpd.conf");
-  writeFileSync(conf, `
-server.document-root = "${dir}/www"
-server.bind = "127.0.0.1"
-server.port = ${port}
-server.errorlog = "${dir}/error.log"
-server.modules = ("mod_fastcgi")
-server.max-request-size = 1100
-fastcgi.server = ("/socket.io/" => (("socket" => "${sock}", "check-local" => "disable")))
-`);
-  lighttpd = await startProcess("/usr/sbin/lighttpd", ["-D", "-f", conf], { name: "lighttpd" });
-  await eventually(async () => { await fetch(url + "/socket.io/?EIO=4&transport=polling"); });
+  fcgi = await startFcgiOnSocket({ stateDir, sock });
+  lighttpd = await startLighttpdOnSocket({ dir, port, sock });
 });
 
 after(async () => {

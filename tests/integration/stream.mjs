@@ -7,14 +7,24 @@
 import path from "node:path";
 import {
   REPO, BIN, assert, tmpDir, freePort, startProcess, startStated, sioctl, io, sleep, eventually,
+  startFcgiOnSocket, startLighttpdOnSocket,
 } from "./lib.mjs";
 
-// stated + sio-front on a loopback port, as `make run` starts them.
-export async function handStack(config) {
-  const stateDir = path.join(tmpDir("sio-stream-"), "state");
+// stated + sio-front on a loopback port, as `make run` starts them; with
+// `fcgi`, also `sio-fcgi --socket` and lighttpd in front of it on a port of
+// its own (pollUrl), the README's "gateway on a socket" (polling only: the
+// lighttpd config routes no upgrade).  Each of "stated", "front", "fcgi" can
+// be killed and started again.
+export async function handStack(config, { fcgi = false, fcgiThreads = 16 } = {}) {
+  const dir = tmpDir("sio-stream-");
+  const stateDir = path.join(dir, "state");
+  const sock = path.join(dir, "fcgi.sock");
   const port = await freePort();
+  const pollPort = fcgi ? await freePort() : null;
   const st = {
-    stateDir, port, config, url: `http://127.0.0.1:${port}`, stated: null, front: null,
+    stateDir, port, config, url: `http://127.0.0.1:${port}`,
+    pollUrl: fcgi ? `http://127.0.0.1:${pollPort}` : null,
+    stated: null, front: null, fcgi: null, lighttpd: null,
     sioctl: (...a) => sioctl(stateDir, config, ...a),
     async startStated() {
       st.stated = await startStated({ stateDir, config });
@@ -25,25 +35,42 @@ export async function handStack(config) {
           "--www", path.join(REPO, "www")],
         { ready: /listening on/, name: "sio-front" });
     },
+    async startFcgi() {
+      st.fcgi = await startFcgiOnSocket({ stateDir, sock, threads: fcgiThreads });
+    },
+    start(which) {
+      return { stated: st.startStated, front: st.startFront, fcgi: st.startFcgi }[which]();
+    },
     // Kills one of them with `signal` and starts it again after `downMs`.
     async restart(which, signal, downMs) {
       await st[which].stop(signal);
       await sleep(downMs);
-      await (which === "stated" ? st.startStated() : st.startFront());
+      await st.start(which);
+    },
+    // Stops every process of ours (SIGTERM), then starts them again.
+    async restartAll() {
+      const ours = ["front", "fcgi", "stated"].filter((w) => st[w]);
+      for (const w of ours) await st[w].stop("SIGTERM");
+      for (const w of ours.reverse()) await st.start(w);
     },
     async stop() {
-      for (const p of [st.front, st.stated]) if (p) await p.stop();
+      for (const p of [st.lighttpd, st.front, st.fcgi, st.stated]) if (p) await p.stop();
     },
   };
   await st.startStated();
   await st.startFront();
+  if (fcgi) {
+    await st.startFcgi();
+    st.lighttpd = await startLighttpdOnSocket({ dir, port: pollPort, sock });
+  }
   return st;
 }
 
 // n clients (half WebSocket, half polling unless `transports` says) that
-// reconnect by themselves and record the "n" events they get.  Each has
-// .nums, .offsets, .connects (with .recovered) and .dups/.disorder counts.
-export function streamClients(url, n, { transports, reconnectionDelay = 100 } = {}) {
+// reconnect by themselves and record the "n" events they get: each has
+// .nums, .offsets, and .connects ({id, recovered} for each connect);
+// .transportName is `label` or the transports.
+export function streamClients(url, n, { transports, reconnectionDelay = 100, label } = {}) {
   const list = [];
   for (let i = 0; i < n; i++) {
     const t = transports ?? (i % 2 ? ["polling"] : ["websocket"]);
@@ -51,7 +78,7 @@ export function streamClients(url, n, { transports, reconnectionDelay = 100 } = 
       forceNew: true, transports: t, reconnectionDelay, reconnectionDelayMax: reconnectionDelay * 4,
       timeout: 10000,
     });
-    s.transportName = t.join("+");
+    s.transportName = label ?? t.join("+");
     s.nums = [];
     s.offsets = [];
     s.connects = [];
@@ -76,14 +103,16 @@ export function closeAll(clients) {
   for (const c of clients) c.disconnect();
 }
 
-// Runs `sioctl emit n I` for I = 1, 2, ... every `everyMs` (start to start,
-// one at a time) until stop(); accepted() is the list of I that sioctl
-// accepted (exit 0), refused() the others with their exit codes.
-export function emitter(stack, everyMs = 10) {
-  let i = 0, stopping = false;
+// Runs `sioctl emit n I` for I = first, first + 1, ... every `everyMs` (start
+// to start, one at a time) until stop(), or until `count` were accepted; accepted()
+// is the list of I that sioctl accepted (exit 0), refused() the others with
+// their exit codes; reached(n, timeout) waits until n were accepted; next()
+// is the number the next emit would have.
+export function emitter(stack, everyMs = 10, { count = Infinity, first = 1 } = {}) {
+  let i = first - 1, stopping = false;
   const ok = [], bad = [];
   const done = (async () => {
-    while (!stopping) {
+    while (!stopping && ok.length < count) {
       const start = Date.now();
       i++;
       const r = await stack.sioctl("emit", "n", String(i));
@@ -96,6 +125,11 @@ export function emitter(stack, everyMs = 10) {
   return {
     accepted: () => ok,
     refused: () => bad,
+    next: () => i + 1,
+    done,
+    reached: (n, timeout) => eventually(() => {
+      assert.ok(ok.length >= n, `${ok.length} of ${n} emits accepted so far (${bad.length} refused)`);
+    }, timeout, 10),
     async stop() {
       stopping = true;
       await done;
@@ -103,27 +137,55 @@ export function emitter(stack, everyMs = 10) {
   };
 }
 
-// Every client got exactly `accepted`, in order, once; a short report of
-// the first clients that did not.
-export function checkStream(clients, accepted) {
+// What the clients got against `accepted`: deliveries expected, and how many
+// of them were lost, duplicated, reordered (arrived after a later one), or
+// never accepted at all; bad: a line for each of the first clients that did
+// not get exactly `accepted`, in order, once.
+export function streamReport(clients, accepted) {
   const want = accepted.join(",");
-  const bad = [];
-  let lost = 0, extra = 0;
+  const rank = new Map(accepted.map((x, k) => [x, k]));
+  const r = { deliveries: clients.length * accepted.length, lost: 0, duplicated: 0, reordered: 0, unknown: 0, bad: [] };
   for (const c of clients) {
     if (c.nums.join(",") === want) continue;
-    const got = new Set(c.nums);
-    const missing = accepted.filter((x) => !got.has(x));
-    const dup = c.nums.length - got.size;
-    const unknown = c.nums.filter((x) => !accepted.includes(x));
-    lost += missing.length;
-    extra += dup + unknown.length;
-    if (bad.length < 5)
-      bad.push(`${c.transportName} client ${c.id ?? "(none)"}: ${missing.length} missing (first ${missing.slice(0, 5)}), ` +
-        `${dup} duplicated, ${unknown.length} never accepted, connects ${JSON.stringify(c.connects)}`);
+    const seen = new Set();
+    let dup = 0, reordered = 0, unknown = 0, top = -1;
+    for (const x of c.nums) {
+      if (!rank.has(x)) { unknown++; continue; }
+      if (seen.has(x)) { dup++; continue; }
+      seen.add(x);
+      if (rank.get(x) < top) reordered++;
+      else top = rank.get(x);
+    }
+    const missing = accepted.filter((x) => !seen.has(x));
+    r.lost += missing.length;
+    r.duplicated += dup;
+    r.reordered += reordered;
+    r.unknown += unknown;
+    if (r.bad.length < 5)
+      r.bad.push(`${c.transportName} client ${c.id ?? "(none)"}: ${missing.length} missing (first ${missing.slice(0, 5)}), ` +
+        `${dup} duplicated, ${reordered} out of order, ${unknown} never accepted, connects ${JSON.stringify(c.connects)}`);
   }
-  const total = clients.length * accepted.length;
-  assert.equal(bad.length, 0,
-    `${lost} of ${total} deliveries lost, ${extra} extra or out of order:\n  ${bad.join("\n  ")}`);
+  r.text = `${r.deliveries} deliveries: ${r.lost} lost, ${r.duplicated} duplicated, ${r.reordered} reordered, ` +
+    `${r.unknown} never accepted`;
+  return r;
+}
+
+// Every client got exactly `accepted`, in order, once; the report.
+export function checkStream(clients, accepted) {
+  const r = streamReport(clients, accepted);
+  assert.equal(r.bad.length, 0, `${r.text}:\n  ${r.bad.join("\n  ")}`);
+  return r;
+}
+
+// Every client connected once and then came back `breaks` times (a number,
+// or a function of the client), each time with its socket recovered (same id).
+export function checkRecovered(clients, breaks) {
+  const want = (c) => (typeof breaks === "function" ? breaks(c) : breaks) + 1;
+  const bad = clients.filter((c) => c.connects.length !== want(c) || c.connects[0].recovered ||
+    c.connects.some((x, k) => k > 0 && (!x.recovered || x.id !== c.connects[0].id)));
+  assert.equal(bad.length, 0, `${bad.length} client(s) not connected once and then recovered each time:\n  ` +
+    bad.slice(0, 5).map((c) => `${c.transportName}, ${want(c)} connect(s) expected: ${JSON.stringify(c.connects)}`)
+      .join("\n  "));
 }
 
 // Waits until every client has the last accepted number.
