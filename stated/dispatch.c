@@ -101,6 +101,7 @@ typedef struct run {
     size_t err_logged, out_total;
     int64_t start_ms, deadline_ms;
     int timed_out, exited, status;
+    int stopped; /* killed at shutdown: its record is handled again at the next start */
 } run;
 
 /* ---- process handlers ----------------------------------------------------- */
@@ -583,7 +584,9 @@ static void finish_run(dispatch *d, run *r) {
     close_fd(&r->fd_err);
     close_fd(&r->pidfd);
     int64_t took = util_now_ms() - r->start_ms;
-    if (r->timed_out)
+    if (r->stopped)
+        ;
+    else if (r->timed_out)
         log_warn("handler %s: killed after %ld ms (timeout)", esc(e1, sizeof e1, who), j->timeout_ms);
     else if (WIFSIGNALED(r->status))
         log_warn("handler %s: killed by signal %d", esc(e1, sizeof e1, who), WTERMSIG(r->status));
@@ -597,8 +600,8 @@ static void finish_run(dispatch *d, run *r) {
                   log_escape(e2, sizeof e2, r->out.data, r->out.len));
     }
     log_debug("handler %s: done in %lld ms", esc(e1, sizeof e1, who), (long long)took);
-    if (j->kind == JOB_AUTH) finish_auth(d, r, who);
-    ring_release(&d->r, j->slot);
+    if (j->kind == JOB_AUTH && !r->stopped) finish_auth(d, r, who);
+    if (!r->stopped) ring_release(&d->r, j->slot); /* else the saved cursor stays before it */
     lane *l = r->l;
     l->running = 0;
     job_free(j);
@@ -1324,7 +1327,9 @@ static int loop_stopping(dispatch *d, int64_t now, int64_t *stop_deadline) {
             if (!r->exited) {
                 char who[400], e1[500];
                 job_who(d, r->j, who, sizeof who);
-                log_warn("handler %s: still running at shutdown: killed", esc(e1, sizeof e1, who));
+                log_warn("handler %s: still running at shutdown: killed (it runs again at the next start)",
+                         esc(e1, sizeof e1, who));
+                r->stopped = 1;
                 kill_group(r->pid);
             }
         }
@@ -1446,13 +1451,16 @@ static void *loop(void *arg) {
     int need_read = 1;
     for (;;) {
         int64_t now = util_now_ms();
-        if (d->stopping && !stop_deadline) {
+        /* Read once: dispatch_stop sets it from another thread, and the grace
+         * time must start before loop_stopping looks at it. */
+        int stopping = __atomic_load_n(&d->stopping, __ATOMIC_ACQUIRE);
+        if (stopping && !stop_deadline) {
             stop_deadline = now + STOP_GRACE_MS;
             for (phandler *p = d->procs; p; p = p->next) close_fd(&p->fd_in);
             d->ready_head = d->ready_tail = NULL; /* queued commands are not started */
         }
         loop_work(d, now, &need_read, &next_fallback_read);
-        if (d->stopping && loop_stopping(d, now, &stop_deadline)) break;
+        if (stopping && loop_stopping(d, now, &stop_deadline)) break;
         loop_poll(d, &ps, efd, loop_next(d, now, next_fallback_read));
         if (ps.fds[0].revents) {
             notify_sub_ack(d->sub);
@@ -1624,7 +1632,7 @@ int dispatch_start(server *srv, const dispatch_opts *opts, dispatch **out) {
 
 void dispatch_stop(dispatch *d) {
     if (!d) return;
-    d->stopping = 1;
+    __atomic_store_n(&d->stopping, 1, __ATOMIC_RELEASE);
     uint64_t one = 1;
     ssize_t w = write(d->stop_fd, &one, sizeof one);
     (void)w;

@@ -4,7 +4,7 @@
 // lost); binary arguments through a command; a process handler that prints
 // garbage and dies (restarted); a stated restart in the middle of a backlog
 // (nothing lost, nothing handled twice).
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import {
   REPO, BIN, assert, test, before, after, startStack, startProcess, startStated, freePort,
@@ -243,10 +243,56 @@ echo "$n" >>"@DIR@/done.log"
     assert.ok(before < 20, "the backlog was already done: nothing tested");
     stated = await startStated({ stateDir, config: B.config });
     await eventually(() => assert.match(stated.output, /dispatcher: \d+ inbox record\(s\) waiting since the last run/));
-    await eventually(() => assert.equal(B.read("done.log").split("\n").filter(Boolean).length, 20), 15000, 100);
+    await eventually(() => {
+      const lines = B.read("done.log").split("\n").filter(Boolean);
+      assert.equal(lines.length, 20, `handled: ${lines.join(" ")}`);
+    }, 15000, 100);
     await sleep(300);
     const done = B.read("done.log").split("\n").filter(Boolean).map(Number);
     assert.deepEqual(done, Array.from({ length: 20 }, (_, i) => i));
+  } finally {
+    await front.stop();
+    await stated.stop();
+  }
+}, { timeout: 40000 });
+
+test("a command killed because stated stops runs again at the next start", async () => {
+  // The first run outlasts the dispatcher's grace time at shutdown (it
+  // waits for a file that only exists after the restart); the next run sees
+  // the file and finishes.
+  const B = app(`
+[namespace /]
+event.wait = sh wait.sh
+timeout = 60000
+`, {
+    "wait.sh": `#!/bin/sh
+n=$(sh @JGET@ args.0)
+echo "start $n" >>"@DIR@/runs.log"
+while [ ! -e "@DIR@/go" ]; do sleep 0.05; done
+echo "done $n" >>"@DIR@/runs.log"
+`,
+  });
+  const dir = tmpDir("sio-hstop-");
+  const stateDir = path.join(dir, "state");
+  const port = await freePort();
+  const www = path.join(dir, "www");
+  mkdirSync(www);
+  let stated = await startStated({ stateDir, config: B.config });
+  const front = await startProcess(path.join(BIN, "sio-front"),
+    ["--port", String(port), "--host", "127.0.0.1", "--www", www, "--state", stateDir, "--config", B.config],
+    { ready: /listening on/, name: "sio-front" });
+  try {
+    const s = await connected(connect(`http://127.0.0.1:${port}`, "/", { transports: ["websocket"] }));
+    s.emit("wait", 7);
+    await eventually(() => assert.match(B.read("runs.log"), /start 7/), 8000, 20);
+    const r = await stated.stop("SIGTERM");
+    assert.equal(r.code, 0, "stated should exit 0");
+    assert.match(stated.output, /still running at shutdown: killed \(it runs again at the next start\)/);
+    assert.doesNotMatch(B.read("runs.log"), /done/);
+    writeFileSync(B.file("go"), "");
+    stated = await startStated({ stateDir, config: B.config });
+    await eventually(() => assert.match(B.read("runs.log"), /done 7/), 15000, 50);
+    assert.deepEqual(B.read("runs.log").split("\n").filter(Boolean), ["start 7", "start 7", "done 7"]);
   } finally {
     await front.stop();
     await stated.stop();
