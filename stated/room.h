@@ -8,6 +8,10 @@
  * So room is made in short transactions, twice as long after each success,
  * half as long after a MAP_FULL.
  *
+ * The store keeps the last 1/16 of the map (at most 8 MB) for stated:
+ * other processes' write transactions are refused inside it, so that the
+ * deletes below always find pages.
+ *
  * stated looks every second: with less than 1/16 of the map free, or when
  * its own transaction met MAP_FULL, it drops the oldest records of the
  * packet log, whoever still needs them (as past max_log_bytes: readers left

@@ -21,6 +21,7 @@ struct store {
         log, readers, inbox, handshakes;
     char dir[PATH_MAX];
     int mode;       /* STORE_MODE_* */
+    int keeper;     /* stated (opened with create): may use the reserve */
     char note[320]; /* why fast mode runs without the map */
 };
 
@@ -293,6 +294,7 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
     store *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     snprintf(s->dir, sizeof s->dir, "%s", dir);
+    s->keeper = o.create;
     int rc = env_new(s, &o);
     if (rc) { free(s); return rc_of(rc); }
     rc = open_env(s, dir, &o, mode);
@@ -360,6 +362,32 @@ int store_reader_check(store *s) {
 
 int store_sync(store *s) { return rc_of(mdb_env_sync(s->env, 1)); }
 
+/* The last pages of the map are stated's: a delete needs free pages too
+ * (LMDB copies every page it changes), so a map filled to the last page by
+ * the gateways and sioctl could not even be trimmed.  Their write
+ * transactions are refused (STORE_EFULL) once less than this is free. */
+static uint64_t reserve_bytes(uint64_t map) {
+    uint64_t r = map / 16;
+    return r < (8u << 20) ? r : (8u << 20);
+}
+
+/* 0, or STORE_EFULL when a process other than stated starts a write
+ * transaction inside the reserve.  Called under the writer lock (the write
+ * transaction begun), so that writers starting together cannot all pass;
+ * each may still use the pages one transaction needs.  Cheap while the map
+ * has room past its last page; near the end the free list is counted, in a
+ * read transaction (LMDB reads it only there). */
+static int check_reserve(store *s) {
+    MDB_envinfo ei;
+    MDB_stat st;
+    if (mdb_env_info(s->env, &ei) || mdb_env_stat(s->env, &st)) return 0;
+    uint64_t reserve = reserve_bytes(ei.me_mapsize), used = ((uint64_t)ei.me_last_pgno + 1) * st.ms_psize;
+    if (ei.me_mapsize > used && ei.me_mapsize - used >= reserve) return 0;
+    uint64_t avail = 0, map = 0;
+    if (store_space(s, &avail, &map)) return 0;
+    return avail < reserve ? STORE_EFULL : 0;
+}
+
 int store_begin(store *s, int write, store_txn **out) {
     store_txn *t = malloc(sizeof *t);
     if (!t) return -ENOMEM;
@@ -370,6 +398,7 @@ int store_begin(store *s, int write, store_txn **out) {
         mdb_env_set_mapsize(s->env, 0);
         rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     }
+    if (!rc && write && !s->keeper && (rc = check_reserve(s))) mdb_txn_abort(t->txn);
     if (rc) {
         free(t);
         return rc_of(rc);
