@@ -121,7 +121,7 @@ test: all
 
 test-asan: deps
 	@$(MAKE) --no-print-directory MODE=asan build
-	@SIO_BIN=$(CURDIR)/build/asan/bin SIO_UNIT=$(CURDIR)/build/asan/tests tests/run
+	@SIO_BIN=$(CURDIR)/build/asan/bin SIO_UNIT=$(CURDIR)/build/asan/tests SIO_TIME_SCALE=3 tests/run
 
 fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run

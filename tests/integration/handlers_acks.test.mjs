@@ -2,7 +2,7 @@
 // handler's `sioctl ack`; `sioctl emit --ack` waiting for clients' answers
 // (from outside and from inside a handler); a client that never answers.
 import {
-  assert, test, before, after, startStack, connect, connected, record, eventually,
+  assert, test, before, after, startStack, connect, connected, whyGone, record, eventually,
 } from "./lib.mjs";
 import { app, next, logMatch } from "./handlers_util.mjs";
 
@@ -61,6 +61,7 @@ for (const transport of ["websocket", "polling"]) {
     const r = await stack.sioctl("emit", "--ack", "--timeout", "3000", "--to", a.id, "--to", b.id, "q", "10");
     assert.equal(r.code, 0, r.stderr);
     const lines = Object.fromEntries(r.stdout.trim().split("\n").map((l) => l.split("\t")));
+    assert.ok(lines[a.id] && lines[b.id], `answers: ${JSON.stringify(r.stdout)}; a ${whyGone(a)}, b ${whyGone(b)}`);
     assert.deepEqual(JSON.parse(lines[a.id]), [11, "from a"]);
     assert.deepEqual(JSON.parse(lines[b.id]), [12, { b: true }]);
     const j = await stack.sioctl("--json", "emit", "--ack", "--to", a.id, "q", "1");

@@ -23,8 +23,13 @@ export function _file(name) {
   current = { name, tests: [], before: [], after: [] };
   registry.push(current);
 }
+// Every time limit below is a bound for a hang, never a claim about speed:
+// SIO_TIME_SCALE (make test-asan sets 3) stretches them all for slower
+// builds.
+export const TIME_SCALE = Math.max(1, Number(process.env.SIO_TIME_SCALE) || 1);
+const scaled = (ms) => ms * TIME_SCALE;
 export function test(name, fn, opts = {}) {
-  current.tests.push({ name, fn, timeout: opts.timeout ?? 20000 });
+  current.tests.push({ name, fn, timeout: scaled(opts.timeout ?? 20000) });
 }
 export function before(fn) { current.before.push(fn); }
 export function after(fn) { current.after.push(fn); }
@@ -64,6 +69,7 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // Starts a long-running process in its own process group; resolves when a line
 // of its output matches `ready` (a RegExp), rejects on exit or timeout.
 export function startProcess(cmd, args, { env = {}, ready, timeout = 20000, name = cmd } = {}) {
+  timeout = scaled(timeout);
   const child = spawn(cmd, args, {
     env: { ...process.env, ...env },
     detached: true,
@@ -121,6 +127,7 @@ export function startProcess(cmd, args, { env = {}, ready, timeout = 20000, name
 
 // Runs a short command; resolves {code, stdout, stderr}.
 export function run(cmd, args, { env = {}, input, timeout = 15000 } = {}) {
+  timeout = scaled(timeout);
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "", stderr = "";
@@ -240,6 +247,7 @@ export function whyGone(socket) {
 
 // Resolves with the args of the next `event` (rejects on timeout).
 export function once(emitter, event, timeout = 8000) {
+  timeout = scaled(timeout);
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no '${event}' within ${timeout} ms`)), timeout);
     emitter.once(event, (...args) => { clearTimeout(t); resolve(args); });
@@ -248,6 +256,7 @@ export function once(emitter, event, timeout = 8000) {
 
 export async function connected(socket, timeout = 10000) {
   if (socket.connected) return socket;
+  timeout = scaled(timeout);
   await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error("connect timeout")), timeout);
     socket.once("connect", () => { clearTimeout(t); resolve(); });
@@ -265,7 +274,7 @@ export function record(socket) {
 
 // Retries fn until it stops throwing.
 export async function eventually(fn, timeout = 8000, every = 50) {
-  const end = Date.now() + timeout;
+  const end = Date.now() + scaled(timeout);
   for (;;) {
     try { return await fn(); } catch (e) {
       if (Date.now() > end) throw e;

@@ -30,7 +30,7 @@ for (const f of files) {
   console.log(`# ${f}`);
   let setupError = null;
   for (const b of file.before) {
-    try { await withTimeout(Promise.resolve().then(b), 60000, "before"); } catch (e) { setupError = e; break; }
+    try { await withTimeout(Promise.resolve().then(b), 60000 * lib.TIME_SCALE, "before"); } catch (e) { setupError = e; break; }
   }
   for (const t of file.tests) {
     const start = Date.now();
@@ -54,7 +54,7 @@ for (const f of files) {
   }
   for (const a of file.after) {
     try {
-      await withTimeout(Promise.resolve().then(a), 30000, "after");
+      await withTimeout(Promise.resolve().then(a), 30000 * lib.TIME_SCALE, "after");
     } catch (e) {
       failed++;
       failures.push(`${f}: after: ${e && e.stack ? e.stack : e}`);
