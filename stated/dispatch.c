@@ -341,17 +341,6 @@ static cJSON *accept_action(const char *sid, const char *nsp, const char *socket
 
 /* ---- spawning ------------------------------------------------------------------ */
 
-static int pidfd_of(pid_t pid) {
-#ifdef SYS_pidfd_open
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
-    return fd;
-#else
-    (void)pid;
-    return -1;
-#endif
-}
-
 /* Runs `/bin/sh -c cmd` in a new process group with stdin/stdout/stderr on
  * pipes (our ends non-blocking).  extra: NULL-terminated "K=V" strings added
  * to the base environment. */
@@ -414,7 +403,7 @@ static int spawn_sh(dispatch *d, const char *cmd, char *const *extra, pid_t *pid
     *fd_in = pin[1];
     *fd_out = pout[0];
     *fd_err = perr[0];
-    *pidfd = pidfd_of(*pid);
+    *pidfd = util_pidfd_open(*pid);
     return 0;
 }
 
@@ -1544,11 +1533,15 @@ static int setup_env(dispatch *d) {
             rc = add_env(d, "SIO_CONFIG", d->srv->cfg.source);
         }
     }
-    static const char *const pass[] = {"HOME", "LANG", "LC_ALL", "TZ", "SIO_LOG_LEVEL", NULL};
-    for (size_t i = 0; !rc && pass[i]; i++) {
-        const char *v = getenv(pass[i]);
-        if (v) rc = add_env(d, pass[i], v);
-    }
+    /* Everything else of stated's environment is dropped (util_env_kept). */
+    extern char **environ;
+    for (char **e = environ; !rc && e && *e; e++)
+        if (util_env_kept(*e) && strncmp(*e, "PATH=", 5)) {
+            const char *eq = strchr(*e, '=');
+            char key[256];
+            if ((size_t)(eq - *e) < sizeof key)
+                snprintf(key, sizeof key, "%.*s", (int)(eq - *e), *e), rc = add_env(d, key, eq + 1);
+        }
     return rc;
 }
 

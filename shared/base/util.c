@@ -2,11 +2,13 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,4 +107,26 @@ int util_parse_long(const char *s, long min, long max, long *out) {
     if (errno || *end || v < min || v > max) return -EINVAL;
     *out = v;
     return 0;
+}
+
+int util_env_kept(const char *kv) {
+    static const char *const kept[] = {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME",
+                                       "SIO_LOG_LEVEL", NULL};
+    size_t n = strcspn(kv, "=");
+    if (!kv[n]) return 0;
+    if (n > 3 && !strncmp(kv, "LC_", 3)) return 1;
+    for (size_t i = 0; kept[i]; i++)
+        if (strlen(kept[i]) == n && !strncmp(kv, kept[i], n)) return 1;
+    return 0;
+}
+
+int util_pidfd_open(int pid) {
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+#else
+    (void)pid;
+    return -1;
+#endif
 }

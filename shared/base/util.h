@@ -28,6 +28,15 @@ int util_state_dir(char *out, size_t n);
  * room for *cap; when full it doubles (starting at min).  0, or -ENOMEM with
  * the array unchanged. */
 int util_grow(void *items, size_t *cap, size_t n, size_t elem, size_t min);
+/* 1 when the environment entry kv ("NAME=value") is one a handler or the
+ * allow_request command inherits: PATH, HOME, LANG, LC_*, TZ, TMPDIR, USER,
+ * LOGNAME, SIO_LOG_LEVEL.  Everything else in the server's environment
+ * (secrets, tokens) is dropped; the SIO_* variables of the handler protocol
+ * are set by whoever spawns. */
+int util_env_kept(const char *kv);
+/* A pidfd for child pid (readable when it exits; close-on-exec), or -1
+ * when the kernel has none. */
+int util_pidfd_open(int pid);
 /* Parses a non-negative decimal integer in [min, max]; 0 or -EINVAL. */
 int util_parse_long(const char *s, long min, long max, long *out);
 
