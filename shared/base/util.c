@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,4 +130,19 @@ int util_pidfd_open(int pid) {
     (void)pid;
     return -1;
 #endif
+}
+
+int util_group_id(const char *name, unsigned *gid) {
+    struct group g, *res = NULL;
+    char tmp[4096];
+    if (getgrnam_r(name, &g, tmp, sizeof tmp, &res) == 0 && res) {
+        *gid = (unsigned)res->gr_gid;
+        return 0;
+    }
+    long v;
+    if (util_parse_long(name, 0, 0x7fffffffL, &v) == 0) {
+        *gid = (unsigned)v;
+        return 0;
+    }
+    return -ENOENT;
 }

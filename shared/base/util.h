@@ -37,6 +37,8 @@ int util_env_kept(const char *kv);
 /* A pidfd for child pid (readable when it exits; close-on-exec), or -1
  * when the kernel has none. */
 int util_pidfd_open(int pid);
+/* The group named name (or given by number); 0, or -ENOENT. */
+int util_group_id(const char *name, unsigned *gid);
 /* Parses a non-negative decimal integer in [min, max]; 0 or -EINVAL. */
 int util_parse_long(const char *s, long min, long max, long *out);
 
