@@ -108,6 +108,7 @@ int store_failed(int rc, const char *what) {
 
 int op_failed(int rc, const char *err) {
     if (rc == ACTIONS_EUSAGE) return die(EXIT_USAGE, "%s", err);
+    if (rc == ACTIONS_ELIMIT) return die(EXIT_FAIL, "%s", err);
     return store_failed(rc, "failed");
 }
 

@@ -283,7 +283,7 @@ static void apply_actions(dispatch *d, cJSON **acts, size_t n, const char *self,
                 seq = 0;
                 rc = actions_apply_json(d->srv, t, acts[k], self, &seq, err, sizeof err);
                 if (seq > maxseq) maxseq = seq;
-                if (rc == ACTIONS_EUSAGE) {
+                if (rc == ACTIONS_EUSAGE || rc == ACTIONS_ELIMIT) {
                     char *txt = json_print(acts[k]);
                     log_warn("handler %s: action refused (%s): %s", esc(e1, sizeof e1, who),
                              esc(e2, sizeof e2, err), esc(e3, sizeof e3, txt));
@@ -1577,7 +1577,7 @@ int dispatch_start(server *srv, const dispatch_opts *opts, dispatch **out) {
     d->stop_fd = -1;
     if (opts) d->o = *opts;
     if (!d->o.max_procs) d->o.max_procs = 32;
-    if (!d->o.max_lane) d->o.max_lane = 1000;
+    if (!d->o.max_lane) d->o.max_lane = (unsigned)srv->cfg.max_handler_queue;
     if (!d->o.max_inflight) d->o.max_inflight = 65536;
     if (!d->o.max_proc_queue) d->o.max_proc_queue = 16u << 20;
     if (!d->o.default_timeout_ms) d->o.default_timeout_ms = 5000;

@@ -1008,6 +1008,21 @@ int store_socket_rooms(store_txn *t, const char *id,
     return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
 }
 
+int store_socket_room_count(store_txn *t, const char *id, size_t *n) {
+    MDB_cursor *c;
+    *n = 0;
+    int rc = mdb_cursor_open(t->txn, t->s->sock_rooms, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k = sval(id), v;
+    size_t cnt = 0;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+    if (rc == 0) rc = mdb_cursor_count(c, &cnt);
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND) return 0;
+    *n = (size_t)cnt;
+    return rc_of(rc);
+}
+
 /* ---- log --------------------------------------------------------------- */
 
 static int meta_u64(store_txn *t, const char *key, uint64_t *out) {
