@@ -15,7 +15,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,29 +363,9 @@ static int spawn_sh(dispatch *d, const char *cmd, char *const *extra, pid_t *pid
     memcpy(envp, d->base_env, d->nbase_env * sizeof *envp);
     for (size_t i = 0; i < nextra; i++) envp[d->nbase_env + i] = extra[i];
 
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    if (d->cwd) posix_spawn_file_actions_addchdir_np(&fa, d->cwd);
-    sigset_t none, def;
-    sigemptyset(&none);
-    sigemptyset(&def);
-    int sigs[] = {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&def, sigs[i]);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &def);
-    char *argv[] = {"sh", "-c", (char *)cmd, NULL};
-    int rc = posix_spawn(pid, "/bin/sh", &fa, &at, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
+    int fds[3] = {pin[0], pout[1], perr[1]}, p = 0;
+    int rc = util_spawn_sh(cmd, envp, d->cwd, fds, &p);
+    *pid = p;
     free(envp);
     close(pin[0]);
     close(pout[1]);
@@ -395,7 +374,7 @@ static int spawn_sh(dispatch *d, const char *cmd, char *const *extra, pid_t *pid
         close(pin[1]);
         close(pout[0]);
         close(perr[0]);
-        return -rc;
+        return rc;
     }
     set_nonblock(pin[1]);
     set_nonblock(pout[0]);

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,4 +147,33 @@ int util_group_id(const char *name, unsigned *gid) {
         return 0;
     }
     return -ENOENT;
+}
+
+int util_spawn_sh(const char *cmd, char *const envp[], const char *cwd, const int fds[3], int *pid) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0) posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    sigset_t none, def;
+    sigemptyset(&none);
+    sigemptyset(&def);
+    int sigs[] = {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&def, sigs[i]);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &def);
+    char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+    pid_t p;
+    int rc = posix_spawn(&p, "/bin/sh", &fa, &at, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc) return -rc;
+    *pid = (int)p;
+    return 0;
 }

@@ -37,6 +37,11 @@ int util_env_kept(const char *kv);
 /* A pidfd for child pid (readable when it exits; close-on-exec), or -1
  * when the kernel has none. */
 int util_pidfd_open(int pid);
+/* Starts `/bin/sh -c cmd` with environment envp, in directory cwd (NULL:
+ * this one), in a process group of its own, with default signal handling and
+ * nothing blocked; fds[0..2] become its stdin, stdout and stderr (-1: the
+ * caller's), nothing else is inherited.  0 and *pid, or -errno. */
+int util_spawn_sh(const char *cmd, char *const envp[], const char *cwd, const int fds[3], int *pid);
 /* The group named name (or given by number); 0, or -ENOENT. */
 int util_group_id(const char *name, unsigned *gid);
 /* Parses a non-negative decimal integer in [min, max]; 0 or -EINVAL. */

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,35 +92,15 @@ static int run_command(const server *s, char **env, const char *input, char *msg
         for (int i = 0; i < 2; i++) { if (in[i] >= 0) close(in[i]); if (out[i] >= 0) close(out[i]); }
         return 0;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     char dir[4096] = "";
-    if (s->cfg.source) {
+    if (s->cfg.source) { /* the config's directory, as handlers */
         snprintf(dir, sizeof dir, "%s", s->cfg.source);
         char *slash = strrchr(dir, '/');
         if (slash) slash == dir ? (void)(slash[1] = 0) : (void)(*slash = 0);
         else dir[0] = 0;
-        if (dir[0]) posix_spawn_file_actions_addchdir_np(&fa, dir);
     }
-    sigset_t none, def;
-    sigemptyset(&none);
-    sigemptyset(&def);
-    sigaddset(&def, SIGPIPE);
-    sigaddset(&def, SIGCHLD);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &def);
-    char *argv[] = {"sh", "-c", s->cfg.allow_request, NULL};
-    pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, env);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
+    int fds[3] = {in[0], out[1], -1}, pid = 0;
+    int rc = util_spawn_sh(s->cfg.allow_request, env, dir[0] ? dir : NULL, fds, &pid);
     close(in[0]);
     close(out[1]);
     if (rc) {
