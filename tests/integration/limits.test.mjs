@@ -51,7 +51,7 @@ test("max_rooms_per_socket: a join past it is refused (exit 1), all or nothing; 
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(await roomsOf(a.id), [a.id, "r1", "r9"].sort());
   assert.deepEqual(await roomsOf(b.id), [b.id, "r9"].sort());
-});
+}, { timeout: 60000 });
 
 test("max_queue_packets: a WebSocket client that stops reading is dropped at that many queued messages", async () => {
   const ws = new WebSocket(`${stack.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
@@ -64,17 +64,19 @@ test("max_queue_packets: a WebSocket client that stops reading is dropped at tha
     ws.on("error", reject);
   });
   ws._socket.pause(); // reads nothing more: the kernel's buffers fill, then the front's queue
-  const big = "x".repeat(100000);
+  // each emit: 10 binary attachments, 11 WebSocket messages of ~90 KB
+  const bin = JSON.stringify({ $binary: Buffer.alloc(90000, 7).toString("base64") });
+  const args = Array(10).fill(bin);
   const dropped = /session \S+ dropped: [^\n]*in (\d+) messages; limits max_queue_bytes 268435456, max_queue_packets 20\)/;
   for (let i = 0; i < 1000 && !dropped.test(stack.proc.output); i++) {
-    const r = await stack.sioctl("emit", "--to", id, "big", big);
+    const r = await stack.sioctl("emit", "--to", id, "big", ...args);
     assert.equal(r.code, 0, r.stderr);
   }
   const m = await logMatch(stack, dropped, 10000);
   assert.equal(Number(m[1]), MAX_PACKETS);
   await eventually(async () => assert.ok(!(await sockets()).some((s) => s.id === id), "its socket is gone"));
   ws.terminate();
-});
+}, { timeout: 60000 });
 
 test("max_handler_queue: records past it for one socket are dropped and logged; later events are handled", async () => {
   const s = await connected(connect(stack.url, "/", { transports: ["websocket"] }));
