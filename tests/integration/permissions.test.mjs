@@ -105,3 +105,23 @@ test("a user outside the group is refused with a clear error (sioctl exit 1, sio
   assert.notEqual(f.code, 0);
   assert.match(f.stderr, /permission denied: the state directory .* belongs to group/);
 });
+
+test("an older state directory open to others is closed at stated's start; sio-fcgi's socket is 0660 by default", async () => {
+  await stated.stop();
+  chmodSync(stateDir, 0o777);
+  chmodSync(path.join(stateDir, "data.mdb"), 0o666);
+  chmodSync(path.join(stateDir, "lock.mdb"), 0o644);
+  stated = await startProcess(...as(APP, path.join(BIN, "stated"), "--state", stateDir, "--config", conf),
+    { ready: /notify on/, name: "stated" });
+  assert.equal((statSync(stateDir).mode & 0o7777).toString(8), "2770");
+  for (const n of ["data.mdb", "lock.mdb", "notify.sock"])
+    assert.equal((statSync(path.join(stateDir, n)).mode & 0o777).toString(8), "660", n);
+  const od = tmpDir("sio-perm-sock-");
+  const other = await startProcess(path.join(BIN, "sio-fcgi"), ["--socket", path.join(od, "s.sock"), "--threads", "2"],
+    { env: { SIO_STATE_DIR: stateDir }, ready: /serving/, name: "sio-fcgi-default" });
+  try {
+    assert.equal((statSync(path.join(od, "s.sock")).mode & 0o777).toString(8), "660");
+  } finally {
+    await other.stop();
+  }
+});
