@@ -180,7 +180,7 @@ static void *worker(void *arg) {
 /* Listens on the Unix socket path with mode (octal text, default 0660) and
  * group (a name or number; default the process's): created under umask 0177
  * so that nobody else can connect before its mode is set.  Returns the
- * socket (>= 0), or -1 after logging why; 2 for a bad mode or group. */
+ * socket (>= 0), or after logging why -1, or -2 for a bad mode or group. */
 static int listen_socket(const char *path, const char *mode_s, const char *group) {
     long mode = 0660;
     if (mode_s) {
