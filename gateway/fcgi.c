@@ -177,20 +177,63 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* Listens on the Unix socket path with mode (octal text, default 0660) and
+ * group (a name or number; default the process's): created under umask 0177
+ * so that nobody else can connect before its mode is set.  Returns the
+ * socket (>= 0), or after logging why -1, or -2 for a bad mode or group. */
+static int listen_socket(const char *path, const char *mode_s, const char *group) {
+    long mode = 0660;
+    if (mode_s) {
+        char *end;
+        mode = strtol(mode_s, &end, 8);
+        if (!*mode_s || *end || mode < 0 || mode > 0777) {
+            log_error("--socket-mode: an octal mode such as 0660, not '%s'", mode_s);
+            return -2;
+        }
+    }
+    unsigned gid = 0;
+    if (group && util_group_id(group, &gid)) {
+        log_error("--socket-group: no group named '%s'", group);
+        return -2;
+    }
+    unlink(path);
+    mode_t old = umask(0177);
+    int fd = FCGX_OpenSocket(path, 1024);
+    umask(old);
+    if (fd < 0) {
+        log_error("cannot listen on %s", path);
+        return -1;
+    }
+    if (group && chown(path, (uid_t)-1, (gid_t)gid)) {
+        log_error("cannot give %s to group %s: %s", path, group, strerror(errno));
+        return -1;
+    }
+    if (chmod(path, (mode_t)mode)) {
+        log_error("cannot chmod %lo %s: %s", mode, path, strerror(errno));
+        return -1;
+    }
+    return fd;
+}
+
 static void usage(void) {
     fprintf(stderr,
-            "usage: sio-fcgi [--socket PATH] [--threads N] [--state DIR] [--config FILE]\n"
+            "usage: sio-fcgi [--socket PATH [--socket-mode MODE] [--socket-group GROUP]]\n"
+            "                [--threads N] [--state DIR] [--config FILE]\n"
             "  Answers Engine.IO long-polling for a web server over FastCGI.\n"
             "  Without --socket it accepts on fd 0, as spawned by lighttpd (bin-path) or\n"
-            "  Apache mod_fcgid.  Env: SIO_STATE_DIR, SIO_CONFIG, SIO_FCGI_THREADS.\n");
+            "  Apache mod_fcgid.  The socket gets MODE (octal, default 0660) and GROUP\n"
+            "  (default: this process's group): give it the web server's group.\n"
+            "  Env: SIO_STATE_DIR, SIO_CONFIG, SIO_FCGI_THREADS.\n");
 }
 
 int main(int argc, char **argv) {
-    const char *sock = NULL, *dir = NULL, *cfgp = NULL, *threads_s = getenv("SIO_FCGI_THREADS");
+    const char *sock = NULL, *sock_mode_s = NULL, *sock_group = NULL, *dir = NULL, *cfgp = NULL, *threads_s = getenv("SIO_FCGI_THREADS");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--socket") && v) sock = v, i++;
+        else if (!strcmp(a, "--socket-mode") && v) sock_mode_s = v, i++;
+        else if (!strcmp(a, "--socket-group") && v) sock_group = v, i++;
         else if (!strcmp(a, "--threads") && v) threads_s = v, i++;
         else if (!strcmp(a, "--state") && v) dir = v, i++;
         else if (!strcmp(a, "--config") && v) cfgp = v, i++;
@@ -204,15 +247,13 @@ int main(int argc, char **argv) {
         log_error("FCGX_Init failed");
         return 1;
     }
+    if ((sock_mode_s || sock_group) && !sock) {
+        usage();
+        return 2;
+    }
     if (sock) {
-        unlink(sock);
-        mode_t old = umask(0);
-        g.listen_fd = FCGX_OpenSocket(sock, 1024);
-        umask(old);
-        if (g.listen_fd < 0) {
-            log_error("cannot listen on %s", sock);
-            return 1;
-        }
+        g.listen_fd = listen_socket(sock, sock_mode_s, sock_group);
+        if (g.listen_fd < 0) return g.listen_fd == -2 ? 2 : 1;
     } else if (FCGX_IsCGI()) {
         fprintf(stderr, "sio-fcgi: stdin is not a FastCGI socket: start it from a web server "
                         "(lighttpd bin-path, Apache mod_fcgid) or with --socket PATH\n");

@@ -439,6 +439,7 @@ static int create_context(front *f) {
 static int start_modules(front *f) {
     ftimers_init(&f->timers, f->ctx);
     f->conns.max_queue = f->o.max_queue;
+    f->conns.max_packets = (size_t)f->srv.cfg.max_queue_packets;
     int rc = deliver_new(&f->srv, f->ctx, &f->conns, ws_close, &f->dl);
     if (rc) {
         log_error("cannot register the reader cursor: %s", store_strerror(rc));

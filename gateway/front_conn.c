@@ -62,7 +62,8 @@ void conn_clear(ws_conn *c) {
 
 int conn_queue(ws_conn *c, fmsg *m) {
     if (c->state == WS_CLOSING) return 0;
-    if (c->qlen && c->qbytes + m->len > c->pool->max_queue) return -1;
+    if (c->qlen && (c->qbytes + m->len > c->pool->max_queue || c->qlen >= c->pool->max_packets))
+        return -1;
     if (c->qlen == c->qcap) {
         size_t cap = c->qcap ? c->qcap * 2 : 8;
         fmsg **q = malloc(cap * sizeof *q);

@@ -42,6 +42,7 @@ void fmsg_unref(fmsg *m);
 typedef struct ws_conn ws_conn;
 typedef struct fconns {
     size_t max_queue; /* bytes queued for one connection before it is dropped */
+    size_t max_packets; /* messages queued for one connection before it is dropped */
     size_t busy;      /* open connections whose queue is over half full */
     /* Called when a queue shrinks to a quarter of the limit or less. */
     void (*drained)(void *arg, ws_conn *c);

@@ -564,8 +564,10 @@ static void finish(scan *s) {
     deliver *d = s->d;
     for (size_t i = 0; i < s->ndrop; i++) {
         ws_conn *c = s->drop[i];
-        log_warn("session %s dropped: %s (send queue %zu bytes, limit %zu)", c->sid,
-                 server_close_reason(SESSION_CLOSE_LAGGING), c->qbytes, d->pool->max_queue);
+        log_warn("session %s dropped: %s (send queue %zu bytes in %zu messages; limits "
+                 "max_queue_bytes %zu, max_queue_packets %zu)", c->sid,
+                 server_close_reason(SESSION_CLOSE_LAGGING), c->qbytes, c->qlen, d->pool->max_queue,
+                 d->pool->max_packets);
         d->close(c, SESSION_CLOSE_LAGGING);
     }
     for (size_t i = 0; i < s->ncheck; i++) {

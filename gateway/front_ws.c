@@ -327,7 +327,7 @@ static int accept_request(ws_front *w, struct lws *wsi, int route, const char *r
     int kind = qok ? websocket_accept(w->srv, &req, sid, open, cursor, code) : WEBSOCKET_REJECT;
     flws_hdrs_free(&hdrs);
     *second = kind == WEBSOCKET_REJECT && *code == 3 && second_websocket(w->srv, wsi);
-    if (kind == WEBSOCKET_REJECT && !*second) {
+    if (kind == WEBSOCKET_REJECT && !*second && *code != WEBSOCKET_FORBIDDEN) {
         char esc[256];
         log_info("refused a WebSocket from %s: %s (query \"%s\")", remote, http_error_message(*code),
                  log_escape(esc, sizeof esc, req.query, strlen(req.query)));
@@ -368,6 +368,12 @@ int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
         static const char full[] = "{\"code\":4,\"message\":\"Store full\"}";
         buf_free(&open);
         flws_respond(wsi, 503, "application/json", full, sizeof full - 1, NULL);
+        return 1;
+    }
+    if (kind == WEBSOCKET_REJECT && code == WEBSOCKET_FORBIDDEN) { /* body in open */
+        int rc = flws_respond(wsi, 403, "application/json", open.data, open.len, NULL);
+        buf_free(&open);
+        (void)rc;
         return 1;
     }
     if (kind == WEBSOCKET_REJECT) {

@@ -108,6 +108,7 @@ int store_failed(int rc, const char *what) {
 
 int op_failed(int rc, const char *err) {
     if (rc == ACTIONS_EUSAGE) return die(EXIT_USAGE, "%s", err);
+    if (rc == ACTIONS_ELIMIT) return die(EXIT_FAIL, "%s", err);
     return store_failed(rc, "failed");
 }
 
@@ -242,8 +243,8 @@ static int run(const command *c, opts *o, const char *dir) {
     /* listen and a local emit --ack wait on the notify channel */
     int follow = !strcmp(c->name, "listen") || (!strcmp(c->name, "emit") && o->want_ack && !o->cluster &&
                                                  !o->server_side);
-    if (server_open(&srv, dir, NULL, follow ? SERVER_SUBSCRIBE : 0, err, sizeof err))
-        return die(EXIT_DOWN, "%s", err);
+    int orc = server_open(&srv, dir, NULL, follow ? SERVER_SUBSCRIBE : 0, err, sizeof err);
+    if (orc) return die(orc == -EACCES || orc == EACCES || orc == -EPERM ? EXIT_FAIL : EXIT_DOWN, "%s", err);
     snprintf(opened.dir, sizeof opened.dir, "%s", srv.dir);
     opened.map_mb = store_map_size(srv.st) >> 20;
     int rc;

@@ -15,7 +15,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,7 +283,7 @@ static void apply_actions(dispatch *d, cJSON **acts, size_t n, const char *self,
                 seq = 0;
                 rc = actions_apply_json(d->srv, t, acts[k], self, &seq, err, sizeof err);
                 if (seq > maxseq) maxseq = seq;
-                if (rc == ACTIONS_EUSAGE) {
+                if (rc == ACTIONS_EUSAGE || rc == ACTIONS_ELIMIT) {
                     char *txt = json_print(acts[k]);
                     log_warn("handler %s: action refused (%s): %s", esc(e1, sizeof e1, who),
                              esc(e2, sizeof e2, err), esc(e3, sizeof e3, txt));
@@ -342,17 +341,6 @@ static cJSON *accept_action(const char *sid, const char *nsp, const char *socket
 
 /* ---- spawning ------------------------------------------------------------------ */
 
-static int pidfd_of(pid_t pid) {
-#ifdef SYS_pidfd_open
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
-    return fd;
-#else
-    (void)pid;
-    return -1;
-#endif
-}
-
 /* Runs `/bin/sh -c cmd` in a new process group with stdin/stdout/stderr on
  * pipes (our ends non-blocking).  extra: NULL-terminated "K=V" strings added
  * to the base environment. */
@@ -376,29 +364,9 @@ static int spawn_sh(dispatch *d, const char *cmd, char *const *extra, pid_t *pid
     memcpy(envp, d->base_env, d->nbase_env * sizeof *envp);
     for (size_t i = 0; i < nextra; i++) envp[d->nbase_env + i] = extra[i];
 
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&at);
-    posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-    if (d->cwd) posix_spawn_file_actions_addchdir_np(&fa, d->cwd);
-    sigset_t none, def;
-    sigemptyset(&none);
-    sigemptyset(&def);
-    int sigs[] = {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&def, sigs[i]);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&at, 0);
-    posix_spawnattr_setsigmask(&at, &none);
-    posix_spawnattr_setsigdefault(&at, &def);
-    char *argv[] = {"sh", "-c", (char *)cmd, NULL};
-    int rc = posix_spawn(pid, "/bin/sh", &fa, &at, argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&at);
+    int fds[3] = {pin[0], pout[1], perr[1]}, p = 0;
+    int rc = util_spawn_sh(cmd, envp, d->cwd, fds, &p);
+    *pid = p;
     free(envp);
     close(pin[0]);
     close(pout[1]);
@@ -407,7 +375,7 @@ static int spawn_sh(dispatch *d, const char *cmd, char *const *extra, pid_t *pid
         close(pin[1]);
         close(pout[0]);
         close(perr[0]);
-        return -rc;
+        return rc;
     }
     set_nonblock(pin[1]);
     set_nonblock(pout[0]);
@@ -415,7 +383,7 @@ static int spawn_sh(dispatch *d, const char *cmd, char *const *extra, pid_t *pid
     *fd_in = pin[1];
     *fd_out = pout[0];
     *fd_err = perr[0];
-    *pidfd = pidfd_of(*pid);
+    *pidfd = util_pidfd_open(*pid);
     return 0;
 }
 
@@ -1552,11 +1520,15 @@ static int setup_env(dispatch *d) {
             rc = add_env(d, "SIO_CONFIG", d->srv->cfg.source);
         }
     }
-    static const char *const pass[] = {"HOME", "LANG", "LC_ALL", "TZ", "SIO_LOG_LEVEL", NULL};
-    for (size_t i = 0; !rc && pass[i]; i++) {
-        const char *v = getenv(pass[i]);
-        if (v) rc = add_env(d, pass[i], v);
-    }
+    /* Everything else of stated's environment is dropped (util_env_kept). */
+    extern char **environ;
+    for (char **e = environ; !rc && e && *e; e++)
+        if (util_env_kept(*e) && strncmp(*e, "PATH=", 5)) {
+            const char *eq = strchr(*e, '=');
+            char key[256];
+            if ((size_t)(eq - *e) < sizeof key)
+                snprintf(key, sizeof key, "%.*s", (int)(eq - *e), *e), rc = add_env(d, key, eq + 1);
+        }
     return rc;
 }
 
@@ -1592,7 +1564,7 @@ int dispatch_start(server *srv, const dispatch_opts *opts, dispatch **out) {
     d->stop_fd = -1;
     if (opts) d->o = *opts;
     if (!d->o.max_procs) d->o.max_procs = 32;
-    if (!d->o.max_lane) d->o.max_lane = 1000;
+    if (!d->o.max_lane) d->o.max_lane = (unsigned)srv->cfg.max_handler_queue;
     if (!d->o.max_inflight) d->o.max_inflight = 65536;
     if (!d->o.max_proc_queue) d->o.max_proc_queue = 16u << 20;
     if (!d->o.default_timeout_ms) d->o.default_timeout_ms = 5000;

@@ -55,7 +55,7 @@
 
 typedef struct dispatch_opts {
     unsigned max_procs;      /* commands running at once; 0 = 32 */
-    unsigned max_lane;       /* pending records per socket; 0 = 1000 */
+    unsigned max_lane;       /* pending records per socket; 0 = config max_handler_queue */
     unsigned max_inflight;   /* records held in memory; 0 = 65536 */
     size_t max_proc_queue;   /* bytes queued for one process's stdin; 0 = 16 MiB */
     long default_timeout_ms; /* when a section has no `timeout`; 0 = 5000 */

@@ -25,6 +25,7 @@
 #include "cluster/bridge.h"
 #include "dispatch.h"
 #include "notify/notify.h"
+#include "perm.h"
 #include "reaper.h"
 #include "room.h"
 #include "server/server.h"
@@ -49,10 +50,10 @@ static int lock_state_dir(const char *sdir) {
     snprintf(tmp, sizeof tmp, "%s", sdir);
     for (char *p = tmp + 1; *p; p++)
         if (*p == '/') { *p = 0; mkdir(tmp, 0755); *p = '/'; }
-    mkdir(tmp, 0755);
+    mkdir(tmp, 02770); /* perm.h: the group's, setgid */
     char lockp[4200];
     snprintf(lockp, sizeof lockp, "%s/stated.lock", sdir);
-    int lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int lfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
     if (lfd < 0) {
         log_error("cannot open %s: %s", lockp, strerror(errno));
         return -1;
@@ -129,6 +130,7 @@ int main(int argc, char **argv) {
         else { usage(stderr); return 2; }
     }
     log_init("stated");
+    perm_umask();
     signal(SIGPIPE, SIG_IGN);
     char sdir[4096];
     if (dir) snprintf(sdir, sizeof sdir, "%s", dir);
@@ -158,6 +160,16 @@ int main(int argc, char **argv) {
         log_error("cannot start the notify hub in %s: %s", sdir, strerror(-rc));
         server_close(&srv);
         return 1;
+    }
+    /* The directory and the store's files: the group's only (perm.h). */
+    if ((rc = perm_apply(sdir, srv.cfg.state_group, err, sizeof err))) {
+        if (srv.cfg.state_group) {
+            log_error("%s", err);
+            notify_hub_stop(hub);
+            server_close(&srv);
+            return 1;
+        }
+        log_warn("%s", err);
     }
     /* Sessions may have been waiting on a hub that was not there. */
     notify_send(sdir, log_summary(&srv));

@@ -20,7 +20,7 @@ const rank = {};
 LAYERS.forEach((l, i) => [].concat(l).forEach((n) => (rank[n] = i)));
 // Modules of a folder in the order they may include each other.
 const ORDER = {
-    'shared/server': ['server', 'http', 'rooms', 'reader', 'socketio', 'session', 'polling',
+    'shared/server': ['server', 'http', 'access', 'rooms', 'reader', 'socketio', 'session', 'polling',
                       'websocket', 'actions'],
     'shared/cluster': ['rconn', 'wire', 'bridge', 'client'],
     gateway: ['front_lws', 'front_timer', 'front_conn', 'front_deliver', 'front_demo', 'front_ws',

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/netaddr.h"
 #include "base/redis_url.h"
 
 typedef struct cfg_key {
@@ -32,6 +33,10 @@ static const cfg_key cfg_keys[] = {
     K("connection_state_recovery", connection_state_recovery, 0, 1),
     K("max_disconnection_duration", max_disconnection_duration, 0, 86400000),
     K("recovery_skip_middlewares", recovery_skip_middlewares, 0, 1),
+    K("allow_request_timeout", allow_request_timeout, 1, 60000),
+    K("max_rooms_per_socket", max_rooms_per_socket, 1, 10000000),
+    K("max_queue_packets", max_queue_packets, 1, 100000000),
+    K("max_handler_queue", max_handler_queue, 1, 1000000),
 };
 #undef K
 
@@ -84,6 +89,10 @@ void cfg_defaults(cfg *c) {
     c->connection_state_recovery = 0;
     c->max_disconnection_duration = 120000;
     c->recovery_skip_middlewares = 1;
+    c->allow_request_timeout = 2000;
+    c->max_rooms_per_socket = 10000;
+    c->max_queue_packets = 100000;
+    c->max_handler_queue = 1000;
     c->path = xstrdup("/socket.io/");
     c->redis_prefix = xstrdup("socket.io");
     c->allow_polling = c->allow_websocket = 1;
@@ -107,6 +116,9 @@ void cfg_free(cfg *c) {
     free(c->nsps);
     free(c->path);
     free(c->cors_origin);
+    free(c->trusted_proxies);
+    free(c->allow_request);
+    free(c->state_group);
     free(c->redis_url);
     free(c->redis_prefix);
     free(c->source);
@@ -142,6 +154,13 @@ static int set_durability(cfg *c, const char *val, int line, char *err, size_t e
     if (!strcmp(val, "fast")) c->durability = CFG_DURABILITY_FAST;
     else if (!strcmp(val, "safe")) c->durability = CFG_DURABILITY_SAFE;
     else return fail(err, errlen, line, "durability must be fast or safe");
+    return 0;
+}
+
+/* A string setting: "" removes it. */
+static int set_string(char **slot, const char *val) {
+    free(*slot);
+    *slot = *val ? xstrdup(val) : NULL;
     return 0;
 }
 
@@ -192,10 +211,16 @@ static int set_server_key(cfg *c, const char *key, const char *val, int line, ch
         return 0;
     }
     if (!strcmp(key, "durability")) return set_durability(c, val, line, err, errlen);
-    if (!strcmp(key, "cors_origin")) {
-        free(c->cors_origin);
-        c->cors_origin = *val ? xstrdup(val) : NULL;
-        return 0;
+    if (!strcmp(key, "cors_origin")) return set_string(&c->cors_origin, val);
+    if (!strcmp(key, "allow_request")) return set_string(&c->allow_request, val);
+    if (!strcmp(key, "trusted_proxies")) {
+        char why[200];
+        if (netaddr_list_check(val, why, sizeof why)) return fail(err, errlen, line, "trusted_proxies: %s", why);
+        return set_string(&c->trusted_proxies, val);
+    }
+    if (!strcmp(key, "state_group")) {
+        if (strlen(val) > 64 || strpbrk(val, " \t:,")) return fail(err, errlen, line, "state_group: a group name or number");
+        return set_string(&c->state_group, val);
     }
     for (size_t i = 0; i < sizeof cfg_keys / sizeof cfg_keys[0]; i++) {
         const cfg_key *k = &cfg_keys[i];

@@ -43,9 +43,16 @@ typedef struct cfg {
     long connection_state_recovery;  /* 1: connectionStateRecovery (server/socketio.h) */
     long max_disconnection_duration; /* ms a disconnected socket can be recovered */
     long recovery_skip_middlewares;  /* 1: a recovered socket skips the auth handler */
+    long allow_request_timeout; /* ms the allow_request command may take (then: refused) */
+    long max_rooms_per_socket; /* rooms one socket may be in (its own room included) */
+    long max_queue_packets;    /* messages queued for one WebSocket before it is dropped */
+    long max_handler_queue;    /* inbox records waiting for one socket's handlers */
     int durability;            /* CFG_DURABILITY_*: how stated opens the store */
     char *path;                /* "/socket.io/" */
-    char *cors_origin;         /* Access-Control-Allow-Origin, NULL = none */
+    char *cors_origin;         /* allowed origins ("*", or a list: comma or space separated), NULL = none */
+    char *trusted_proxies;     /* addresses/CIDRs whose X-Forwarded-For counts (base/netaddr.h), NULL = none */
+    char *allow_request;       /* command run for each handshake (server/access.h), NULL = none */
+    char *state_group;         /* group of the state directory and its files (stated), NULL = the directory's */
     char *engine_path;         /* bare Engine.IO endpoint, NULL = none */
     char *redis_url;           /* the Redis cluster (base/redis_url.h), NULL = none */
     char *redis_prefix;        /* channel prefix, the adapter's `key` ("socket.io") */

@@ -2,11 +2,16 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,5 +109,71 @@ int util_parse_long(const char *s, long min, long max, long *out) {
     long v = strtol(s, &end, 10);
     if (errno || *end || v < min || v > max) return -EINVAL;
     *out = v;
+    return 0;
+}
+
+int util_env_kept(const char *kv) {
+    static const char *const kept[] = {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "USER", "LOGNAME",
+                                       "SIO_LOG_LEVEL", NULL};
+    size_t n = strcspn(kv, "=");
+    if (!kv[n]) return 0;
+    if (n > 3 && !strncmp(kv, "LC_", 3)) return 1;
+    for (size_t i = 0; kept[i]; i++)
+        if (strlen(kept[i]) == n && !strncmp(kv, kept[i], n)) return 1;
+    return 0;
+}
+
+int util_pidfd_open(int pid) {
+#ifdef SYS_pidfd_open
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+int util_group_id(const char *name, unsigned *gid) {
+    struct group g, *res = NULL;
+    char tmp[4096];
+    if (getgrnam_r(name, &g, tmp, sizeof tmp, &res) == 0 && res) {
+        *gid = (unsigned)res->gr_gid;
+        return 0;
+    }
+    long v;
+    if (util_parse_long(name, 0, 0x7fffffffL, &v) == 0) {
+        *gid = (unsigned)v;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+int util_spawn_sh(const char *cmd, char *const envp[], const char *cwd, const int fds[3], int *pid) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0) posix_spawn_file_actions_adddup2(&fa, fds[i], i);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    if (cwd) posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    sigset_t none, def;
+    sigemptyset(&none);
+    sigemptyset(&def);
+    int sigs[] = {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&def, sigs[i]);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &def);
+    char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+    pid_t p;
+    int rc = posix_spawn(&p, "/bin/sh", &fa, &at, argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc) return -rc;
+    *pid = (int)p;
     return 0;
 }

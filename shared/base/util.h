@@ -28,6 +28,22 @@ int util_state_dir(char *out, size_t n);
  * room for *cap; when full it doubles (starting at min).  0, or -ENOMEM with
  * the array unchanged. */
 int util_grow(void *items, size_t *cap, size_t n, size_t elem, size_t min);
+/* 1 when the environment entry kv ("NAME=value") is one a handler or the
+ * allow_request command inherits: PATH, HOME, LANG, LC_*, TZ, TMPDIR, USER,
+ * LOGNAME, SIO_LOG_LEVEL.  Everything else in the server's environment
+ * (secrets, tokens) is dropped; the SIO_* variables of the handler protocol
+ * are set by whoever spawns. */
+int util_env_kept(const char *kv);
+/* A pidfd for child pid (readable when it exits; close-on-exec), or -1
+ * when the kernel has none. */
+int util_pidfd_open(int pid);
+/* Starts `/bin/sh -c cmd` with environment envp, in directory cwd (NULL:
+ * this one), in a process group of its own, with default signal handling and
+ * nothing blocked; fds[0..2] become its stdin, stdout and stderr (-1: the
+ * caller's), nothing else is inherited.  0 and *pid, or -errno. */
+int util_spawn_sh(const char *cmd, char *const envp[], const char *cwd, const int fds[3], int *pid);
+/* The group named name (or given by number); 0, or -ENOENT. */
+int util_group_id(const char *name, unsigned *gid);
 /* Parses a non-negative decimal integer in [min, max]; 0 or -EINVAL. */
 int util_parse_long(const char *s, long min, long max, long *out);
 

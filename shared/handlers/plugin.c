@@ -123,7 +123,7 @@ static int apply(server *srv, store_txn *t, const char *out, size_t len, const c
         if (!a) snprintf(err, sizeof err, "not JSON");
         cJSON_Delete(a);
         if (rc < 0) return rc;
-        if (rc == ACTIONS_EUSAGE)
+        if (rc == ACTIONS_EUSAGE || rc == ACTIONS_ELIMIT)
             log_warn("plugin action refused (%s): %s", err, log_escape(esc, sizeof esc, out, n));
         if (s && seq) *seq = s;
         out += n + (nl ? 1 : 0);

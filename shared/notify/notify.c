@@ -138,7 +138,7 @@ int notify_hub_start(const char *dir, notify_hub **out) {
     unlink(a.sun_path); /* stale socket of an earlier run; the caller holds the lock */
     h->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (h->lfd < 0) { rc = -errno; goto fail; }
-    mode_t old = umask(0);
+    mode_t old = umask(0117); /* 0660: the state directory's group may connect */
     rc = bind(h->lfd, (struct sockaddr *)&a, sizeof a);
     umask(old);
     if (rc || listen(h->lfd, 1024)) { rc = -errno; close(h->lfd); goto fail; }

@@ -153,6 +153,33 @@ static int join_cb(void *arg, const store_socket *s) {
     return 0;
 }
 
+typedef struct limit_ctx {
+    store_txn *t;
+    const char *const *rooms;
+    size_t nrooms;
+    long max;
+    char *err;
+    size_t errlen;
+} limit_ctx;
+
+/* ACTIONS_ELIMIT when joining the rooms would put s in more than
+ * max_rooms_per_socket rooms. */
+static int limit_cb(void *arg, const store_socket *s) {
+    limit_ctx *l = arg;
+    size_t in = 0, add = 0;
+    int rc = store_socket_room_count(l->t, s->id, &in);
+    for (size_t i = 0; !rc && i < l->nrooms; i++) {
+        rc = store_room_has(l->t, s->nsp, l->rooms[i], strlen(l->rooms[i]), s->id, NULL);
+        if (rc == STORE_NOTFOUND) rc = 0, add++;
+    }
+    if (rc) return rc;
+    if (in + add <= (size_t)l->max) return 0;
+    if (l->err && l->errlen)
+        snprintf(l->err, l->errlen, "socket %s is in %zu room(s): joining %zu more would pass "
+                 "max_rooms_per_socket (%ld); nothing was joined", s->id, in, add, l->max);
+    return ACTIONS_ELIMIT;
+}
+
 int actions_join(server *srv, store_txn *t, const actions_target *to, const char *const *rooms,
                  size_t nrooms, int leave, size_t *count, char *err, size_t errlen) {
     if (nrooms == 0) return usage(err, errlen, "%s needs at least one ROOM", leave ? "leave" : "join");
@@ -161,6 +188,10 @@ int actions_join(server *srv, store_txn *t, const actions_target *to, const char
     resolved r;
     int rc = resolve(srv, t, to, &r, err, errlen);
     if (rc) return rc;
+    if (!leave) { /* every socket first: all or nothing */
+        limit_ctx l = {t, rooms, nrooms, srv->cfg.max_rooms_per_socket, err, errlen};
+        if ((rc = rooms_sockets(t, &r.b, 1, limit_cb, &l))) return rc;
+    }
     join_ctx j = {t, rooms, nrooms, leave, 0};
     rc = rooms_sockets(t, &r.b, 1, join_cb, &j);
     if (count) *count = j.count;

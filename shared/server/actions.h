@@ -50,6 +50,9 @@ typedef struct actions_target {
  * says what), or a negative store error.  *seq gets the last log seq
  * written (pass it to server_notify after the commit). */
 #define ACTIONS_EUSAGE 1
+/* A per-socket limit refuses the action (a join past max_rooms_per_socket):
+ * err names the socket; nothing was written. */
+#define ACTIONS_ELIMIT 2
 
 /* emit: ack_id >= 0 asks the clients for an ack with that id (such an
  * emit stays on this node: the cluster collects acks with its own request);

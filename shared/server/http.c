@@ -122,15 +122,40 @@ int http_origin_invalid(const char *o) {
     return 0;
 }
 
+/* 1 when cors_origin (a list, comma or space separated) names origin or "*". */
+static int origin_listed(const char *list, const char *origin, int *any) {
+    *any = 0;
+    size_t ol = origin ? strlen(origin) : 0;
+    for (const char *p = list; p && *p;) {
+        p += strspn(p, ", \t");
+        size_t n = strcspn(p, ", \t");
+        if (n == 1 && *p == '*') *any = 1;
+        else if (n && n == ol && !memcmp(p, origin, n)) return 1;
+        p += n;
+    }
+    return *any;
+}
+
+int http_origin_allowed(const server *s, const char *origin) {
+    int any;
+    if (!s->cfg.cors_origin || !origin || !*origin) return 1;
+    return origin_listed(s->cfg.cors_origin, origin, &any);
+}
+
 void http_cors(const server *s, const http_req *req, http_resp *r) {
     if (!s->cfg.cors_origin) return;
-    const char *o = s->cfg.cors_origin;
-    if (!strcmp(o, "*") && req->origin && *req->origin && !http_origin_invalid(req->origin)) {
-        buf_printf(&r->headers, "Access-Control-Allow-Origin: %s\r\n", req->origin);
-        buf_puts(&r->headers, "Access-Control-Allow-Credentials: true\r\nVary: Origin\r\n");
-    } else {
+    int any = 0;
+    const char *o = req->origin;
+    int valid = o && *o && !http_origin_invalid(o);
+    if (!valid) origin_listed(s->cfg.cors_origin, "", &any);
+    else if (origin_listed(s->cfg.cors_origin, o, &any)) {
         buf_printf(&r->headers, "Access-Control-Allow-Origin: %s\r\n", o);
+        buf_puts(&r->headers, "Access-Control-Allow-Credentials: true\r\n");
     }
+    if (!valid && any) {
+        buf_puts(&r->headers, "Access-Control-Allow-Origin: *\r\n");
+    }
+    buf_puts(&r->headers, "Vary: Origin\r\n");
 }
 
 int http_route(const server *s, const char *uri) {

@@ -48,8 +48,15 @@ void http_resp_unavailable(http_resp *r, const char *message);
  * "Store full" when it was for want of room (store_full), else 500. */
 void http_resp_store_error(http_resp *r, int rc);
 const char *http_error_message(int code);
-/* The CORS headers of cfg.cors_origin for this request, appended to r. */
+/* The CORS headers of cfg.cors_origin for this request, appended to r: an
+ * Origin the list names (or any, with "*") is reflected with
+ * Access-Control-Allow-Credentials; another gets none (as Node's cors
+ * middleware with a list); Vary: Origin either way. */
 void http_cors(const server *s, const http_req *req, http_resp *r);
+/* 1 when origin may connect: no cors_origin, no Origin header (not a
+ * browser), "*", or an origin the list names.  WebSocket handshakes check it
+ * (a browser does not apply CORS to them). */
+int http_origin_allowed(const server *s, const char *origin);
 
 /* Which endpoint a request path belongs to: 1 the Socket.IO path, 2 the bare
  * Engine.IO path (cfg.engine_path), 0 neither.  "/socket.io" without the

@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "proto/eio_parser.h"
+#include "server/access.h"
 #include "server/reader.h"
 #include "server/session.h"
 
@@ -19,6 +20,11 @@
 static void handshake(server *srv, const http_req *req, http_resp *resp) {
     char sid[UTIL_ID_LEN + 1];
     uint64_t cursor;
+    char msg[256];
+    if (access_handshake(srv, req, "polling", msg, sizeof msg) != ACCESS_ALLOW) {
+        access_forbidden(resp, msg);
+        return;
+    }
     int rc = session_create(srv, req, STORE_T_POLLING, sid, &cursor);
     if (rc == -EBUSY) {
         http_resp_unavailable(resp, "Too many sessions");

@@ -2,10 +2,13 @@
 #include "server/server.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/log.h"
@@ -39,6 +42,22 @@ static int create_store(server *s, const store_opts *o) {
     return rc;
 }
 
+/* The answer to a user who may not use the state directory: whose it is. */
+static void denied(const char *dir, char *err, size_t errlen) {
+    struct stat st;
+    if (stat(dir, &st)) {
+        snprintf(err, errlen, "permission denied: cannot use the state directory %s", dir);
+        return;
+    }
+    struct group *g = getgrgid(st.st_gid);
+    char gname[64];
+    if (g) snprintf(gname, sizeof gname, "%s", g->gr_name);
+    else snprintf(gname, sizeof gname, "%u", (unsigned)st.st_gid);
+    snprintf(err, errlen, "permission denied: the state directory %s belongs to group %s (mode %o), "
+                          "and this user (uid %u) is not in that group: run as a member of group %s",
+             dir, gname, (unsigned)(st.st_mode & 07777), (unsigned)getuid(), gname);
+}
+
 /* Opens the store: stated with the map size and durability of the config
  * text; every other process the way stated opened it. */
 static int open_store(server *s, const buf *text, const char *cfg_path, unsigned flags, char *err,
@@ -58,6 +77,8 @@ static int open_store(server *s, const buf *text, const char *cfg_path, unsigned
     if (rc == -ENOENT)
         snprintf(err, errlen, "no store in %s: is stated running? (start it with: stated --state %s)",
                  s->dir, s->dir);
+    else if (rc == -EACCES || rc == EACCES || rc == -EPERM)
+        denied(s->dir, err, errlen);
     else if (rc == STORE_EBROKEN || rc == -EPROTO)
         snprintf(err, errlen, "cannot open the store in %s: %s (stated moves it aside and starts a new one when it starts)",
                  s->dir, store_strerror(rc));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "server/access.h"
 #include "server/socketio.h"
 #include "store/inbox.h"
 
@@ -75,12 +76,15 @@ int session_create(server *srv, const http_req *req, int transport, char sid[UTI
     s.ping_at_ms = now + srv->cfg.ping_interval;
     if (transport == STORE_T_WEBSOCKET) s.owner_pid = getpid();
     s.bare = req->bare ? 1 : 0;
-    if (req->remote_addr) snprintf(s.remote, sizeof s.remote, "%s", req->remote_addr);
+    http_req r = *req; /* the address as trusted_proxies lets us see it */
+    char addr[sizeof s.remote];
+    r.remote_addr = access_client_addr(srv, req, addr, sizeof addr);
+    snprintf(s.remote, sizeof s.remote, "%s", addr);
     if (!rc) rc = store_log_bounds(t, NULL, &s.cursor);
     s.acked = s.cursor; /* nothing before it is for this session */
     if (!rc) rc = store_session_put(t, sid, &s);
     if (!rc) {
-        char *hs = http_handshake_json(req, now);
+        char *hs = http_handshake_json(&r, now);
         rc = hs ? store_handshake_put(t, sid, hs, strlen(hs)) : -ENOMEM;
         free(hs);
     }

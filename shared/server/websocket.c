@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server/access.h"
 #include "server/session.h"
 
 int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1],
@@ -21,6 +22,16 @@ int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1]
     if (!q.has_sid) {
         if (!http_query_v4(&q)) {
             *code = 5;
+            return WEBSOCKET_REJECT;
+        }
+        char msg[256];
+        if (access_handshake(srv, req, "websocket", msg, sizeof msg) != ACCESS_ALLOW) {
+            http_resp r = {0};
+            access_forbidden(&r, msg);
+            buf_reset(open);
+            buf_append(open, r.body.data, r.body.len);
+            http_resp_free(&r);
+            *code = WEBSOCKET_FORBIDDEN;
             return WEBSOCKET_REJECT;
         }
         int rc = session_create(srv, req, STORE_T_WEBSOCKET, sid, cursor);

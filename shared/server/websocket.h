@@ -16,6 +16,9 @@
 enum { WEBSOCKET_REJECT = 0, WEBSOCKET_NEW = 1, WEBSOCKET_UPGRADE = 2 };
 /* *code of a refusal for want of room: HTTP 503 "Store full", as polling. */
 #define WEBSOCKET_FULL (-1)
+/* *code of a handshake access_handshake refused (server/access.h): HTTP 403
+ * with the JSON body left in open ({"code":4,"message":...}). */
+#define WEBSOCKET_FORBIDDEN (-2)
 /* Checks an Upgrade request.  WEBSOCKET_NEW: a new session owned by this
  * process; open gets the open packet text and *cursor the log position to
  * deliver from.  WEBSOCKET_UPGRADE: a polling session sid starts upgrading

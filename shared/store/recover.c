@@ -113,7 +113,7 @@ static int check(const char *dir, char *why, size_t n) {
         return CHECK_ERROR;
     }
     mdb_env_set_maxdbs(env, 64);
-    rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0664);
+    rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0660);
     int v = CHECK_OK;
     if (rc) {
         snprintf(why, n, "LMDB cannot open it: %s", mdb_strerror(rc));
@@ -203,7 +203,7 @@ int recover_move_aside(const char *dir, char *moved, size_t movedlen) {
         int n = i == 1 ? snprintf(moved, movedlen, "%s/broken-%s", dir, stamp)
                        : snprintf(moved, movedlen, "%s/broken-%s-%d", dir, stamp, i);
         if (n >= (int)movedlen) return -ENAMETOOLONG;
-        if (mkdir(moved, 0755) == 0) break;
+        if (mkdir(moved, 0770) == 0) break;
         if (errno != EEXIST || i >= 100) return -errno;
     }
     static const char *const files[] = {"data.mdb", "lock.mdb"};

@@ -60,7 +60,7 @@ static int mkdirs(const char *dir) {
         if (mkdir(tmp, 0755) && errno != EEXIST) return -errno;
         *p = '/';
     }
-    if (mkdir(tmp, 0755) && errno != EEXIST) return -errno;
+    if (mkdir(tmp, 0770) && errno != EEXIST) return -errno;
     return 0;
 }
 
@@ -120,7 +120,7 @@ static int peek_open(const char *dir, int *mode, size_t *map_size) {
     MDB_txn *txn = NULL;
     MDB_dbi dbi;
     MDB_val k = {4, "open"}, v;
-    rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0664);
+    rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0660);
     if (!rc && truncated(env)) rc = MDB_CORRUPTED; /* reading it would be SIGBUS */
     if (!rc) rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
     if (!rc) rc = mdb_dbi_open(txn, "meta", 0, &dbi);
@@ -151,7 +151,7 @@ static int peek_open(const char *dir, int *mode, size_t *map_size) {
 static void reserve_lock_file(const char *dir, unsigned maxreaders) {
     char p[PATH_MAX];
     if (snprintf(p, sizeof p, "%s/lock.mdb", dir) >= (int)sizeof p) return;
-    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0664);
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0660);
     if (fd < 0) return;
     if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)maxreaders * 64 + 4096)) {
         /* best effort: the table's first pages are written at once anyway */
@@ -213,13 +213,13 @@ static int env_new(store *s, const store_opts *o) {
  * fast mode first, and opens without it when it cannot (s->note: why). */
 static int open_env(store *s, const char *dir, const store_opts *o, int mode) {
     s->mode = mode;
-    int rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD | mode_flags(mode), 0664);
+    int rc = mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD | mode_flags(mode), 0660);
     if (rc || mode != STORE_MODE_FAST || !o->create) return rc;
     if (reserve_map(s->env, dir, s->note, sizeof s->note) == 0) return 0;
     mdb_env_close(s->env);
     if ((rc = env_new(s, o))) return rc;
     s->mode = STORE_MODE_FAST_PWRITE;
-    return mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD | mode_flags(s->mode), 0664);
+    return mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NORDAHEAD | mode_flags(s->mode), 0660);
 }
 
 /* stated records how it opened the store (peek_open reads it). */
@@ -281,7 +281,7 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
     } else {
         char p[PATH_MAX];
         if (snprintf(p, sizeof p, "%s/data.mdb", dir) >= (int)sizeof p) return -ENAMETOOLONG;
-        if (stat(p, &st)) return -ENOENT;
+        if (stat(p, &st)) return errno == EACCES ? -EACCES : -ENOENT;
     }
     int mode = o.durability == STORE_SAFE ? STORE_MODE_SAFE : STORE_MODE_FAST;
     if (!o.create) {
@@ -1035,6 +1035,21 @@ int store_socket_rooms(store_txn *t, const char *id,
     mdb_cursor_close(c);
     if (ret) return ret;
     return rc == MDB_NOTFOUND ? 0 : rc_of(rc);
+}
+
+int store_socket_room_count(store_txn *t, const char *id, size_t *n) {
+    MDB_cursor *c;
+    *n = 0;
+    int rc = mdb_cursor_open(t->txn, t->s->sock_rooms, &c);
+    if (rc) return rc_of(rc);
+    MDB_val k = sval(id), v;
+    size_t cnt = 0;
+    rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+    if (rc == 0) rc = mdb_cursor_count(c, &cnt);
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND) return 0;
+    *n = (size_t)cnt;
+    return rc_of(rc);
 }
 
 /* ---- log --------------------------------------------------------------- */

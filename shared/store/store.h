@@ -268,6 +268,8 @@ int store_room_each(store_txn *t, const char *nsp,
                     int (*cb)(void *arg, const char *room, size_t room_len, size_t members),
                     void *arg);
 /* Rooms of one socket. */
+/* How many rooms socket id is in now (its own room included). */
+int store_socket_room_count(store_txn *t, const char *id, size_t *n);
 int store_socket_rooms(store_txn *t, const char *id,
                        int (*cb)(void *arg, const char *room, size_t room_len), void *arg);
 

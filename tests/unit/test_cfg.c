@@ -94,6 +94,32 @@ TEST(durability_option) {
     cfg_free(&c);
 }
 
+TEST(access_and_per_socket_keys) {
+    cfg c;
+    char err[256] = "";
+    cfg_defaults(&c);
+    ASSERT_EQ_INT((int)c.allow_request_timeout, 2000);
+    ASSERT_EQ_INT((int)c.max_rooms_per_socket, 10000);
+    ASSERT_EQ_INT((int)c.max_queue_packets, 100000);
+    ASSERT_EQ_INT((int)c.max_handler_queue, 1000);
+    ASSERT_TRUE(!c.trusted_proxies && !c.allow_request && !c.state_group);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "trusted_proxies = 127.0.0.1, 10.0.0.0/8\nallow_request = ./ok.sh --x\n"
+                            "state_group = sio\nmax_rooms_per_socket = 3\n", err), 0);
+    ASSERT_EQ_STR(c.trusted_proxies, "127.0.0.1, 10.0.0.0/8");
+    ASSERT_EQ_STR(c.allow_request, "./ok.sh --x");
+    ASSERT_EQ_STR(c.state_group, "sio");
+    ASSERT_EQ_INT((int)c.max_rooms_per_socket, 3);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "\ntrusted_proxies = 10.0.0.0/40\n", err), -EINVAL);
+    ASSERT_TRUE(strstr(err, "line 2: trusted_proxies: '10.0.0.0/40'") != NULL);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "state_group = a b\n", err), -EINVAL);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "max_rooms_per_socket = 0\n", err), -EINVAL);
+    cfg_free(&c);
+}
+
 TEST(load_reports_missing_files) {
     cfg c;
     char err[256] = "";
