@@ -43,6 +43,7 @@
 #include "server/server.h"
 
 #define STOP_GRACE_MS 1500 /* connections get this long to close at a stop */
+#define FRONT_MAX_HEAD 16384 /* bytes of a request head (lws drops longer ones) */
 
 typedef struct front_opts {
     const char *host;
@@ -422,6 +423,10 @@ static int create_context(front *f) {
     static const lws_retry_bo_t no_idle_policy = {0};
     info.retry_and_idle_policy = &no_idle_policy;
     info.pt_serv_buf_size = 32768;
+    /* Request heads up to Node's limit (16 KB, --max-http-header-size): a
+     * 10 KB sid gets its 400 like any unknown one.  lws holds this much per
+     * connection only while it reads a head or answers a request. */
+    info.max_http_header_data = FRONT_MAX_HEAD;
     info.keepalive_timeout = 60;
     info.timeout_secs = 20;
     info.vhost_name = "sio-front";

@@ -32,9 +32,9 @@ typedef struct fhttp_req {
     fhttp *owner;
     int route;
     char method[12];
-    char query[2048];
+    char *query;           /* owned */
     char ctype[128], origin[512], remote[64];
-    char url[3200];
+    char *url;             /* owned */
     flws_hdrs hdrs;
     http_req req;
     polling_req poll;
@@ -61,8 +61,6 @@ struct fhttp {
     unsigned char scratch[LWS_PRE + HTTP_CHUNK];
 };
 
-static const char *const g_methods[] = {"GET", "POST", "OPTIONS", "PUT", "PATCH",
-                                        "DELETE", "CONNECT", "HEAD", "GET"};
 
 fhttp *fhttp_new(server *srv, ftimers *timers, const char *client_js) {
     fhttp *h = calloc(1, sizeof *h);
@@ -97,6 +95,8 @@ static void list_del(fhttp_req *r) {
 static void req_free(fhttp_req *r) {
     list_del(r);
     flws_hdrs_free(&r->hdrs);
+    free(r->query);
+    free(r->url);
     buf_free(&r->body);
     http_resp_free(&r->resp);
     free(r);
@@ -162,9 +162,8 @@ void fhttp_closed(struct lws *wsi) {
 }
 
 static void fill_req(struct lws *wsi, fhttp_req *r, int meth) {
-    snprintf(r->method, sizeof r->method, "%s",
-             meth >= 0 && meth < (int)(sizeof g_methods / sizeof *g_methods) ? g_methods[meth] : "GET");
-    if (flws_query(wsi, r->query, sizeof r->query)) r->query[0] = 0;
+    snprintf(r->method, sizeof r->method, "%s", flws_method_name(meth));
+    r->query = flws_query(wsi);
     if (lws_hdr_copy(wsi, r->ctype, sizeof r->ctype, WSI_TOKEN_HTTP_CONTENT_TYPE) < 0) r->ctype[0] = 0;
     if (lws_hdr_copy(wsi, r->origin, sizeof r->origin, WSI_TOKEN_ORIGIN) < 0) r->origin[0] = 0;
     lws_get_peer_simple(wsi, r->remote, sizeof r->remote);
@@ -179,14 +178,14 @@ static void fill_req(struct lws *wsi, fhttp_req *r, int meth) {
     if (lws_hdr_copy(wsi, conn, sizeof conn, WSI_TOKEN_CONNECTION) > 0)
         r->conn_close = strcasestr(conn, "close") != NULL;
     r->req.method = r->method;
-    r->req.query = r->query;
+    r->req.query = r->query ? r->query : "";
     r->req.content_type = r->ctype[0] ? r->ctype : NULL;
     r->req.origin = r->origin[0] ? r->origin : NULL;
     r->req.remote_addr = r->remote;
     r->req.content_length = clen;
     r->req.upgrade = 0;
-    flws_url(wsi, r->query, r->url, sizeof r->url);
-    r->req.url = r->url;
+    r->url = flws_url(wsi, r->query);
+    r->req.url = r->url ? r->url : "";
     flws_hdrs_load(wsi, &r->hdrs);
     r->req.headers = r->hdrs.kv;
 }

@@ -302,44 +302,68 @@ static ws_conn *conn_new(ws_front *w, struct lws *wsi, int state) {
     return c;
 }
 
+/* The answer to an invalid WebSocket handshake (see websocket_handshake_error). */
+typedef struct ws_refusal {
+    int status;
+    const char *msg, *extra;
+} ws_refusal;
+
 /* Asks the server to accept the Upgrade request: WEBSOCKET_NEW,
  * WEBSOCKET_UPGRADE (sid, open, *cursor set) or WEBSOCKET_REJECT (*code;
- * *second: the session has a WebSocket already). */
-static int accept_request(ws_front *w, struct lws *wsi, int route, const char *remote,
-                          char sid[UTIL_ID_LEN + 1], buf *open, uint64_t *cursor, int *code,
-                          int *second) {
-    char query[2048], origin[512] = "", url[3200];
-    int qok = flws_query(wsi, query, sizeof query) == 0;
+ * *second: the session has a WebSocket already; *hs the answer when *code
+ * is WEBSOCKET_BAD_HANDSHAKE). */
+static int accept_request(ws_front *w, struct lws *wsi, int route, const char *method,
+                          const char *remote, char sid[UTIL_ID_LEN + 1], buf *open, uint64_t *cursor,
+                          int *code, int *second, ws_refusal *hs) {
+    char origin[512] = "", key[64], version[32];
+    char *query = flws_query(wsi), *url = flws_url(wsi, query);
+    int qok = query && url;
     if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0) origin[0] = 0;
+    int has_key = lws_hdr_copy(wsi, key, sizeof key, WSI_TOKEN_KEY) >= 0 && lws_hdr_total_length(wsi, WSI_TOKEN_KEY);
+    int has_version = lws_hdr_copy(wsi, version, sizeof version, WSI_TOKEN_VERSION) >= 0 &&
+                      lws_hdr_total_length(wsi, WSI_TOKEN_VERSION);
     flws_hdrs hdrs;
     flws_hdrs_load(wsi, &hdrs);
-    flws_url(wsi, qok ? query : "", url, sizeof url);
-    http_req req = {.method = "GET",
+    http_req req = {.method = method,
                     .query = qok ? query : "",
                     .origin = origin[0] ? origin : NULL,
                     .remote_addr = remote,
                     .content_length = -1,
                     .upgrade = 1,
                     .bare = route == 2,
-                    .url = url,
-                    .headers = hdrs.kv};
+                    .url = qok ? url : "",
+                    .headers = hdrs.kv,
+                    .ws_key = has_key ? key : NULL,
+                    .ws_version = has_version ? version : NULL};
     *code = 3;
     int kind = qok ? websocket_accept(w->srv, &req, sid, open, cursor, code) : WEBSOCKET_REJECT;
     flws_hdrs_free(&hdrs);
     *second = kind == WEBSOCKET_REJECT && *code == 3 && second_websocket(w->srv, wsi);
     if (kind == WEBSOCKET_REJECT && !*second) {
         char esc[256];
-        log_info("refused a WebSocket from %s: %s (query \"%s\")", remote, http_error_message(*code),
+        const char *why = http_error_message(*code);
+        if (*code == WEBSOCKET_BAD_HANDSHAKE) {
+            hs->status = websocket_handshake_error(&req, &hs->msg, &hs->extra);
+            why = hs->msg;
+        }
+        log_info("refused a WebSocket from %s: %s (query \"%s\")", remote, why,
                  log_escape(esc, sizeof esc, req.query, strlen(req.query)));
     }
+    free(query);
+    free(url);
     return kind;
 }
 
 int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
     server *e = w->srv;
-    char uri[1024], remote[64] = "";
-    int route = 0;
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || !(route = http_route(e, uri))) {
+    char uri[1024], remote[64] = "", *uptr = NULL;
+    int route = 0, ulen = 0;
+    /* any method: a POST with Upgrade headers is refused as Node refuses it */
+    int meth = lws_http_get_uri_and_method(wsi, &uptr, &ulen);
+    if (meth < 0 || !uptr || ulen <= 0 || (size_t)ulen >= sizeof uri) ulen = 0;
+    memcpy(uri, uptr ? uptr : "", (size_t)ulen);
+    uri[ulen] = 0;
+    if (!ulen || !(route = http_route(e, uri))) {
         flws_respond(wsi, 404, "text/plain", "Not Found", 9, NULL);
         return 1;
     }
@@ -352,7 +376,9 @@ int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
     buf open = BUF_INIT;
     uint64_t cursor = 0;
     int code, second;
-    int kind = accept_request(w, wsi, route, remote, sid, &open, &cursor, &code, &second);
+    ws_refusal hs = {0};
+    int kind = accept_request(w, wsi, route, flws_method_name(meth), remote, sid, &open, &cursor, &code,
+                              &second, &hs);
     if (second) {
         /* Node accepts a second WebSocket for a session that is upgrading or
          * upgraded, and closes it at once (clients expect a close, not an
@@ -368,6 +394,11 @@ int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
         static const char full[] = "{\"code\":4,\"message\":\"Store full\"}";
         buf_free(&open);
         flws_respond(wsi, 503, "application/json", full, sizeof full - 1, NULL);
+        return 1;
+    }
+    if (kind == WEBSOCKET_REJECT && code == WEBSOCKET_BAD_HANDSHAKE) { /* as Node's ws package answers */
+        buf_free(&open);
+        flws_respond(wsi, hs.status, "text/html", hs.msg, strlen(hs.msg), hs.extra);
         return 1;
     }
     if (kind == WEBSOCKET_REJECT) {

@@ -23,6 +23,9 @@ typedef struct http_req {
     int bare;                   /* at cfg.engine_path: a bare Engine.IO session */
     const char *url;            /* request URI, may be NULL */
     const char *const *headers; /* name, value, name, value, ..., NULL; may be NULL */
+    /* An Upgrade request's Sec-WebSocket-Key and Sec-WebSocket-Version
+     * (NULL when absent), checked by websocket_accept. */
+    const char *ws_key, *ws_version;
 } http_req;
 
 typedef struct http_resp {
