@@ -206,6 +206,16 @@ static int answer_and_close(struct lws *wsi, fhttp_req *r) {
 static int eio_request(struct lws *wsi, fhttp_req *r) {
     server *e = r->owner->srv;
     r->route = R_EIO;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 && r->req.content_length < 0) {
+        /* A chunked body: lws 4.1 cannot read one (it would parse the chunks
+         * as the next request).  Refuse it before touching the session, and
+         * hang up, as a server without chunked request bodies does. */
+        char esc[64];
+        log_info("POST from %s with a chunked body (no Content-Length): 411 (session %s untouched)",
+                 r->remote, log_escape(esc, sizeof esc, r->req.query, strlen(r->req.query)));
+        http_resp_set(&r->resp, 411, "text/plain", "Length Required\n", 16);
+        return answer_and_close(wsi, r);
+    }
     int rc = polling_begin(e, &r->req, &r->poll, &r->resp);
     int has_body = r->req.content_length > 0;
     switch (rc) {
