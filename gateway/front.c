@@ -428,7 +428,10 @@ static int create_context(front *f) {
      * connection only while it reads a head or answers a request. */
     info.max_http_header_data = FRONT_MAX_HEAD;
     info.keepalive_timeout = 60;
-    info.timeout_secs = 20;
+    /* A request head that never ends, a connection that says nothing: lws
+     * closes them after this (whole seconds; see also front_http.c, bodies) */
+    info.timeout_secs = (unsigned int)((f->srv.cfg.http_timeout + 999) / 1000);
+    info.timeout_secs_ah_idle = (int)info.timeout_secs; /* a head in transit: counted once */
     info.vhost_name = "sio-front";
     info.server_string = "sio-front";
     f->ctx = lws_create_context(&info);

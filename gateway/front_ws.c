@@ -613,7 +613,8 @@ int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
  * it, see ws_peer_close) or a short timeout: hanging up on a client that is
  * still sending would reset the connection and lose the close frame. */
 static int send_close(struct lws *wsi, ws_conn *c) {
-    const char *why = c->close_code == WS_CLOSE_TRY_AGAIN_LATER ? "Store full" : "Max payload size exceeded";
+    /* 1009 goes without a reason, as Node's ws sends it */
+    const char *why = c->close_code == WS_CLOSE_TRY_AGAIN_LATER ? "Store full" : "";
     unsigned char *p = c->owner->scratch + LWS_PRE;
     size_t n = 0;
     if (c->close_code) {

@@ -293,6 +293,21 @@ fail:
     request_failed("a POST", p->sid, rc, resp);
 }
 
+void polling_post_broken(server *srv, polling_req *p) {
+    store_txn *t;
+    if (store_begin(srv->st, 1, &t)) return;
+    store_session s;
+    int rc = store_session_get(t, p->sid, &s);
+    if (rc == 0 && s.state != STORE_S_CLOSED && s.transport == STORE_T_POLLING) {
+        if (close_and_commit(srv, t, p->sid, &s, SESSION_CLOSE_TRANSPORT) == 0)
+            log_debug("session %s closed: its POST broke off", p->sid);
+        return;
+    }
+    store_abort(t);
+}
+
+void polling_overlap_answer(http_resp *resp) { http_resp_set(resp, 400, NULL, "", 0); }
+
 /* ---- GET ---------------------------------------------------------------------------- */
 
 static int payload_frame_cb(void *arg, const logrec_frame *f) {
