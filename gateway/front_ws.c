@@ -18,8 +18,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "front_ws.h"
+
+#include "front_guard.h"
 
 #include "base/log.h"
 #include "base/util.h"
@@ -201,6 +204,7 @@ void ws_shutdown_all(ws_front *w) {
 }
 
 void ws_destroy(ws_conn *c) {
+    if (c->established) fguard_attach(c->fd, NULL);
     if (c->state != WS_CLOSING) {
         if (c->state == WS_OPEN)
             log_debug("session %s: WebSocket gone (%s)", c->sid,
@@ -430,6 +434,8 @@ int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
 int ws_established(struct lws *wsi, ws_conn *c) {
     server *e = c->owner->srv;
     c->established = 1;
+    c->fd = lws_get_socket_fd(wsi);
+    fguard_attach(c->fd, c);
     if (c->state == WS_CLOSING) { /* accepted only to be closed */
         lws_callback_on_writable(wsi);
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 5);
@@ -461,6 +467,16 @@ static void close_with_status(ws_conn *c, int status) {
     lws_rx_flow_control(c->wsi, 0);
     lws_callback_on_writable(c->wsi);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+}
+
+void ws_close_status(ws_conn *c, int status) {
+    if (c->close_sent || c->close_code) return;
+    if (status == LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE)
+        log_warn("session %s: message over max_http_buffer_size (%ld bytes): closing with 1009", c->sid,
+                 c->owner->srv->cfg.max_http_buffer_size);
+    else
+        log_info("session %s: WebSocket protocol error from the client: closing with %d", c->sid, status);
+    close_with_status(c, status);
 }
 
 static void upgrade_done(ws_conn *c) {
@@ -613,7 +629,7 @@ int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
  * it, see ws_peer_close) or a short timeout: hanging up on a client that is
  * still sending would reset the connection and lose the close frame. */
 static int send_close(struct lws *wsi, ws_conn *c) {
-    /* 1009 goes without a reason, as Node's ws sends it */
+    /* 1009 and 1002 go without a reason, as Node's ws sends them */
     const char *why = c->close_code == WS_CLOSE_TRY_AGAIN_LATER ? "Store full" : "";
     unsigned char *p = c->owner->scratch + LWS_PRE;
     size_t n = 0;
@@ -623,11 +639,16 @@ static int send_close(struct lws *wsi, ws_conn *c) {
         memcpy(p + 2, why, strlen(why));
         n = 2 + strlen(why);
     }
+    int error = c->close_code && c->close_code != WS_CLOSE_TRY_AGAIN_LATER;
     c->close_code = 0;
     c->close_frame = 0;
     c->close_sent = 1;
     conn_clear(c);
     if (lws_write(wsi, p, n, WS_WRITE_CLOSE) < 0) return -1;
+    /* A protocol error (1002, 1009): like Node's ws, end our side at once
+     * (FIN after the close frame) while what the client still sends is read
+     * and dropped (front_guard.c) */
+    if (error) shutdown(lws_get_socket_fd(wsi), SHUT_WR);
     lws_rx_flow_control(wsi, 1);
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 3);
     return 0;
