@@ -54,6 +54,10 @@ typedef struct guard {
 } guard;
 
 static guard *g;
+/* Read by recv() in any thread before g is touched: only the lws thread
+ * (g_thread, while g_on) ever looks at g, so fguard_free cannot race. */
+static int g_on;
+static pthread_t g_thread;
 
 static ssize_t real_recv(int fd, void *data, size_t len, int flags) {
     return syscall(SYS_recvfrom, fd, data, len, flags, NULL, NULL);
@@ -82,6 +86,8 @@ int fguard_init(server *srv, int deflate) {
     x->thread = pthread_self();
     x->n = n;
     g = x;
+    g_thread = x->thread;
+    __atomic_store_n(&g_on, 1, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -93,6 +99,7 @@ static void conn_free(gconn *c) {
 
 void fguard_free(void) {
     if (!g) return;
+    __atomic_store_n(&g_on, 0, __ATOMIC_RELEASE);
     for (size_t i = 0; i < g->n; i++) conn_free(g->tab[i]);
     free(g->tab);
     free(g->pend);
@@ -346,9 +353,10 @@ static size_t walk(int fd, gconn *c, unsigned char *data, size_t n, size_t *hold
 
 ssize_t recv(int fd, void *data, size_t len, int flags);
 ssize_t recv(int fd, void *data, size_t len, int flags) {
-    gconn *c = g && fd >= 0 && (size_t)fd < g->n ? g->tab[fd] : NULL;
-    if (!c || c->state == G_PASS || !pthread_equal(pthread_self(), g->thread))
+    if (!__atomic_load_n(&g_on, __ATOMIC_ACQUIRE) || !pthread_equal(pthread_self(), g_thread))
         return real_recv(fd, data, len, flags);
+    gconn *c = fd >= 0 && (size_t)fd < g->n ? g->tab[fd] : NULL;
+    if (!c || c->state == G_PASS) return real_recv(fd, data, len, flags);
     if (c->state == G_EOF) return 0;
     if (c->state == G_BROKEN) {
         if (c->flushed) { /* the front sent its close frame: drop what comes until the client goes */
