@@ -228,7 +228,7 @@ test("2. a WebSocket message of exactly maxPayload is delivered; one byte more g
     assert.equal(await d.closed, 1009);
     c.sock.destroy();
   } finally { await listen.stop(); }
-});
+}, { timeout: 60000 });
 
 // ---- 3. chunked POST bodies ---------------------------------------------------------------
 const chunkedPost = (port, url, parts) => rawHttp(port, [
@@ -407,7 +407,7 @@ test("8a. a head that never ends and a body that trickles (1 byte / 300 ms) are 
   assert.ok(took >= HTTP_TIMEOUT - 1000, `closed after ${took} ms, http_timeout ${HTTP_TIMEOUT}`);
   assert.ok(took < 100 * 300, `closed by the server after ${took} ms, before the client was done`);
   assert.deepEqual(await p.get(), { status: 400, body: UNKNOWN }); // the broken-off POST closed its session
-});
+}, { timeout: 60000 });
 
 test("8b. 2000 half-open connections: RSS bounded, all closed after http_timeout, a client is served meanwhile", async () => {
   const N = 2000;
@@ -428,7 +428,7 @@ test("8b. 2000 half-open connections: RSS bounded, all closed after http_timeout
   assert.ok(during - before < 64 * 1024, `RSS grew ${during - before} KB for ${N} half-open connections`);
   await Promise.race([Promise.all(closed), sleep(4 * HTTP_TIMEOUT + 20000).then(() => { throw new Error("not all closed"); })]);
   await servedMeanwhile(front);
-});
+}, { timeout: 60000 });
 
 test("8c. a flood of 2000 CONNECTs to unknown namespaces: each gets its CONNECT_ERROR, RSS bounded, others served", async () => {
   const pid = front.proc.child.pid;
