@@ -96,6 +96,9 @@ static void read_request(FCGX_Request *r, http_req *req, const char **hv, char (
     req->content_length = cl && *cl ? strtol(cl, NULL, 10) : -1;
     const char *up = FCGX_GetParam("HTTP_UPGRADE", env);
     req->upgrade = up && !strcasecmp(up, "websocket");
+    const char *conn = FCGX_GetParam("HTTP_CONNECTION", env);
+    /* Apache passes no Connection header to FastCGI: then Upgrade alone counts */
+    req->upgrade_other = up && *up && !req->upgrade && (!conn || strcasestr(conn, "upgrade"));
     req->url = FCGX_GetParam("REQUEST_URI", env);
     size_t nh = 0;
     for (char **p = env; *p && nh < MAX_HEADERS; p++)

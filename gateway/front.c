@@ -35,6 +35,7 @@
 #include "base/util.h"
 #include "front_conn.h"
 #include "front_deliver.h"
+#include "front_guard.h"
 #include "front_http.h"
 #include "front_lws.h"
 #include "front_timer.h"
@@ -43,6 +44,7 @@
 #include "server/server.h"
 
 #define STOP_GRACE_MS 1500 /* connections get this long to close at a stop */
+#define FRONT_MAX_HEAD (FGUARD_HEAD_MAX + 1024) /* lws's room for a head: front_guard answers 431 first */
 
 typedef struct front_opts {
     const char *host;
@@ -127,7 +129,11 @@ static int sio_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             lws_set_opaque_user_data(wsi, NULL);
         }
         return 0;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        fguard_open(lws_get_socket_fd(wsi));
+        return 0;
     case LWS_CALLBACK_WSI_DESTROY:
+        fguard_close(lws_get_socket_fd(wsi));
         if (kind == OBJ_WS) ws_destroy(o);
         else if (kind == OBJ_HTTP) fhttp_closed(wsi);
         if (kind == OBJ_WS || kind == OBJ_HTTP) lws_set_opaque_user_data(wsi, NULL);
@@ -137,6 +143,9 @@ static int sio_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     }
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
+
+/* A client broke the WebSocket framing (front_guard.h). */
+static void guard_close(void *owner, int code) { ws_close_status(owner, code); }
 
 /* server_notify defers while this is set; the main loop flushes each turn. */
 static void defer_noop(void *arg) { (void)arg; }
@@ -422,8 +431,15 @@ static int create_context(front *f) {
     static const lws_retry_bo_t no_idle_policy = {0};
     info.retry_and_idle_policy = &no_idle_policy;
     info.pt_serv_buf_size = 32768;
+    /* Request heads up to Node's limit (16 KB, --max-http-header-size): a
+     * 10 KB sid gets its 400 like any unknown one.  lws holds this much per
+     * connection only while it reads a head or answers a request. */
+    info.max_http_header_data = FRONT_MAX_HEAD;
     info.keepalive_timeout = 60;
-    info.timeout_secs = 20;
+    /* A request head that never ends, a connection that says nothing: lws
+     * closes them after this (whole seconds; see also front_http.c, bodies) */
+    info.timeout_secs = (unsigned int)((f->srv.cfg.http_timeout + 999) / 1000);
+    info.timeout_secs_ah_idle = (int)info.timeout_secs; /* a head in transit: counted once */
     info.vhost_name = "sio-front";
     info.server_string = "sio-front";
     f->ctx = lws_create_context(&info);
@@ -492,6 +508,7 @@ static void run(front *f) {
     f->srv.defer_hook = defer_noop;
     while (!f->stopping || (ws_count(f->ws) > 0 && util_now_ms() < f->stop_deadline)) {
         if (lws_service(f->ctx, 0) < 0) break;
+        fguard_flush(guard_close);
         server_notify_flush(&f->srv);
     }
     server_notify_flush(&f->srv);
@@ -521,7 +538,8 @@ int main(int argc, char **argv) {
     }
     if (!f->o.max_queue) f->o.max_queue = (size_t)f->srv.cfg.max_queue_bytes;
     if (f->o.deflate < 0) f->o.deflate = f->srv.cfg.per_message_deflate;
-    int ok = create_context(f) == 0 && start_modules(f) == 0 && adopt_all(f) == 0;
+    int ok = create_context(f) == 0 && start_modules(f) == 0 && adopt_all(f) == 0 &&
+             fguard_init(&f->srv, f->o.deflate) == 0;
     if (ok) {
         log_listening(f);
         run(f);
@@ -532,6 +550,7 @@ int main(int argc, char **argv) {
     deliver_free(f->dl);
     ws_free(f->ws);
     fhttp_free(f->http);
+    fguard_free();
     ftimers_free(&f->timers);
     plugin_unload(&f->srv);
     server_close(&f->srv);

@@ -67,6 +67,7 @@ struct ws_conn {
     /* the transport (front_ws.c) */
     int state;
     int established;         /* lws called ESTABLISHED: writes allowed */
+    int fd;                  /* its socket, once established (front_guard.h) */
     uint64_t accept_cursor;  /* probing: the session's cursor at accept */
     int server_done;         /* websocket_closed / upgrade_abort called */
     int close_frame;         /* closing: send an empty close frame first */

@@ -32,14 +32,16 @@ typedef struct fhttp_req {
     fhttp *owner;
     int route;
     char method[12];
-    char query[2048];
+    char *query;           /* owned */
     char ctype[128], origin[512], remote[64];
-    char url[3200];
+    char *url;             /* owned */
     flws_hdrs hdrs;
     http_req req;
     polling_req poll;
     int listed;            /* in the held list */
     int reading;           /* a body is expected */
+    int posting;           /* an Engine.IO POST whose body is arriving: in the posting list */
+    int broken;            /* its session was closed by a second POST: answer "ok", as Node */
     buf body;
     int too_big;
     int drain;              /* answer already made: drop the body, then send it */
@@ -50,6 +52,7 @@ typedef struct fhttp_req {
     size_t off;
     ftimer timer;           /* the held GET's deadline */
     struct fhttp_req *prev, *next;
+    struct fhttp_req *pprev, *pnext; /* the posting list */
 } fhttp_req;
 
 struct fhttp {
@@ -58,11 +61,10 @@ struct fhttp {
     const char *client_js;
     int stopping;        /* held GETs are abandoned, not dropped */
     fhttp_req *held;     /* held GETs */
+    fhttp_req *posting;  /* POSTs whose body is arriving */
     unsigned char scratch[LWS_PRE + HTTP_CHUNK];
 };
 
-static const char *const g_methods[] = {"GET", "POST", "OPTIONS", "PUT", "PATCH",
-                                        "DELETE", "CONNECT", "HEAD", "GET"};
 
 fhttp *fhttp_new(server *srv, ftimers *timers, const char *client_js) {
     fhttp *h = calloc(1, sizeof *h);
@@ -94,9 +96,44 @@ static void list_del(fhttp_req *r) {
     ftimer_cancel(r->owner->timers, &r->timer);
 }
 
+static void posting_add(fhttp_req *r) {
+    r->posting = 1;
+    r->pprev = NULL;
+    r->pnext = r->owner->posting;
+    if (r->pnext) r->pnext->pprev = r;
+    r->owner->posting = r;
+}
+
+static void posting_del(fhttp_req *r) {
+    if (!r->posting) return;
+    r->posting = 0;
+    if (r->pprev) r->pprev->pnext = r->pnext;
+    else r->owner->posting = r->pnext;
+    if (r->pnext) r->pnext->pprev = r->pprev;
+    r->pprev = r->pnext = NULL;
+}
+
+/* Another POST of session sid is still arriving: Node answers the new one
+ * 400 and closes the session; the first one then gets "ok" for nothing. */
+static int post_overlaps(fhttp *h, fhttp_req *r) {
+    int found = 0;
+    for (fhttp_req *o = h->posting; o; o = o->pnext)
+        if (!strcmp(o->poll.sid, r->poll.sid)) o->broken = found = 1;
+    if (!found) return 0;
+    log_info("session %s: a second POST from %s while one is arriving: 400, session closed", r->poll.sid,
+             r->remote);
+    polling_post_broken(h->srv, &r->poll);
+    polling_overlap_answer(&r->resp);
+    return 1;
+}
+
 static void req_free(fhttp_req *r) {
     list_del(r);
+    posting_del(r);
+    ftimer_cancel(r->owner->timers, &r->timer);
     flws_hdrs_free(&r->hdrs);
+    free(r->query);
+    free(r->url);
     buf_free(&r->body);
     http_resp_free(&r->resp);
     free(r);
@@ -155,6 +192,11 @@ void fhttp_closed(struct lws *wsi) {
     if (!r || r->kind != OBJ_HTTP) return;
     lws_set_opaque_user_data(wsi, NULL);
     int abandoned = r->poll.held && !r->ready;
+    if (r->posting && !r->broken && !r->owner->stopping) {
+        /* the client went away in the middle of its POST: Node closes the session */
+        log_info("session %s: POST from %s broken off: session closed", r->poll.sid, r->remote);
+        polling_post_broken(r->owner->srv, &r->poll);
+    }
     list_del(r);
     if (abandoned && !r->owner->stopping) polling_dropped(r->owner->srv, &r->poll);
     else if (r->poll.held) polling_abandon(r->owner->srv, &r->poll);
@@ -162,9 +204,8 @@ void fhttp_closed(struct lws *wsi) {
 }
 
 static void fill_req(struct lws *wsi, fhttp_req *r, int meth) {
-    snprintf(r->method, sizeof r->method, "%s",
-             meth >= 0 && meth < (int)(sizeof g_methods / sizeof *g_methods) ? g_methods[meth] : "GET");
-    if (flws_query(wsi, r->query, sizeof r->query)) r->query[0] = 0;
+    snprintf(r->method, sizeof r->method, "%s", flws_method_name(meth));
+    r->query = flws_query(wsi);
     if (lws_hdr_copy(wsi, r->ctype, sizeof r->ctype, WSI_TOKEN_HTTP_CONTENT_TYPE) < 0) r->ctype[0] = 0;
     if (lws_hdr_copy(wsi, r->origin, sizeof r->origin, WSI_TOKEN_ORIGIN) < 0) r->origin[0] = 0;
     lws_get_peer_simple(wsi, r->remote, sizeof r->remote);
@@ -179,14 +220,14 @@ static void fill_req(struct lws *wsi, fhttp_req *r, int meth) {
     if (lws_hdr_copy(wsi, conn, sizeof conn, WSI_TOKEN_CONNECTION) > 0)
         r->conn_close = strcasestr(conn, "close") != NULL;
     r->req.method = r->method;
-    r->req.query = r->query;
+    r->req.query = r->query ? r->query : "";
     r->req.content_type = r->ctype[0] ? r->ctype : NULL;
     r->req.origin = r->origin[0] ? r->origin : NULL;
     r->req.remote_addr = r->remote;
     r->req.content_length = clen;
     r->req.upgrade = 0;
-    flws_url(wsi, r->query, r->url, sizeof r->url);
-    r->req.url = r->url;
+    r->url = flws_url(wsi, r->query);
+    r->req.url = r->url ? r->url : "";
     flws_hdrs_load(wsi, &r->hdrs);
     r->req.headers = r->hdrs.kv;
 }
@@ -202,11 +243,43 @@ static int answer_and_close(struct lws *wsi, fhttp_req *r) {
     return -1;
 }
 
+/* A request body must arrive within cfg.http_timeout (whole seconds for lws).
+ * lws re-arms its timeout whenever a piece comes, so a body that trickles
+ * would never end: the request's timer bounds the whole body too. */
+static int body_timeout(const server *e) { return (int)((e->cfg.http_timeout + 999) / 1000); }
+
+static void body_late_cb(ftimer *t) {
+    fhttp_req *r = lws_container_of(t, fhttp_req, timer);
+    if (!r->reading) return;
+    log_info("request from %s: body not complete after http_timeout (%ld ms): closing", r->remote,
+             r->owner->srv->cfg.http_timeout);
+    lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* Starts reading a body (dropped when drain) within cfg.http_timeout. */
+static void read_body(struct lws *wsi, fhttp_req *r, int drain) {
+    server *e = r->owner->srv;
+    r->reading = 1;
+    if (drain) r->drain = r->too_big = 1;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, body_timeout(e));
+    ftimer_set(r->owner->timers, &r->timer, body_late_cb, e->cfg.http_timeout);
+}
+
 #define DRAIN_MAX(e) (16 * (e)->cfg.max_http_buffer_size)
 
 static int eio_request(struct lws *wsi, fhttp_req *r) {
     server *e = r->owner->srv;
     r->route = R_EIO;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 && r->req.content_length < 0) {
+        /* A chunked body: lws 4.1 cannot read one (it would parse the chunks
+         * as the next request).  Refuse it before touching the session, and
+         * hang up, as a server without chunked request bodies does. */
+        char esc[64];
+        log_info("POST from %s with a chunked body (no Content-Length): 411 (session %s untouched)",
+                 r->remote, log_escape(esc, sizeof esc, r->req.query, strlen(r->req.query)));
+        http_resp_set(&r->resp, 411, "text/plain", "Length Required\n", 16);
+        return answer_and_close(wsi, r);
+    }
     int rc = polling_begin(e, &r->req, &r->poll, &r->resp);
     int has_body = r->req.content_length > 0;
     switch (rc) {
@@ -216,8 +289,9 @@ static int eio_request(struct lws *wsi, fhttp_req *r) {
             respond(r);
             return 0;
         }
-        r->reading = 1;
-        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, 30);
+        if (post_overlaps(r->owner, r)) return answer_and_close(wsi, r);
+        posting_add(r);
+        read_body(wsi, r, 0);
         return 0;
     case POLLING_WAIT:
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0); /* held as long as polling_step says */
@@ -229,8 +303,7 @@ static int eio_request(struct lws *wsi, fhttp_req *r) {
          * too big to be worth reading gets the answer and the connection closed. */
         if (has_body && r->req.content_length > DRAIN_MAX(e)) return answer_and_close(wsi, r);
         if (has_body) {
-            r->reading = r->drain = r->too_big = 1;
-            lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, 30);
+            read_body(wsi, r, 1);
             return 0;
         }
         respond(r);
@@ -272,7 +345,7 @@ static int demo_request(struct lws *wsi, fhttp_req *r, int route) {
         const char *rm = lws_get_urlarg_by_name(wsi, "room=", room, sizeof room);
         demo_rooms(r->owner->srv, n, rm, &r->resp);
     } else if (r->req.content_length > 0) {
-        r->reading = 1;
+        read_body(wsi, r, 0);
         return 0;
     } else {
         demo_join(r->owner->srv, route == DEMO_LEAVE, NULL, 0, 0, &r->resp);
@@ -338,12 +411,16 @@ int fhttp_body_done(struct lws *wsi) {
     fhttp_req *r = lws_get_opaque_user_data(wsi);
     if (!r || !r->reading) return 0;
     r->reading = 0;
+    posting_del(r);
+    ftimer_cancel(r->owner->timers, &r->timer);
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     if (r->drain) {
         respond(r);
         return 0;
     }
-    if (r->route == R_EIO) {
+    if (r->route == R_EIO && r->broken) {
+        http_resp_set(&r->resp, 200, "text/html", "ok", 2);
+    } else if (r->route == R_EIO) {
         static uint8_t empty[1];
         uint8_t *b = r->body.data ? (uint8_t *)r->body.data : empty;
         polling_post(r->owner->srv, &r->poll, b, r->body.len, r->too_big, &r->resp);

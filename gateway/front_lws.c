@@ -41,28 +41,32 @@ void flws_hdrs_free(flws_hdrs *h) {
     h->kv[0] = NULL;
 }
 
-void flws_url(struct lws *wsi, const char *query, char *out, size_t n) {
+char *flws_url(struct lws *wsi, const char *query) {
     char *uri = NULL;
     int len = 0;
-    out[0] = 0;
-    if (lws_http_get_uri_and_method(wsi, &uri, &len) < 0 || !uri) return;
-    snprintf(out, n, "%.*s%s%s", len, uri, query && *query ? "?" : "", query ? query : "");
+    if (lws_http_get_uri_and_method(wsi, &uri, &len) < 0 || !uri) len = 0;
+    size_t ql = query ? strlen(query) : 0;
+    char *out = malloc((size_t)len + ql + 2);
+    if (out) snprintf(out, (size_t)len + ql + 2, "%.*s%s%s", len, uri ? uri : "", ql ? "?" : "", ql ? query : "");
+    return out;
 }
 
-int flws_query(struct lws *wsi, char *out, size_t n) {
+char *flws_query(struct lws *wsi) {
+    int tl = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS); /* fragments and separators */
+    size_t cap = (size_t)(tl > 0 ? tl : 0) + 2;
+    char *out = malloc(cap);
+    if (!out) return NULL;
     size_t o = 0;
-    out[0] = 0;
     for (int i = 0;; i++) {
-        size_t fl = (size_t)lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (o + fl + 2 > n) return -1;
         size_t at = o ? o + 1 : 0;
-        int got = lws_hdr_copy_fragment(wsi, out + at, (int)(n - at), WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (at + 1 >= cap) break;
+        int got = lws_hdr_copy_fragment(wsi, out + at, (int)(cap - at), WSI_TOKEN_HTTP_URI_ARGS, i);
         if (got < 0) break; /* no more */
         if (o) out[o] = '&';
         o = at + (size_t)got;
     }
     out[o] = 0;
-    return 0;
+    return out;
 }
 
 int flws_respond(struct lws *wsi, int status, const char *ctype, const char *body, size_t len,
@@ -94,4 +98,10 @@ int flws_respond(struct lws *wsi, int status, const char *ctype, const char *bod
         if (w < 0) return -1;
     }
     return 0;
+}
+
+const char *flws_method_name(int meth) {
+    static const char *const names[] = {"GET", "POST", "OPTIONS", "PUT", "PATCH",
+                                        "DELETE", "CONNECT", "HEAD", "GET"};
+    return meth >= 0 && meth < (int)(sizeof names / sizeof *names) ? names[meth] : "GET";
 }

@@ -11,9 +11,9 @@
  * member is one of these. */
 enum { OBJ_WS = 1, OBJ_HTTP = 2, OBJ_RAW_NOTIFY = 3, OBJ_RAW_SIGNAL = 4, OBJ_RAW_LISTEN = 5 };
 
-/* The query string (its fragments joined by '&') into out; -1 when it does
- * not fit. */
-int flws_query(struct lws *wsi, char *out, size_t n);
+/* The query string (its fragments joined by '&'), however long the head
+ * allowed it to be: malloc'ed, NULL on ENOMEM. */
+char *flws_query(struct lws *wsi);
 
 /* The request headers lws knows by name, as http_req.headers wants them
  * (lower-case name, value, ..., NULL).  lws 4.1 cannot list headers it has
@@ -27,8 +27,13 @@ typedef struct flws_hdrs {
 void flws_hdrs_load(struct lws *wsi, flws_hdrs *h);
 void flws_hdrs_free(flws_hdrs *h);
 
-/* The request URI with its query string, as received (url for handlers). */
-void flws_url(struct lws *wsi, const char *query, char *out, size_t n);
+/* The method's name for lws_http_get_uri_and_method's answer ("GET" for
+ * one it does not know). */
+const char *flws_method_name(int meth);
+
+/* The request URI with its query string, as received (url for handlers):
+ * malloc'ed, NULL on ENOMEM. */
+char *flws_url(struct lws *wsi, const char *query);
 
 /* Writes a complete small HTTP response (headers + body) from a callback
  * that may write.  extra: complete "Name: value\r\n" lines or NULL.

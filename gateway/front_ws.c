@@ -18,8 +18,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "front_ws.h"
+
+#include "front_guard.h"
 
 #include "base/log.h"
 #include "base/util.h"
@@ -201,6 +204,7 @@ void ws_shutdown_all(ws_front *w) {
 }
 
 void ws_destroy(ws_conn *c) {
+    if (c->established) fguard_attach(c->fd, NULL);
     if (c->state != WS_CLOSING) {
         if (c->state == WS_OPEN)
             log_debug("session %s: WebSocket gone (%s)", c->sid,
@@ -302,44 +306,68 @@ static ws_conn *conn_new(ws_front *w, struct lws *wsi, int state) {
     return c;
 }
 
+/* The answer to an invalid WebSocket handshake (see websocket_handshake_error). */
+typedef struct ws_refusal {
+    int status;
+    const char *msg, *extra;
+} ws_refusal;
+
 /* Asks the server to accept the Upgrade request: WEBSOCKET_NEW,
  * WEBSOCKET_UPGRADE (sid, open, *cursor set) or WEBSOCKET_REJECT (*code;
- * *second: the session has a WebSocket already). */
-static int accept_request(ws_front *w, struct lws *wsi, int route, const char *remote,
-                          char sid[UTIL_ID_LEN + 1], buf *open, uint64_t *cursor, int *code,
-                          int *second) {
-    char query[2048], origin[512] = "", url[3200];
-    int qok = flws_query(wsi, query, sizeof query) == 0;
+ * *second: the session has a WebSocket already; *hs the answer when *code
+ * is WEBSOCKET_BAD_HANDSHAKE). */
+static int accept_request(ws_front *w, struct lws *wsi, int route, const char *method,
+                          const char *remote, char sid[UTIL_ID_LEN + 1], buf *open, uint64_t *cursor,
+                          int *code, int *second, ws_refusal *hs) {
+    char origin[512] = "", key[64], version[32];
+    char *query = flws_query(wsi), *url = flws_url(wsi, query);
+    int qok = query && url;
     if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0) origin[0] = 0;
+    int has_key = lws_hdr_copy(wsi, key, sizeof key, WSI_TOKEN_KEY) >= 0 && lws_hdr_total_length(wsi, WSI_TOKEN_KEY);
+    int has_version = lws_hdr_copy(wsi, version, sizeof version, WSI_TOKEN_VERSION) >= 0 &&
+                      lws_hdr_total_length(wsi, WSI_TOKEN_VERSION);
     flws_hdrs hdrs;
     flws_hdrs_load(wsi, &hdrs);
-    flws_url(wsi, qok ? query : "", url, sizeof url);
-    http_req req = {.method = "GET",
+    http_req req = {.method = method,
                     .query = qok ? query : "",
                     .origin = origin[0] ? origin : NULL,
                     .remote_addr = remote,
                     .content_length = -1,
                     .upgrade = 1,
                     .bare = route == 2,
-                    .url = url,
-                    .headers = hdrs.kv};
+                    .url = qok ? url : "",
+                    .headers = hdrs.kv,
+                    .ws_key = has_key ? key : NULL,
+                    .ws_version = has_version ? version : NULL};
     *code = 3;
     int kind = qok ? websocket_accept(w->srv, &req, sid, open, cursor, code) : WEBSOCKET_REJECT;
     flws_hdrs_free(&hdrs);
     *second = kind == WEBSOCKET_REJECT && *code == 3 && second_websocket(w->srv, wsi);
     if (kind == WEBSOCKET_REJECT && !*second && *code != WEBSOCKET_FORBIDDEN) {
         char esc[256];
-        log_info("refused a WebSocket from %s: %s (query \"%s\")", remote, http_error_message(*code),
+        const char *why = http_error_message(*code);
+        if (*code == WEBSOCKET_BAD_HANDSHAKE) {
+            hs->status = websocket_handshake_error(&req, &hs->msg, &hs->extra);
+            why = hs->msg;
+        }
+        log_info("refused a WebSocket from %s: %s (query \"%s\")", remote, why,
                  log_escape(esc, sizeof esc, req.query, strlen(req.query)));
     }
+    free(query);
+    free(url);
     return kind;
 }
 
 int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
     server *e = w->srv;
-    char uri[1024], remote[64] = "";
-    int route = 0;
-    if (lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0 || !(route = http_route(e, uri))) {
+    char uri[1024], remote[64] = "", *uptr = NULL;
+    int route = 0, ulen = 0;
+    /* any method: a POST with Upgrade headers is refused as Node refuses it */
+    int meth = lws_http_get_uri_and_method(wsi, &uptr, &ulen);
+    if (meth < 0 || !uptr || ulen <= 0 || (size_t)ulen >= sizeof uri) ulen = 0;
+    memcpy(uri, uptr ? uptr : "", (size_t)ulen);
+    uri[ulen] = 0;
+    if (!ulen || !(route = http_route(e, uri))) {
         flws_respond(wsi, 404, "text/plain", "Not Found", 9, NULL);
         return 1;
     }
@@ -352,7 +380,9 @@ int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
     buf open = BUF_INIT;
     uint64_t cursor = 0;
     int code, second;
-    int kind = accept_request(w, wsi, route, remote, sid, &open, &cursor, &code, &second);
+    ws_refusal hs = {0};
+    int kind = accept_request(w, wsi, route, flws_method_name(meth), remote, sid, &open, &cursor, &code,
+                              &second, &hs);
     if (second) {
         /* Node accepts a second WebSocket for a session that is upgrading or
          * upgraded, and closes it at once (clients expect a close, not an
@@ -374,6 +404,11 @@ int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
         int rc = flws_respond(wsi, 403, "application/json", open.data, open.len, NULL);
         buf_free(&open);
         (void)rc;
+        return 1;
+    }
+    if (kind == WEBSOCKET_REJECT && code == WEBSOCKET_BAD_HANDSHAKE) { /* as Node's ws package answers */
+        buf_free(&open);
+        flws_respond(wsi, hs.status, "text/html", hs.msg, strlen(hs.msg), hs.extra);
         return 1;
     }
     if (kind == WEBSOCKET_REJECT) {
@@ -405,6 +440,8 @@ int ws_confirm_upgrade(ws_front *w, struct lws *wsi) {
 int ws_established(struct lws *wsi, ws_conn *c) {
     server *e = c->owner->srv;
     c->established = 1;
+    c->fd = lws_get_socket_fd(wsi);
+    fguard_attach(c->fd, c);
     if (c->state == WS_CLOSING) { /* accepted only to be closed */
         lws_callback_on_writable(wsi);
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 5);
@@ -436,6 +473,16 @@ static void close_with_status(ws_conn *c, int status) {
     lws_rx_flow_control(c->wsi, 0);
     lws_callback_on_writable(c->wsi);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+}
+
+void ws_close_status(ws_conn *c, int status) {
+    if (c->close_sent || c->close_code) return;
+    if (status == LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE)
+        log_warn("session %s: message over max_http_buffer_size (%ld bytes): closing with 1009", c->sid,
+                 c->owner->srv->cfg.max_http_buffer_size);
+    else
+        log_info("session %s: WebSocket protocol error from the client: closing with %d", c->sid, status);
+    close_with_status(c, status);
 }
 
 static void upgrade_done(ws_conn *c) {
@@ -588,7 +635,8 @@ int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
  * it, see ws_peer_close) or a short timeout: hanging up on a client that is
  * still sending would reset the connection and lose the close frame. */
 static int send_close(struct lws *wsi, ws_conn *c) {
-    const char *why = c->close_code == WS_CLOSE_TRY_AGAIN_LATER ? "Store full" : "Max payload size exceeded";
+    /* 1009 and 1002 go without a reason, as Node's ws sends them */
+    const char *why = c->close_code == WS_CLOSE_TRY_AGAIN_LATER ? "Store full" : "";
     unsigned char *p = c->owner->scratch + LWS_PRE;
     size_t n = 0;
     if (c->close_code) {
@@ -597,11 +645,16 @@ static int send_close(struct lws *wsi, ws_conn *c) {
         memcpy(p + 2, why, strlen(why));
         n = 2 + strlen(why);
     }
+    int error = c->close_code && c->close_code != WS_CLOSE_TRY_AGAIN_LATER;
     c->close_code = 0;
     c->close_frame = 0;
     c->close_sent = 1;
     conn_clear(c);
     if (lws_write(wsi, p, n, WS_WRITE_CLOSE) < 0) return -1;
+    /* A protocol error (1002, 1009): like Node's ws, end our side at once
+     * (FIN after the close frame) while what the client still sends is read
+     * and dropped (front_guard.c) */
+    if (error) shutdown(lws_get_socket_fd(wsi), SHUT_WR);
     lws_rx_flow_control(wsi, 1);
     lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 3);
     return 0;

@@ -41,6 +41,9 @@ void ws_destroy(ws_conn *c);
 /* Closes the session in the server (reason) and the socket: quietly for
  * lagging / errors, with an empty close frame otherwise. */
 void ws_close(ws_conn *c, int reason);
+/* The client broke the WebSocket framing (front_guard.h): the session ends
+ * and the connection closes with status (1002, 1009). */
+void ws_close_status(ws_conn *c, int status);
 /* Stop: refuses new WebSockets and closes every connection. */
 void ws_shutdown_all(ws_front *w);
 

@@ -23,7 +23,7 @@ const ORDER = {
     'shared/server': ['server', 'http', 'access', 'rooms', 'reader', 'socketio', 'session', 'polling',
                       'websocket', 'actions'],
     'shared/cluster': ['rconn', 'wire', 'bridge', 'client'],
-    gateway: ['front_lws', 'front_timer', 'front_conn', 'front_deliver', 'front_demo', 'front_ws',
+    gateway: ['front_lws', 'front_timer', 'front_conn', 'front_deliver', 'front_demo', 'front_guard', 'front_ws',
               'front_http', 'front', 'fcgi'],
 };
 

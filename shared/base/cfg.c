@@ -23,6 +23,7 @@ static const cfg_key cfg_keys[] = {
     K("ping_timeout", ping_timeout, 50, 3600000),
     K("connect_timeout", connect_timeout, 50, 3600000),
     K("upgrade_timeout", upgrade_timeout, 50, 3600000),
+    K("http_timeout", http_timeout, 1000, 3600000),
     K("max_http_buffer_size", max_http_buffer_size, 1024, 100000000),
     K("max_sessions", max_sessions, 1, 10000000),
     K("max_log_bytes", max_log_bytes, 65536, 1L << 40),
@@ -79,6 +80,7 @@ void cfg_defaults(cfg *c) {
     c->ping_timeout = 20000;
     c->connect_timeout = 45000;
     c->upgrade_timeout = 10000;
+    c->http_timeout = 20000;
     c->max_http_buffer_size = 1000000;
     c->max_sessions = 100000;
     c->max_log_bytes = 256L << 20;

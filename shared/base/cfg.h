@@ -33,6 +33,7 @@ typedef struct cfg {
     long ping_timeout;         /* ms */
     long connect_timeout;      /* ms */
     long upgrade_timeout;      /* ms */
+    long http_timeout;         /* ms: sio-front's limit on a request head or body in transit */
     long max_http_buffer_size; /* bytes: POST body, WebSocket message, maxPayload */
     long max_sessions;         /* Engine.IO sessions held at once */
     long max_log_bytes;        /* packet log kept for readers that lag */

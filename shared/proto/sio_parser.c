@@ -19,9 +19,6 @@
 #include "base/b64.h"
 #include "proto/json.h"
 
-/* Largest ack id we accept: the largest integer a JavaScript peer holds
- * exactly (Number.MAX_SAFE_INTEGER). */
-#define SIO_ID_MAX 9007199254740991LL
 #define SIO_JSON_DEPTH JSON_MAX_DEPTH
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -81,7 +78,9 @@ static int payload_valid(int type, const cJSON *d) {
  *  - namespace: from a '/' right there to the next ',' (consumed) or the end
  *    of the string; at most SIO_NSP_MAX bytes and no NUL byte;
  *  - ack id: a run of decimal digits, at most SIO_ID_MAX [Node also counts
- *    whitespace as digits: "2 [..]" gets ack id 0];
+ *    whitespace as digits: "2 [..]" gets ack id 0]; in an ACK or BINARY_ACK
+ *    a longer run is SIO_ID_UNASKED, an id the server never gave out: Node
+ *    reads it as a (rounded) Number, finds no callback and ignores the ack;
  *  - the rest is one JSON text (strict grammar, no leading whitespace since
  *    Node would have taken it as an ack id), valid for the type.  A missing
  *    payload is only valid for CONNECT and DISCONNECT [Node skips the type
@@ -119,10 +118,13 @@ int sio_decode(const char *s, size_t len, sio_packet *out) {
 
     if (i < len && is_digit(s[i])) {
         long long id = 0;
+        int ack = out->type == SIO_ACK || out->type == SIO_BINARY_ACK;
         for (; i < len && is_digit(s[i]); i++) {
+            if (id > SIO_ID_MAX) continue; /* an ACK's over-long id: skip the digits */
             id = id * 10 + (s[i] - '0');
-            if (id > SIO_ID_MAX) goto bad;
+            if (id > SIO_ID_MAX && !ack) goto bad;
         }
+        if (id > SIO_ID_MAX) id = SIO_ID_UNASKED;
         out->id = id;
     }
 

@@ -33,12 +33,18 @@ enum sio_type {
 #define SIO_MAX_ATTACHMENTS 10 /* Node's default maxAttachments */
 #define SIO_NSP_MAX 128        /* longest namespace name we accept, bytes */
 #define SIO_BINARY_KEY "$binary"
+/* Largest ack id we accept: the largest integer a JavaScript peer holds
+ * exactly (Number.MAX_SAFE_INTEGER). */
+#define SIO_ID_MAX 9007199254740991LL
+/* The id of an ACK whose id was longer than SIO_ID_MAX: one the server
+ * never asked for, so the ack matches nothing (Node ignores it). */
+#define SIO_ID_UNASKED (SIO_ID_MAX + 1)
 
 typedef struct sio_packet {
     int type;          /* enum sio_type */
     int attachments;   /* announced count, binary types only, else 0 */
     char nsp[SIO_NSP_MAX + 1]; /* "/" when absent; NUL-terminated */
-    long long id;      /* ack id, or -1 when absent */
+    long long id;      /* ack id, or -1 when absent (SIO_ID_UNASKED: see there) */
     cJSON *data;       /* owned by the packet; NULL when there is no payload */
 } sio_packet;
 

@@ -20,9 +20,13 @@ typedef struct http_req {
     const char *remote_addr;    /* may be NULL */
     long content_length;        /* -1 when unknown */
     int upgrade;                /* an Upgrade: websocket request */
+    int upgrade_other;          /* Connection: upgrade with an Upgrade other than websocket */
     int bare;                   /* at cfg.engine_path: a bare Engine.IO session */
     const char *url;            /* request URI, may be NULL */
     const char *const *headers; /* name, value, name, value, ..., NULL; may be NULL */
+    /* An Upgrade request's Sec-WebSocket-Key and Sec-WebSocket-Version
+     * (NULL when absent), checked by websocket_accept. */
+    const char *ws_key, *ws_version;
 } http_req;
 
 typedef struct http_resp {

@@ -185,6 +185,33 @@ fail:
     return POLLING_DONE;
 }
 
+/* 1 when session sid exists and is not closed. */
+static int session_known(server *srv, const char *sid) {
+    store_txn *t;
+    store_session s;
+    if (store_begin(srv->st, 0, &t)) return 0;
+    int rc = store_session_get(t, sid, &s);
+    store_abort(t);
+    return rc == 0 && s.state != STORE_S_CLOSED;
+}
+
+/* A request Node's HTTP server hands to its upgrade path (Connection:
+ * upgrade) with an Upgrade that is not websocket: Engine.IO's checks, then
+ * Node's ws package refuses it; every answer is written as a refused
+ * WebSocket handshake is (text/html, the message, Connection: close). */
+static void upgrade_other(server *srv, const http_req *req, const http_query *q, http_resp *resp) {
+    int code = -1;
+    if (!http_transport_allowed(srv, q)) code = 0;
+    else if (http_origin_invalid(req->origin)) code = 3;
+    else if (q->has_sid == 1 && util_is_id(q->sid, strlen(q->sid))) code = session_known(srv, q->sid) ? -1 : 1;
+    else if (q->has_sid) code = 1;
+    else if (strcmp(req->method, "GET")) code = 2;
+    const char *msg = code >= 0 ? http_error_message(code)
+                      : strcmp(req->method, "GET") ? "Invalid HTTP method" : "Invalid Upgrade header";
+    http_resp_set(resp, code < 0 && strcmp(req->method, "GET") ? 405 : 400, "text/html", msg, strlen(msg));
+    buf_puts(&resp->headers, "Connection: close\r\n");
+}
+
 int polling_begin(server *srv, const http_req *req, polling_req *p, http_resp *resp) {
     memset(p, 0, sizeof *p);
     http_query q;
@@ -193,6 +220,10 @@ int polling_begin(server *srv, const http_req *req, polling_req *p, http_resp *r
     if (srv->cfg.cors_origin && !strcmp(req->method, "OPTIONS")) {
         http_resp_set(resp, 204, NULL, "", 0);
         buf_puts(&resp->headers, "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n");
+        return POLLING_DONE;
+    }
+    if (req->upgrade_other) {
+        upgrade_other(srv, req, &q, resp);
         return POLLING_DONE;
     }
     if (!http_transport_allowed(srv, &q)) {
@@ -267,6 +298,21 @@ fail:
      * sees its request fail, as with any 5xx, and reconnects. */
     request_failed("a POST", p->sid, rc, resp);
 }
+
+void polling_post_broken(server *srv, polling_req *p) {
+    store_txn *t;
+    if (store_begin(srv->st, 1, &t)) return;
+    store_session s;
+    int rc = store_session_get(t, p->sid, &s);
+    if (rc == 0 && s.state != STORE_S_CLOSED && s.transport == STORE_T_POLLING) {
+        if (close_and_commit(srv, t, p->sid, &s, SESSION_CLOSE_TRANSPORT) == 0)
+            log_debug("session %s closed: its POST broke off", p->sid);
+        return;
+    }
+    store_abort(t);
+}
+
+void polling_overlap_answer(http_resp *resp) { http_resp_set(resp, 400, NULL, "", 0); }
 
 /* ---- GET ---------------------------------------------------------------------------- */
 

@@ -57,4 +57,12 @@ void polling_abandon(server *srv, polling_req *p);
  * Node does ("transport error"). */
 void polling_dropped(server *srv, polling_req *p);
 
+/* The POST of p (polling_begin said POLLING_READ_BODY) will not be read:
+ * the client went away in the middle of its body, or a second POST for the
+ * same session came while this one was still arriving.  Node closes the
+ * session then ("transport error"); so does this.  The second POST is
+ * answered 400 with an empty body (polling_overlap_answer). */
+void polling_post_broken(server *srv, polling_req *p);
+void polling_overlap_answer(http_resp *resp);
+
 #endif

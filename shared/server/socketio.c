@@ -467,7 +467,10 @@ static int route_packet(server *srv, store_txn *t, const char *sid, store_sessio
         cJSON_AddItemToObject(x, "args", args);
         if (pkt->id >= 0) cJSON_AddNumberToObject(x, "ack", (double)pkt->id);
     } else {
-        if (pkt->id < 0) { cJSON_Delete(x); return 0; } /* an ack for nothing: ignored */
+        if (pkt->id < 0 || pkt->id > SIO_ID_MAX) { /* an ack for nothing: ignored, as Node does */
+            cJSON_Delete(x);
+            return 0;
+        }
         cJSON_AddNumberToObject(x, "id", (double)pkt->id);
         cJSON_AddItemToObject(x, "args", cJSON_Duplicate(pkt->data, 1));
     }

@@ -2,11 +2,55 @@
 #include "server/websocket.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "server/access.h"
 #include "server/session.h"
+
+/* A Sec-WebSocket-Key: the base64 of 16 bytes (22 characters and "=="). */
+static int key_valid(const char *k) {
+    if (!k || strlen(k) != 24 || strcmp(k + 22, "==")) return 0;
+    for (int i = 0; i < 22; i++) {
+        char c = k[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+              c == '/'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Sec-WebSocket-Version 13 or 8, read as JavaScript's unary + reads it
+ * (surrounding whitespace allowed). */
+static int version_valid(const char *v) {
+    if (!v) return 0;
+    while (*v == ' ' || *v == '\t') v++;
+    long n;
+    char *end;
+    n = strtol(v, &end, 10);
+    if (end == v) return 0;
+    while (*end == ' ' || *end == '\t') end++;
+    return !*end && (n == 13 || n == 8);
+}
+
+int websocket_handshake_error(const http_req *req, const char **msg, const char **extra) {
+    *extra = NULL;
+    if (req->method && strcmp(req->method, "GET")) {
+        *msg = "Invalid HTTP method";
+        return 405;
+    }
+    if (!key_valid(req->ws_key)) {
+        *msg = "Missing or invalid Sec-WebSocket-Key header";
+        return 400;
+    }
+    if (!version_valid(req->ws_version)) {
+        *msg = "Missing or invalid Sec-WebSocket-Version header";
+        *extra = "Sec-WebSocket-Version: 13, 8\r\n";
+        return 400;
+    }
+    return 0;
+}
 
 int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1],
                      buf *open, uint64_t *cursor, int *code) {
@@ -18,20 +62,30 @@ int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1]
         return WEBSOCKET_REJECT;
     }
     if (http_origin_invalid(req->origin)) return WEBSOCKET_REJECT;
-    if (strcmp(q.transport, "websocket")) return WEBSOCKET_REJECT;
+    int polling = strcmp(q.transport, "websocket") != 0; /* an upgrade with transport=polling */
+    const char *msg, *extra;
     if (!q.has_sid) {
+        if (req->method && strcmp(req->method, "GET")) {
+            *code = 2;
+            return WEBSOCKET_REJECT;
+        }
+        if (polling) return WEBSOCKET_REJECT;
         if (!http_query_v4(&q)) {
             *code = 5;
             return WEBSOCKET_REJECT;
         }
-        char msg[256];
-        if (access_handshake(srv, req, "websocket", msg, sizeof msg) != ACCESS_ALLOW) {
+        char amsg[256];
+        if (access_handshake(srv, req, "websocket", amsg, sizeof amsg) != ACCESS_ALLOW) {
             http_resp r = {0};
-            access_forbidden(&r, msg);
+            access_forbidden(&r, amsg);
             buf_reset(open);
             buf_append(open, r.body.data, r.body.len);
             http_resp_free(&r);
             *code = WEBSOCKET_FORBIDDEN;
+            return WEBSOCKET_REJECT;
+        }
+        if (websocket_handshake_error(req, &msg, &extra)) {
+            *code = WEBSOCKET_BAD_HANDSHAKE;
             return WEBSOCKET_REJECT;
         }
         int rc = session_create(srv, req, STORE_T_WEBSOCKET, sid, cursor);
@@ -60,8 +114,13 @@ int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1]
         *code = 1;
         return WEBSOCKET_REJECT;
     }
+    if (websocket_handshake_error(req, &msg, &extra)) {
+        store_abort(t);
+        *code = WEBSOCKET_BAD_HANDSHAKE;
+        return WEBSOCKET_REJECT;
+    }
     /* Only a polling session that is not already upgrading can upgrade. */
-    if (s.transport != STORE_T_POLLING || s.state != STORE_S_OPEN ||
+    if (polling || s.transport != STORE_T_POLLING || s.state != STORE_S_OPEN ||
         (s.upgrade_ms && now < s.upgrade_ms + srv->cfg.upgrade_timeout)) {
         store_abort(t);
         return WEBSOCKET_REJECT;

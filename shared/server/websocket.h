@@ -19,12 +19,24 @@ enum { WEBSOCKET_REJECT = 0, WEBSOCKET_NEW = 1, WEBSOCKET_UPGRADE = 2 };
 /* *code of a handshake access_handshake refused (server/access.h): HTTP 403
  * with the JSON body left in open ({"code":4,"message":...}). */
 #define WEBSOCKET_FORBIDDEN (-2)
+/* *code of a refusal of the WebSocket handshake itself (method, key,
+ * version): answer what websocket_handshake_error says. */
+#define WEBSOCKET_BAD_HANDSHAKE (-3)
+/* The WebSocket checks of an Upgrade request, as Node's ws package makes
+ * them once Engine.IO's checks have passed (RFC 6455 4.2.1): 0 when the
+ * request is a valid handshake, else the HTTP status (405 a method other
+ * than GET, 400 a missing or malformed Sec-WebSocket-Key, a
+ * Sec-WebSocket-Version other than 13 or 8), with *msg the body and *extra
+ * a header line to add ("Name: value\r\n") or NULL.  Static strings. */
+int websocket_handshake_error(const http_req *req, const char **msg, const char **extra);
 /* Checks an Upgrade request.  WEBSOCKET_NEW: a new session owned by this
  * process; open gets the open packet text and *cursor the log position to
  * deliver from.  WEBSOCKET_UPGRADE: a polling session sid starts upgrading
  * (probe expected); *cursor is its polling cursor.  WEBSOCKET_REJECT: *code
  * is the Engine.IO error code and the request is refused (HTTP 400, body =
- * http_error_message(code)), or WEBSOCKET_FULL. */
+ * http_error_message(code)), or WEBSOCKET_FULL, or WEBSOCKET_BAD_HANDSHAKE.
+ * Node's order: transport, Origin, then the sid (unknown: code 1) or, for a
+ * new session, the method (code 2) and EIO (code 5); then the handshake. */
 int websocket_accept(server *srv, const http_req *req, char sid[UTIL_ID_LEN + 1], buf *open,
                      uint64_t *cursor, int *code);
 /* '2probe' arrived: held GETs get a noop from now on.  0 or <0. */

@@ -17,6 +17,7 @@ TEST(defaults_match_the_node_server) {
     ASSERT_EQ_INT((int)c.ping_timeout, 20000);
     ASSERT_EQ_INT((int)c.connect_timeout, 45000);
     ASSERT_EQ_INT((int)c.upgrade_timeout, 10000);
+    ASSERT_EQ_INT((int)c.http_timeout, 20000);
     ASSERT_EQ_INT((int)c.max_http_buffer_size, 1000000);
     ASSERT_EQ_STR(c.path, "/socket.io/");
     ASSERT_TRUE(cfg_nsp_find(&c, "/") != NULL);

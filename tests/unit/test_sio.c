@@ -135,6 +135,10 @@ static const struct {
     {"0/admin,12{}", SIO_CONNECT, 0, "/admin", 12, "{}"},
     {"15", SIO_DISCONNECT, 0, "/", 5, NULL},
     {"35[]", SIO_ACK, 0, "/", 5, "[]"},
+    /* an ACK whose id does not fit: one never asked for (ignored, as in Node) */
+    {"39007199254740992[]", SIO_ACK, 0, "/", SIO_ID_UNASKED, "[]"},
+    {"3/nsp,184467440737095516161844674407370955161[1]", SIO_ACK, 0, "/nsp", SIO_ID_UNASKED, "[1]"},
+    {"61-99999999999999999999999[" PH0 "]", SIO_BINARY_ACK, 1, "/", SIO_ID_UNASKED, "[" PH0 "]"},
     /* JSON details */
     {"2[\"a\"] ", SIO_EVENT, 0, "/", -1, "[\"a\"]"},
     {"2[\"a\"]\r\n\t ", SIO_EVENT, 0, "/", -1, "[\"a\"]"},
