@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -177,6 +179,54 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* --socket PATH: a Unix socket of our own (libfcgi's FCGX_OpenSocket exits
+ * the process with only "bind/listen: ..." when it fails).  A socket left
+ * at PATH by an earlier run is replaced; any other file there is refused.
+ * The listening fd, or -1 (logged, naming PATH). */
+static int listen_unix(const char *path) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) {
+        log_error("cannot listen on %s: the path is too long for a Unix socket (at most %zu bytes)", path,
+                  sizeof a.sun_path - 1);
+        return -1;
+    }
+    strcpy(a.sun_path, path);
+    char dir[sizeof a.sun_path];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    struct stat st;
+    if (stat(dir, &st)) {
+        log_error("cannot listen on %s: the folder %s %s", path, dir,
+                  errno == ENOENT || errno == ENOTDIR ? "does not exist" : strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        log_error("cannot listen on %s: %s is not a folder", path, dir);
+        return -1;
+    }
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            log_error("cannot listen on %s: a file that is not a socket is there (remove it, or choose another path)",
+                      path);
+            return -1;
+        }
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    mode_t old = umask(0); /* the web server, another user, connects to it */
+    int rc = fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 1024) ? -errno : 0;
+    umask(old);
+    if (rc) {
+        log_error("cannot listen on %s: %s", path, strerror(-rc));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: sio-fcgi [--socket PATH] [--threads N] [--state DIR] [--config FILE]\n"
@@ -195,7 +245,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--state") && v) dir = v, i++;
         else if (!strcmp(a, "--config") && v) cfgp = v, i++;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else { usage(); return 2; }
+        else {
+            fprintf(stderr, "sio-fcgi: %s %s\n",
+                    util_word_in("--socket --threads --state --config", a) ? "a value is needed after"
+                                                                                     : "unknown option",
+                    a);
+            usage();
+            return 2;
+        }
     }
     log_init("sio-fcgi");
     signal(SIGPIPE, SIG_IGN);
@@ -205,14 +262,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (sock) {
-        unlink(sock);
-        mode_t old = umask(0);
-        g.listen_fd = FCGX_OpenSocket(sock, 1024);
-        umask(old);
-        if (g.listen_fd < 0) {
-            log_error("cannot listen on %s", sock);
-            return 1;
-        }
+        if ((g.listen_fd = listen_unix(sock)) < 0) return 1;
     } else if (FCGX_IsCGI()) {
         fprintf(stderr, "sio-fcgi: stdin is not a FastCGI socket: start it from a web server "
                         "(lighttpd bin-path, Apache mod_fcgid) or with --socket PATH\n");
@@ -223,6 +273,7 @@ int main(int argc, char **argv) {
     if (server_open(srv, dir, cfgp, SERVER_SUBSCRIBE, err, sizeof err) ||
         plugin_load(srv, err, sizeof err)) {
         log_error("%s", err);
+        if (sock) unlink(sock);
         return 1;
     }
     long nthreads = srv->cfg.fcgi_threads;

@@ -316,9 +316,16 @@ static int parse_args(int argc, char **argv, front_opts *o) {
         } else if (!strcmp(a, "--per-message-deflate")) o->deflate = 1;
         else if (!strcmp(a, "--reuse-port")) o->reuse_port = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
-        else { usage(stderr); return 2; }
+        else {
+            fprintf(stderr, "sio-front: %s %s\n",
+                    util_word_in("--port --host --www --state --config --client-js --max-queue", a) ? "a value is needed after" : "unknown option",
+                    a);
+            usage(stderr);
+            return 2;
+        }
     }
     if (o->port < 0) {
+        fprintf(stderr, "sio-front: --port is required\n");
         usage(stderr);
         return 2;
     }

@@ -139,7 +139,7 @@ void print_json(const cJSON *j) {
 
 typedef struct command {
     const char *name;
-    const char *options; /* the options it takes, each followed by a space */
+    const char *options; /* the options it takes, separated by spaces */
     int (*run)(server *srv, opts *o);
     int self;            /* acts on $SIO_SOCKET by default inside a handler */
 } command;
@@ -160,25 +160,19 @@ static int run_write(server *srv, opts *o) {
 }
 
 static const command commands[] = {
-    {"emit", "--nsp --to --in --except --broadcast --all --socket --local --volatile --ack --timeout --cluster --server-side --json ",
+    {"emit", "--nsp --to --in --except --broadcast --all --socket --local --volatile --ack --timeout --cluster --server-side --json",
      run_emit, 1},
-    {"rooms", "--nsp --all --cluster --timeout --json ", run_query, 0},
-    {"sockets", "--nsp --room --cluster --timeout --json ", run_query, 0},
-    {"join", "--nsp --to --in --except --all --socket --cluster --json ", run_write, 1},
-    {"leave", "--nsp --to --in --except --all --socket --cluster --json ", run_write, 1},
-    {"disconnect", "--nsp --to --in --except --all --socket --close --cluster --json ", run_write, 1},
-    {"ack", "--socket --id --server-side --json ", cmd_write, 1},
-    {"send", "--sid --json ", cmd_write, 0},
-    {"listen", "--nsp --from-start --json ", cmd_listen, 0},
-    {"status", "--json ", cmd_status, 0},
+    {"rooms", "--nsp --all --cluster --timeout --json", run_query, 0},
+    {"sockets", "--nsp --room --cluster --timeout --json", run_query, 0},
+    {"join", "--nsp --to --in --except --all --socket --cluster --json", run_write, 1},
+    {"leave", "--nsp --to --in --except --all --socket --cluster --json", run_write, 1},
+    {"disconnect", "--nsp --to --in --except --all --socket --close --cluster --json", run_write, 1},
+    {"ack", "--socket --id --server-side --json", cmd_write, 1},
+    {"send", "--sid --json", cmd_write, 0},
+    {"listen", "--nsp --from-start --json", cmd_listen, 0},
+    {"status", "--json", cmd_status, 0},
 };
 
-static int takes(const command *c, const char *opt) {
-    size_t l = strlen(opt);
-    for (const char *p = c->options; (p = strstr(p, opt)); p += l)
-        if (p[l] == ' ' && (p == c->options || p[-1] == ' ')) return 1;
-    return 0;
-}
 
 /* One option with a value (v) into o; 0 or an exit code. */
 static int option_value(opts *o, const char *a, const char *v) {
@@ -221,9 +215,9 @@ static int parse_opts(const command *c, int argc, char **argv, opts *o) {
         }
         if (!strcmp(a, "--")) { positional_only = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return -1;
-        if (!takes(c, a))
-            return die(EXIT_USAGE, "%s: unknown option %s (%s takes: %.*s; see sioctl --help)", c->name, a,
-                       c->name, (int)strlen(c->options) - 1, c->options);
+        if (!util_word_in(c->options, a))
+            return die(EXIT_USAGE, "%s: unknown option %s (%s takes: %s; see sioctl --help)", c->name, a,
+                       c->name, c->options);
         size_t k = 0;
         while (k < sizeof flags / sizeof flags[0] && strcmp(flags[k].name, a)) k++;
         if (k < sizeof flags / sizeof flags[0]) {

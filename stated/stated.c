@@ -126,7 +126,14 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--state") && v) dir = v, i++;
         else if (!strcmp(argv[i], "--config") && v) cfgp = v, i++;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        else { usage(stderr); return 2; }
+        else {
+            fprintf(stderr, "stated: %s %s\n",
+                    !strcmp(argv[i], "--state") || !strcmp(argv[i], "--config") ? "a value is needed after"
+                                                                                  : "unknown option",
+                    argv[i]);
+            usage(stderr);
+            return 2;
+        }
     }
     log_init("stated");
     signal(SIGPIPE, SIG_IGN);

@@ -106,3 +106,11 @@ int util_parse_long(const char *s, long min, long max, long *out) {
     *out = v;
     return 0;
 }
+
+int util_word_in(const char *list, const char *word) {
+    size_t l = strlen(word);
+    if (!l) return 0;
+    for (const char *p = list; (p = strstr(p, word)); p += l)
+        if ((p == list || p[-1] == ' ') && (p[l] == ' ' || !p[l])) return 1;
+    return 0;
+}

@@ -30,5 +30,8 @@ int util_state_dir(char *out, size_t n);
 int util_grow(void *items, size_t *cap, size_t n, size_t elem, size_t min);
 /* Parses a non-negative decimal integer in [min, max]; 0 or -EINVAL. */
 int util_parse_long(const char *s, long min, long max, long *out);
+/* 1 when word is one of the space-separated words of list (command line
+ * options: util_word_in("--state --config", arg)). */
+int util_word_in(const char *list, const char *word);
 
 #endif
