@@ -3,12 +3,12 @@
  *     polling sessions), front_ws.c, fed by one reader of the packet log
  *     for all connections, front_deliver.c;
  *   - Engine.IO long-polling over plain HTTP, the client bundle and the
- *     demo endpoints, front_http.c and front_demo.c;
+ *     demo endpoints (with --demo only), front_http.c and front_demo.c;
  *   - static files from --www.
  *
  *   sio-front --port PORT [--host 127.0.0.1] [--www DIR] [--state DIR]
  *             [--config FILE] [--client-js FILE] [--max-queue BYTES]
- *             [--per-message-deflate] [--reuse-port]
+ *             [--per-message-deflate] [--reuse-port] [--demo]
  *
  * One lws context (its user pointer is the front), one vhost, one thread:
  *   protocol 0 "sio"     HTTP and WebSocket (Socket.IO clients send no
@@ -16,8 +16,8 @@
  *   protocol 1 "sio-raw" adopted descriptors: the notify subscriber's
  *                        eventfd (a dup), a signalfd for SIGTERM/SIGINT,
  *                        and with --reuse-port our own listening socket.
- * Mounts: cfg.path, cfg.engine_path and /demo go to the callback; "/"
- * serves --www.  With --reuse-port the front listens itself (SO_REUSEPORT)
+ * Mounts: cfg.path, cfg.engine_path and (--demo) /demo go to the callback;
+ * "/" serves --www.  With --reuse-port the front listens itself (SO_REUSEPORT)
  * and hands accepted sockets to lws, so several fronts can share a port. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,6 +54,7 @@ typedef struct front_opts {
     size_t max_queue;    /* bytes queued per connection before it is dropped (0: config) */
     int deflate;         /* permessage-deflate offered (-1: config) */
     int reuse_port;      /* own listen socket with SO_REUSEPORT: several fronts, one port */
+    int demo;            /* serve the demo page's endpoints (/demo/...): unauthenticated */
 } front_opts;
 
 /* The process: everything the callbacks reach through the context's user
@@ -277,10 +278,10 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: sio-front --port PORT [--host ADDR] [--www DIR] [--state DIR] [--config FILE]\n"
             "                 [--client-js FILE] [--max-queue BYTES] [--per-message-deflate]\n"
-            "                 [--reuse-port]\n"
+            "                 [--reuse-port] [--demo]\n"
             "  The Engine.IO/Socket.IO front: WebSocket and long-polling at the configured\n"
-            "  path (default /socket.io/), /socket.io/socket.io.js, the demo endpoints\n"
-            "  (/demo/...) and static files from DIR (default <checkout>/www).\n"
+            "  path (default /socket.io/), /socket.io/socket.io.js and static files from\n"
+            "  DIR (default <checkout>/www).\n"
             "  --host        address to listen on (default 127.0.0.1)\n"
             "  --max-queue   bytes queued for one WebSocket before it is dropped\n"
             "                (default: config max_queue_bytes, 4 MiB)\n"
@@ -288,6 +289,9 @@ static void usage(FILE *out) {
             "                per_message_deflate, off)\n"
             "  --reuse-port  listen with SO_REUSEPORT: several sio-front processes on one port\n"
             "                share the connections (any front serves any session)\n"
+            "  --demo        serve the demo page's endpoints (/demo/rooms, /demo/join,\n"
+            "                /demo/leave): anyone who reaches the port can move sockets\n"
+            "                between rooms with them, so it is off by default (404)\n"
             "  env: SIO_STATE_DIR, SIO_CONFIG, SIO_LOG_LEVEL, SIO_LWS_LOG (lws log bitmask).\n");
 }
 
@@ -315,6 +319,7 @@ static int parse_args(int argc, char **argv, front_opts *o) {
             o->max_queue = (size_t)n, i++;
         } else if (!strcmp(a, "--per-message-deflate")) o->deflate = 1;
         else if (!strcmp(a, "--reuse-port")) o->reuse_port = 1;
+        else if (!strcmp(a, "--demo")) o->demo = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
         else {
             fprintf(stderr, "sio-front: %s %s\n",
@@ -388,16 +393,20 @@ static void callback_mount(struct lws_http_mount *m, char *out, size_t n, const 
     m->mount_next = next;
 }
 
-/* cfg.path (and cfg.engine_path) then /demo to the callback, "/" to --www. */
+/* cfg.path (and cfg.engine_path) then, with --demo, /demo to the callback;
+ * "/" to --www (without --demo, /demo/... is a missing file there: 404). */
 static const struct lws_http_mount *mounts(front *f) {
     f->m_www.mountpoint = "/";
     f->m_www.mountpoint_len = 1;
     f->m_www.origin = f->o.www;
     f->m_www.def = "index.html";
     f->m_www.origin_protocol = LWSMPRO_FILE;
-    static char demo[] = "/demo";
-    callback_mount(&f->m_demo, demo, sizeof demo, "/demo", &f->m_www);
-    const struct lws_http_mount *next = &f->m_demo;
+    const struct lws_http_mount *next = &f->m_www;
+    if (f->o.demo) {
+        static char demo[] = "/demo";
+        callback_mount(&f->m_demo, demo, sizeof demo, "/demo", &f->m_www);
+        next = &f->m_demo;
+    }
     if (f->srv.cfg.engine_path) { /* the bare Engine.IO endpoint */
         callback_mount(&f->m_bare, f->bare_mount, sizeof f->bare_mount, f->srv.cfg.engine_path,
                        next);
@@ -452,7 +461,7 @@ static int start_modules(front *f) {
         return -1;
     }
     f->ws = ws_new(&f->srv, &f->timers, f->dl, &f->conns, f->o.deflate);
-    f->http = fhttp_new(&f->srv, &f->timers, f->o.client_js);
+    f->http = fhttp_new(&f->srv, &f->timers, f->o.client_js, f->o.demo);
     if (!f->ws || !f->http) {
         log_error("out of memory");
         return -1;
@@ -466,12 +475,12 @@ static void log_listening(front *f) {
     if (access(f->o.client_js, R_OK))
         log_warn("client bundle %s not found: %ssocket.io.js will answer 404 (run scripts/install-deps)",
                  f->o.client_js, c->path);
-    log_info("listening on http://%s:%d: Socket.IO at %s%s%s (%s%s%s), static files %s, "
+    log_info("listening on http://%s:%d: Socket.IO at %s%s%s (%s%s%s), static files %s%s, "
              "state %s, reader %s at %llu, max queue %zu bytes%s",
              f->o.host, f->o.port, c->path, c->engine_path ? ", Engine.IO at " : "",
              c->engine_path ? c->engine_path : "", c->allow_websocket ? "WebSocket" : "",
              c->allow_websocket && c->allow_polling ? " and " : "",
-             c->allow_polling ? "polling" : "", f->o.www, f->srv.dir,
+             c->allow_polling ? "polling" : "", f->o.www, f->o.demo ? ", demo endpoints /demo/" : "", f->srv.dir,
              reader_name(deliver_reader(f->dl), name, sizeof name),
              (unsigned long long)deliver_cursor(f->dl), f->o.max_queue,
              f->o.deflate ? ", permessage-deflate on" : "");
