@@ -24,6 +24,7 @@
 #include "base/util.h"
 #include "cluster/bridge.h"
 #include "dispatch.h"
+#include "handcheck.h"
 #include "notify/notify.h"
 #include "reaper.h"
 #include "room.h"
@@ -146,6 +147,11 @@ int main(int argc, char **argv) {
     char err[512];
     if (server_open(&srv, sdir, cfgp, SERVER_CREATE, err, sizeof err)) {
         log_error("%s", err);
+        return 1;
+    }
+    if (handcheck_config(&srv, err, sizeof err)) {
+        log_error("%s", err);
+        server_close(&srv);
         return 1;
     }
     int dead = store_reader_check(srv.st);
