@@ -216,10 +216,10 @@ static void lws_log_emit(int level, const char *line) {
 
 /* ---- descriptors ------------------------------------------------------------------ */
 
-/* --reuse-port: a listen socket with SO_REUSEPORT, so that several sio-front
- * processes share one port and the kernel spreads connections over them
- * (lws 4.1 sets SO_REUSEPORT only with several service threads). */
-static int listen_reuseport(const char *host, int port) {
+/* A TCP socket bound to host:port (numeric host; SO_REUSEPORT when
+ * reuse_port), listening when listen_too, or -1 (logged, naming the address;
+ * *numeric 0 when host is not a numeric address: nothing was tried). */
+static int bind_port(const char *host, int port, int reuse_port, int listen_too, int *numeric) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     socklen_t sl;
@@ -235,19 +235,37 @@ static int listen_reuseport(const char *host, int port) {
         a6->sin6_port = htons((uint16_t)port);
         sl = sizeof *a6;
     } else {
-        log_error("--reuse-port needs a numeric --host, not %s", host);
+        *numeric = 0;
         return -1;
     }
+    *numeric = 1;
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) ||
-        bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 1024)) {
+        (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one)) ||
+        bind(fd, (struct sockaddr *)&ss, sl) || (listen_too && listen(fd, 1024))) {
         log_error("cannot listen on %s:%d: %s", host, port, strerror(errno));
         if (fd >= 0) close(fd);
         return -1;
     }
     return fd;
+}
+
+/* --reuse-port: a listen socket with SO_REUSEPORT, so that several sio-front
+ * processes share one port and the kernel spreads connections over them
+ * (lws 4.1 sets SO_REUSEPORT only with several service threads). */
+static int listen_reuseport(const char *host, int port) {
+    int numeric, fd = bind_port(host, port, 1, 1, &numeric);
+    if (!numeric) log_error("--reuse-port needs a numeric --host, not %s", host);
+    return fd;
+}
+
+/* Before lws binds (it cannot say why, and leaks when it fails): is
+ * host:port free?  0, or -1 logged with the reason. */
+static int port_usable(const char *host, int port) {
+    int numeric, fd = bind_port(host, port, 0, 0, &numeric);
+    if (fd >= 0) close(fd);
+    return fd >= 0 || !numeric ? 0 : -1;
 }
 
 static int adopt_fd(front *f, int fd, int *tag) {
@@ -536,7 +554,8 @@ int main(int argc, char **argv) {
     }
     if (!f->o.max_queue) f->o.max_queue = (size_t)f->srv.cfg.max_queue_bytes;
     if (f->o.deflate < 0) f->o.deflate = f->srv.cfg.per_message_deflate;
-    int ok = create_context(f) == 0 && start_modules(f) == 0 && adopt_all(f) == 0;
+    int ok = (f->o.reuse_port || port_usable(f->o.host, f->o.port) == 0) && create_context(f) == 0 &&
+             start_modules(f) == 0 && adopt_all(f) == 0;
     if (ok) {
         log_listening(f);
         run(f);

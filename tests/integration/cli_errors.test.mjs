@@ -47,6 +47,7 @@ function asNobody(cmd, args, opts) {
 
 // One exit code and a stderr that names the program.
 function failsWith(r, code, re) {
+  assert.doesNotMatch(r.stderr, /ERROR: (Address|Leak)Sanitizer|runtime error:/); // make test-asan
   assert.equal(r.code, code, `exit ${r.code}, wanted ${code}; stderr: ${r.stderr}`);
   assert.match(r.stderr, re);
 }
@@ -278,7 +279,7 @@ test("start-up errors name the program and the path or value at fault, and exit 
   await expect("sio-front", ["--demo", "--frob"], 2, /^sio-front: unknown option --frob\n/);
   const busy = Number(new URL(url).port);
   await expect("sio-front", ["--port", String(busy), "--state", stated.stateDir], 1,
-    new RegExp(`sio-front\\[\\d+\\] error: cannot listen on 127\\.0\\.0\\.1:${busy} \\(in use`));
+    new RegExp(`sio-front\\[\\d+\\] error: cannot listen on 127\\.0\\.0\\.1:${busy}: Address already in use\\n`));
   // sio-fcgi
   const sock = path.join(dir, "gw.sock");
   await expect("sio-fcgi", ["--socket", sock, "--state", stated.stateDir, "--config", missing], 1,
