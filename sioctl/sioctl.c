@@ -173,7 +173,6 @@ static const command commands[] = {
     {"status", "--json", cmd_status, 0},
 };
 
-
 /* One option with a value (v) into o; 0 or an exit code. */
 static int option_value(opts *o, const char *a, const char *v) {
     long x;

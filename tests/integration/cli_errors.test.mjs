@@ -274,6 +274,9 @@ test("start-up errors name the program and the path or value at fault, and exit 
     new RegExp(`sio-front\\[\\d+\\] error: no store in ${st}: is stated running\\?`));
   await expect("sio-front", ["--port", "1", "--www", path.join(dir, "nowww"), "--state", stated.stateDir], 1,
     new RegExp(`sio-front\\[\\d+\\] error: static directory ${dir}/nowww: No such file or directory`));
+  const denied = `error: cannot open the store in ${stated.stateDir}: Permission denied \\(run as the user that owns it`;
+  failsWith(await asNobody(path.join(BIN, "sio-front"), ["--port", "1", "--state", stated.stateDir]), 1,
+    new RegExp(`sio-front\\[\\d+\\] ${denied}`));
   await expect("sio-front", ["--port", "http"], 2, /^sio-front: bad port 'http'/);
   await expect("sio-front", ["--state", st], 2, /^sio-front: --port is required\n/);
   await expect("sio-front", ["--demo", "--frob"], 2, /^sio-front: unknown option --frob\n/);
@@ -287,6 +290,10 @@ test("start-up errors name the program and the path or value at fault, and exit 
   await expect("sio-fcgi", ["--socket", sock, "--state", st], 1,
     new RegExp(`sio-fcgi\\[\\d+\\] error: no store in ${st}: is stated running\\?`));
   assert.ok(!existsSync(sock), "sio-fcgi left its socket behind");
+  const open = path.join("/tmp", `sio-cli-errors-${process.pid}.sock`); // in /tmp, where nobody may create it
+  failsWith(await asNobody(path.join(BIN, "sio-fcgi"), ["--socket", open, "--state", stated.stateDir]), 1,
+    new RegExp(`sio-fcgi\\[\\d+\\] ${denied}`));
+  assert.ok(!existsSync(open), "sio-fcgi left its socket behind");
   await expect("sio-fcgi", ["--socket", sock, "--threads", "0", "--state", stated.stateDir], 2,
     /sio-fcgi\[\d+\] error: bad thread count '0' \(1\.\.10000\)/);
   await expect("sio-fcgi", ["--sockett", sock], 2, /^sio-fcgi: unknown option --sockett\n/);
