@@ -190,6 +190,13 @@ test("make run on a busy port fails naming the port, and never says 'listening'"
     assert.match(r.stderr, new RegExp(`^run-embedded: port ${port} on 127\\.0\\.0\\.1 is in use by another program: `, "m"));
     assert.doesNotMatch(out, /listening/);
     assert.ok(!existsSync(path.join(dir, "state")), "it started something anyway");
+    // and if the port is taken between that check and sio-front's start, the
+    // script waits for sio-front's own listener, not for any answer on the port
+    const owns = (pid) => run("bash", ["-c",
+      `ME=t; . "${REPO}/scripts/lib-run.sh"; p=$1; [ "$p" = self ] && p=$$; owns_listener "$p" ${port}`, "t", pid]);
+    assert.equal((await owns(String(process.pid))).code, 0, "this process holds the port");
+    assert.equal((await owns("self")).code, 1, "a shell that does not hold it");
+    assert.equal((await owns(String(process.pid))).code, 0);
   } finally {
     squatter.close();
   }
