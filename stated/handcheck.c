@@ -140,7 +140,7 @@ static int check_section(const cfg_nsp *sec, const char *source, const char *cwd
     for (size_t i = 0; sec && i < sec->nkv; i++) {
         const cfg_kv *kv = &sec->kv[i];
         if (!is_command_key(kv->key) || !command_fault(kv->value, cwd, path, why, sizeof why)) continue;
-        snprintf(err, errlen, "config %s line %d: %s = %s: %s", source, kv->line, kv->key, kv->value, why);
+        snprintf(err, errlen, "config %s: line %d: %s = %s: %s", source, kv->line, kv->key, kv->value, why);
         return -ENOENT;
     }
     return 0;

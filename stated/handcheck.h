@@ -15,7 +15,7 @@
 #include "server/server.h"
 
 /* 0 when every command's program is found; else -ENOENT and err says
- * "config FILE line N: KEY = CMD: what is wrong". */
+ * "config FILE: line N: KEY = CMD: what is wrong". */
 int handcheck_config(const server *srv, char *err, size_t errlen);
 
 #endif

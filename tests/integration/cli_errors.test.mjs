@@ -250,7 +250,7 @@ test("stated refuses a handler command that does not exist or is not executable,
     writeFileSync(conf, head + line + "\n");
     const r = await run(path.join(BIN, "stated"), ["--state", path.join(dir, "state"), "--config", conf]);
     const esc = line.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-    failsWith(r, 1, new RegExp(`stated\\[\\d+\\] error: config ${conf} line 8: ${esc}: ${why}`));
+    failsWith(r, 1, new RegExp(`stated\\[\\d+\\] error: config ${conf}: line 8: ${esc}: ${why}`));
   }
 }, { timeout: 40000 });
 
