@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -180,10 +182,13 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-/* Listens on the Unix socket path with mode (octal text, default 0660) and
- * group (a name or number; default the process's): created under umask 0177
- * so that nobody else can connect before its mode is set.  Returns the
- * socket (>= 0), or after logging why -1, or -2 for a bad mode or group. */
+/* --socket PATH: a Unix socket of our own (libfcgi's FCGX_OpenSocket exits
+ * the process with only "bind/listen: ..." when it fails), with mode (octal
+ * text, default 0660) and group (a name or number; default the process's).
+ * Created under umask 0177 so that nobody else can connect before its mode
+ * is set.  A socket left at PATH by an earlier run is replaced; any other
+ * file there is refused.  The listening fd, or -1 (logged, naming PATH), or
+ * -2 for a bad mode or group. */
 static int listen_socket(const char *path, const char *mode_s, const char *group) {
     long mode = 0660;
     if (mode_s) {
@@ -199,20 +204,54 @@ static int listen_socket(const char *path, const char *mode_s, const char *group
         log_error("--socket-group: no group named '%s'", group);
         return -2;
     }
-    unlink(path);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) {
+        log_error("cannot listen on %s: the path is too long for a Unix socket (at most %zu bytes)", path,
+                  sizeof a.sun_path - 1);
+        return -1;
+    }
+    strcpy(a.sun_path, path);
+    char dir[sizeof a.sun_path];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == dir) dir[1] = 0;
+    else *slash = 0;
+    struct stat st;
+    if (stat(dir, &st)) {
+        log_error("cannot listen on %s: the folder %s %s", path, dir,
+                  errno == ENOENT || errno == ENOTDIR ? "does not exist" : strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        log_error("cannot listen on %s: %s is not a folder", path, dir);
+        return -1;
+    }
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            log_error("cannot listen on %s: a file that is not a socket is there (remove it, or choose another path)",
+                      path);
+            return -1;
+        }
+        unlink(path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     mode_t old = umask(0177);
-    int fd = FCGX_OpenSocket(path, 1024);
+    int rc = fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 1024) ? -errno : 0;
     umask(old);
-    if (fd < 0) {
-        log_error("cannot listen on %s", path);
+    if (rc) {
+        log_error("cannot listen on %s: %s", path, strerror(-rc));
+        if (fd >= 0) close(fd);
         return -1;
     }
     if (group && chown(path, (uid_t)-1, (gid_t)gid)) {
         log_error("cannot give %s to group %s: %s", path, group, strerror(errno));
+        close(fd);
         return -1;
     }
     if (chmod(path, (mode_t)mode)) {
         log_error("cannot chmod %lo %s: %s", mode, path, strerror(errno));
+        close(fd);
         return -1;
     }
     return fd;
@@ -241,7 +280,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--state") && v) dir = v, i++;
         else if (!strcmp(a, "--config") && v) cfgp = v, i++;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else { usage(); return 2; }
+        else {
+            fprintf(stderr, "sio-fcgi: %s %s\n",
+                    util_word_in("--socket --threads --state --config", a) ? "a value is needed after"
+                                                                                     : "unknown option",
+                    a);
+            usage();
+            return 2;
+        }
     }
     log_init("sio-fcgi");
     signal(SIGPIPE, SIG_IGN);
@@ -267,6 +313,7 @@ int main(int argc, char **argv) {
     if (server_open(srv, dir, cfgp, SERVER_SUBSCRIBE, err, sizeof err) ||
         plugin_load(srv, err, sizeof err)) {
         log_error("%s", err);
+        if (sock) unlink(sock);
         return 1;
     }
     long nthreads = srv->cfg.fcgi_threads;

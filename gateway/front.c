@@ -3,12 +3,12 @@
  *     polling sessions), front_ws.c, fed by one reader of the packet log
  *     for all connections, front_deliver.c;
  *   - Engine.IO long-polling over plain HTTP, the client bundle and the
- *     demo endpoints, front_http.c and front_demo.c;
+ *     demo endpoints (with --demo only), front_http.c and front_demo.c;
  *   - static files from --www.
  *
  *   sio-front --port PORT [--host 127.0.0.1] [--www DIR] [--state DIR]
  *             [--config FILE] [--client-js FILE] [--max-queue BYTES]
- *             [--per-message-deflate] [--reuse-port]
+ *             [--per-message-deflate] [--reuse-port] [--demo]
  *
  * One lws context (its user pointer is the front), one vhost, one thread:
  *   protocol 0 "sio"     HTTP and WebSocket (Socket.IO clients send no
@@ -16,8 +16,8 @@
  *   protocol 1 "sio-raw" adopted descriptors: the notify subscriber's
  *                        eventfd (a dup), a signalfd for SIGTERM/SIGINT,
  *                        and with --reuse-port our own listening socket.
- * Mounts: cfg.path, cfg.engine_path and /demo go to the callback; "/"
- * serves --www.  With --reuse-port the front listens itself (SO_REUSEPORT)
+ * Mounts: cfg.path, cfg.engine_path and (--demo) /demo go to the callback;
+ * "/" serves --www.  With --reuse-port the front listens itself (SO_REUSEPORT)
  * and hands accepted sockets to lws, so several fronts can share a port. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -56,6 +56,7 @@ typedef struct front_opts {
     size_t max_queue;    /* bytes queued per connection before it is dropped (0: config) */
     int deflate;         /* permessage-deflate offered (-1: config) */
     int reuse_port;      /* own listen socket with SO_REUSEPORT: several fronts, one port */
+    int demo;            /* serve the demo page's endpoints (/demo/...): unauthenticated */
 } front_opts;
 
 /* The process: everything the callbacks reach through the context's user
@@ -224,10 +225,10 @@ static void lws_log_emit(int level, const char *line) {
 
 /* ---- descriptors ------------------------------------------------------------------ */
 
-/* --reuse-port: a listen socket with SO_REUSEPORT, so that several sio-front
- * processes share one port and the kernel spreads connections over them
- * (lws 4.1 sets SO_REUSEPORT only with several service threads). */
-static int listen_reuseport(const char *host, int port) {
+/* A TCP socket bound to host:port (numeric host; SO_REUSEPORT when
+ * reuse_port), listening when listen_too, or -1 (logged, naming the address;
+ * *numeric 0 when host is not a numeric address: nothing was tried). */
+static int bind_port(const char *host, int port, int reuse_port, int listen_too, int *numeric) {
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     socklen_t sl;
@@ -243,19 +244,37 @@ static int listen_reuseport(const char *host, int port) {
         a6->sin6_port = htons((uint16_t)port);
         sl = sizeof *a6;
     } else {
-        log_error("--reuse-port needs a numeric --host, not %s", host);
+        *numeric = 0;
         return -1;
     }
+    *numeric = 1;
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) ||
-        bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 1024)) {
+        (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one)) ||
+        bind(fd, (struct sockaddr *)&ss, sl) || (listen_too && listen(fd, 1024))) {
         log_error("cannot listen on %s:%d: %s", host, port, strerror(errno));
         if (fd >= 0) close(fd);
         return -1;
     }
     return fd;
+}
+
+/* --reuse-port: a listen socket with SO_REUSEPORT, so that several sio-front
+ * processes share one port and the kernel spreads connections over them
+ * (lws 4.1 sets SO_REUSEPORT only with several service threads). */
+static int listen_reuseport(const char *host, int port) {
+    int numeric, fd = bind_port(host, port, 1, 1, &numeric);
+    if (!numeric) log_error("--reuse-port needs a numeric --host, not %s", host);
+    return fd;
+}
+
+/* Before lws binds (it cannot say why, and leaks when it fails): is
+ * host:port free?  0, or -1 logged with the reason. */
+static int port_usable(const char *host, int port) {
+    int numeric, fd = bind_port(host, port, 0, 0, &numeric);
+    if (fd >= 0) close(fd);
+    return fd >= 0 || !numeric ? 0 : -1;
 }
 
 static int adopt_fd(front *f, int fd, int *tag) {
@@ -286,10 +305,10 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: sio-front --port PORT [--host ADDR] [--www DIR] [--state DIR] [--config FILE]\n"
             "                 [--client-js FILE] [--max-queue BYTES] [--per-message-deflate]\n"
-            "                 [--reuse-port]\n"
+            "                 [--reuse-port] [--demo]\n"
             "  The Engine.IO/Socket.IO front: WebSocket and long-polling at the configured\n"
-            "  path (default /socket.io/), /socket.io/socket.io.js, the demo endpoints\n"
-            "  (/demo/...) and static files from DIR (default <checkout>/www).\n"
+            "  path (default /socket.io/), /socket.io/socket.io.js and static files from\n"
+            "  DIR (default <checkout>/www).\n"
             "  --host        address to listen on (default 127.0.0.1)\n"
             "  --max-queue   bytes queued for one WebSocket before it is dropped\n"
             "                (default: config max_queue_bytes, 4 MiB)\n"
@@ -297,6 +316,9 @@ static void usage(FILE *out) {
             "                per_message_deflate, off)\n"
             "  --reuse-port  listen with SO_REUSEPORT: several sio-front processes on one port\n"
             "                share the connections (any front serves any session)\n"
+            "  --demo        serve the demo page's endpoints (/demo/rooms, /demo/join,\n"
+            "                /demo/leave): anyone who reaches the port can move sockets\n"
+            "                between rooms with them, so it is off by default (404)\n"
             "  env: SIO_STATE_DIR, SIO_CONFIG, SIO_LOG_LEVEL, SIO_LWS_LOG (lws log bitmask).\n");
 }
 
@@ -324,10 +346,18 @@ static int parse_args(int argc, char **argv, front_opts *o) {
             o->max_queue = (size_t)n, i++;
         } else if (!strcmp(a, "--per-message-deflate")) o->deflate = 1;
         else if (!strcmp(a, "--reuse-port")) o->reuse_port = 1;
+        else if (!strcmp(a, "--demo")) o->demo = 1;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
-        else { usage(stderr); return 2; }
+        else {
+            fprintf(stderr, "sio-front: %s %s\n",
+                    util_word_in("--port --host --www --state --config --client-js --max-queue", a) ? "a value is needed after" : "unknown option",
+                    a);
+            usage(stderr);
+            return 2;
+        }
     }
     if (o->port < 0) {
+        fprintf(stderr, "sio-front: --port is required\n");
         usage(stderr);
         return 2;
     }
@@ -390,16 +420,20 @@ static void callback_mount(struct lws_http_mount *m, char *out, size_t n, const 
     m->mount_next = next;
 }
 
-/* cfg.path (and cfg.engine_path) then /demo to the callback, "/" to --www. */
+/* cfg.path (and cfg.engine_path) then, with --demo, /demo to the callback;
+ * "/" to --www (without --demo, /demo/... is a missing file there: 404). */
 static const struct lws_http_mount *mounts(front *f) {
     f->m_www.mountpoint = "/";
     f->m_www.mountpoint_len = 1;
     f->m_www.origin = f->o.www;
     f->m_www.def = "index.html";
     f->m_www.origin_protocol = LWSMPRO_FILE;
-    static char demo[] = "/demo";
-    callback_mount(&f->m_demo, demo, sizeof demo, "/demo", &f->m_www);
-    const struct lws_http_mount *next = &f->m_demo;
+    const struct lws_http_mount *next = &f->m_www;
+    if (f->o.demo) {
+        static char demo[] = "/demo";
+        callback_mount(&f->m_demo, demo, sizeof demo, "/demo", &f->m_www);
+        next = &f->m_demo;
+    }
     if (f->srv.cfg.engine_path) { /* the bare Engine.IO endpoint */
         callback_mount(&f->m_bare, f->bare_mount, sizeof f->bare_mount, f->srv.cfg.engine_path,
                        next);
@@ -462,7 +496,7 @@ static int start_modules(front *f) {
         return -1;
     }
     f->ws = ws_new(&f->srv, &f->timers, f->dl, &f->conns, f->o.deflate);
-    f->http = fhttp_new(&f->srv, &f->timers, f->o.client_js);
+    f->http = fhttp_new(&f->srv, &f->timers, f->o.client_js, f->o.demo);
     if (!f->ws || !f->http) {
         log_error("out of memory");
         return -1;
@@ -476,12 +510,12 @@ static void log_listening(front *f) {
     if (access(f->o.client_js, R_OK))
         log_warn("client bundle %s not found: %ssocket.io.js will answer 404 (run scripts/install-deps)",
                  f->o.client_js, c->path);
-    log_info("listening on http://%s:%d: Socket.IO at %s%s%s (%s%s%s), static files %s, "
+    log_info("listening on http://%s:%d: Socket.IO at %s%s%s (%s%s%s), static files %s%s, "
              "state %s, reader %s at %llu, max queue %zu bytes%s",
              f->o.host, f->o.port, c->path, c->engine_path ? ", Engine.IO at " : "",
              c->engine_path ? c->engine_path : "", c->allow_websocket ? "WebSocket" : "",
              c->allow_websocket && c->allow_polling ? " and " : "",
-             c->allow_polling ? "polling" : "", f->o.www, f->srv.dir,
+             c->allow_polling ? "polling" : "", f->o.www, f->o.demo ? ", demo endpoints /demo/" : "", f->srv.dir,
              reader_name(deliver_reader(f->dl), name, sizeof name),
              (unsigned long long)deliver_cursor(f->dl), f->o.max_queue,
              f->o.deflate ? ", permessage-deflate on" : "");
@@ -538,8 +572,8 @@ int main(int argc, char **argv) {
     }
     if (!f->o.max_queue) f->o.max_queue = (size_t)f->srv.cfg.max_queue_bytes;
     if (f->o.deflate < 0) f->o.deflate = f->srv.cfg.per_message_deflate;
-    int ok = create_context(f) == 0 && start_modules(f) == 0 && adopt_all(f) == 0 &&
-             fguard_init(&f->srv, f->o.deflate) == 0;
+    int ok = (f->o.reuse_port || port_usable(f->o.host, f->o.port) == 0) && create_context(f) == 0 &&
+             start_modules(f) == 0 && adopt_all(f) == 0 && fguard_init(&f->srv, f->o.deflate) == 0;
     if (ok) {
         log_listening(f);
         run(f);

@@ -59,6 +59,7 @@ struct fhttp {
     server *srv;
     ftimers *timers;
     const char *client_js;
+    int demo;            /* the demo endpoints are served (sio-front --demo) */
     int stopping;        /* held GETs are abandoned, not dropped */
     fhttp_req *held;     /* held GETs */
     fhttp_req *posting;  /* POSTs whose body is arriving */
@@ -66,12 +67,13 @@ struct fhttp {
 };
 
 
-fhttp *fhttp_new(server *srv, ftimers *timers, const char *client_js) {
+fhttp *fhttp_new(server *srv, ftimers *timers, const char *client_js, int demo) {
     fhttp *h = calloc(1, sizeof *h);
     if (!h) return NULL;
     h->srv = srv;
     h->timers = timers;
     h->client_js = client_js;
+    h->demo = demo;
     return h;
 }
 
@@ -387,7 +389,7 @@ int fhttp_request(fhttp *h, struct lws *wsi) {
         r->req.bare = route == 2;
         return eio_request(wsi, r);
     }
-    if ((route = demo_route(uri, r->method))) return demo_request(wsi, r, route);
+    if (h->demo && (route = demo_route(uri, r->method))) return demo_request(wsi, r, route);
     r->resp.status = 404;
     r->resp.content_type = "text/plain";
     buf_puts(&r->resp.body, "Not Found\n");

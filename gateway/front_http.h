@@ -13,9 +13,10 @@
 
 typedef struct fhttp fhttp;
 
-/* client_js: the bundle served at cfg.path + "socket.io.js" (borrowed).
+/* client_js: the bundle served at cfg.path + "socket.io.js" (borrowed);
+ * demo: answer the demo endpoints (front_demo.h), else they are 404.
  * NULL on ENOMEM. */
-fhttp *fhttp_new(server *srv, ftimers *timers, const char *client_js);
+fhttp *fhttp_new(server *srv, ftimers *timers, const char *client_js, int demo);
 void fhttp_free(fhttp *h);
 
 /* lws callback pieces; each returns what the callback returns. */

@@ -254,6 +254,25 @@ sup_watch() {
     done
 }
 
+# port_free PORT: nothing answers a connect on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# owns_listener PID PORT: PID itself holds a socket listening on TCP PORT
+# (state 0A in /proc/net/tcp*, matched by inode to PID's descriptors); a
+# connect alone would also succeed on another program's listener.
+owns_listener() {
+    local hex ino fd l
+    local -A want=()
+    printf -v hex ':%04X' "$2"
+    for ino in $(awk -v p="$hex" '$4 == "0A" && substr($2, length($2) - 4) == p { print $10 }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null); do want[$ino]=1; done
+    for fd in /proc/"$1"/fd/*; do
+        l=$(readlink "$fd" 2>/dev/null) || continue
+        [[ $l =~ ^socket:\[([0-9]+)\]$ ]] && [ -n "${want[${BASH_REMATCH[1]}]:-}" ] && return 0
+    done
+    return 1
+}
+
 # --- stated and sio-front --------------------------------------------------------
 # Each in its own session and process group (a Ctrl-C on the terminal
 # reaches only this script, which then stops everything in order), with a
@@ -280,4 +299,5 @@ start_front() {
     FRONT_PID=$!
     echo "$ME: sio-front pid $FRONT_PID${RUN_USER:+ as $RUN_USER} on 127.0.0.1:$FRONT_PORT"
 }
-front_ready() { (exec 3<>"/dev/tcp/127.0.0.1/$FRONT_PORT") 2>/dev/null; }
+# Up once it listens itself (not merely: something answers on the port).
+front_ready() { owns_listener "$FRONT_PID" "$FRONT_PORT"; }

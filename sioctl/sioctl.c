@@ -13,6 +13,7 @@
  * dispatches; local.c and cluster.c do the work. */
 #include "sioctl.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -72,9 +73,11 @@ static const char *usage_text =
     "the cluster (redis_url), this one included.\n"
     "env: SIO_STATE_DIR (the stack's state directory), SIO_CONFIG, and in\n"
     "handlers SIO_SOCKET, SIO_ACK_ID.\n"
-    "exit: 0 ok, 1 failure, 2 usage error, 3 the stack is not running, 4 a timeout\n"
+    "exit: 0 ok, 1 failure, 2 usage error (also: no such socket, unknown namespace,\n"
+    "a config file that cannot be read), 3 the stack is not running, 4 a timeout\n"
     "(acks, or servers that did not answer), 5 no cluster or it cannot be reached,\n"
-    "6 the store or its disk is full (nothing was written; retry in a moment).\n";
+    "6 the store or its disk is full (nothing was written; retry in a moment),\n"
+    "7 permission denied (the state directory, the store or notify.sock).\n";
 
 /* ---- shared helpers ----------------------------------------------------------------- */
 
@@ -137,7 +140,7 @@ void print_json(const cJSON *j) {
 
 typedef struct command {
     const char *name;
-    const char *options; /* the options it takes, each followed by a space */
+    const char *options; /* the options it takes, separated by spaces */
     int (*run)(server *srv, opts *o);
     int self;            /* acts on $SIO_SOCKET by default inside a handler */
 } command;
@@ -158,32 +161,25 @@ static int run_write(server *srv, opts *o) {
 }
 
 static const command commands[] = {
-    {"emit", "--nsp --to --in --except --broadcast --all --socket --local --volatile --ack --timeout --cluster --server-side --json ",
+    {"emit", "--nsp --to --in --except --broadcast --all --socket --local --volatile --ack --timeout --cluster --server-side --json",
      run_emit, 1},
-    {"rooms", "--nsp --all --cluster --timeout --json ", run_query, 0},
-    {"sockets", "--nsp --room --cluster --timeout --json ", run_query, 0},
-    {"join", "--nsp --to --in --except --all --socket --cluster --json ", run_write, 1},
-    {"leave", "--nsp --to --in --except --all --socket --cluster --json ", run_write, 1},
-    {"disconnect", "--nsp --to --in --except --all --socket --close --cluster --json ", run_write, 1},
-    {"ack", "--socket --id --server-side --json ", cmd_write, 1},
-    {"send", "--sid --json ", cmd_write, 0},
-    {"listen", "--nsp --from-start --json ", cmd_listen, 0},
-    {"status", "--json ", cmd_status, 0},
+    {"rooms", "--nsp --all --cluster --timeout --json", run_query, 0},
+    {"sockets", "--nsp --room --cluster --timeout --json", run_query, 0},
+    {"join", "--nsp --to --in --except --all --socket --cluster --json", run_write, 1},
+    {"leave", "--nsp --to --in --except --all --socket --cluster --json", run_write, 1},
+    {"disconnect", "--nsp --to --in --except --all --socket --close --cluster --json", run_write, 1},
+    {"ack", "--socket --id --server-side --json", cmd_write, 1},
+    {"send", "--sid --json", cmd_write, 0},
+    {"listen", "--nsp --from-start --json", cmd_listen, 0},
+    {"status", "--json", cmd_status, 0},
 };
-
-static int takes(const command *c, const char *opt) {
-    size_t l = strlen(opt);
-    for (const char *p = c->options; (p = strstr(p, opt)); p += l)
-        if (p[l] == ' ' && (p == c->options || p[-1] == ' ')) return 1;
-    return 0;
-}
 
 /* One option with a value (v) into o; 0 or an exit code. */
 static int option_value(opts *o, const char *a, const char *v) {
     long x;
     if (!strcmp(a, "--nsp")) o->tg.nsp = v;
     else if (!strcmp(a, "--room")) o->room = v;
-    else if (!strcmp(a, "--socket")) o->tg.self = v;
+    else if (!strcmp(a, "--socket")) o->tg.self = v, o->socket_given = 1;
     else if (!strcmp(a, "--sid")) o->sid = v;
     else if (!strcmp(a, "--id")) {
         if (util_parse_long(v, 0, 2147483647L, &x)) return die(EXIT_USAGE, "bad --id '%s'", v);
@@ -219,15 +215,16 @@ static int parse_opts(const command *c, int argc, char **argv, opts *o) {
         }
         if (!strcmp(a, "--")) { positional_only = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return -1;
-        if (!takes(c, a))
-            return die(EXIT_USAGE, "%s: unknown option %s (it takes: %s; see sioctl --help)", c->name, a, c->options);
+        if (!util_word_in(c->options, a))
+            return die(EXIT_USAGE, "%s: unknown option %s (%s takes: %s; see sioctl --help)", c->name, a,
+                       c->name, c->options);
         size_t k = 0;
         while (k < sizeof flags / sizeof flags[0] && strcmp(flags[k].name, a)) k++;
         if (k < sizeof flags / sizeof flags[0]) {
             *(int *)((char *)o + flags[k].off) = 1;
             continue;
         }
-        if (!v) return die(EXIT_USAGE, "option %s needs a value", a);
+        if (!v) return die(EXIT_USAGE, "%s: option %s needs a value", c->name, a);
         int rc = option_value(o, a, v);
         if (rc) return rc;
         i++;
@@ -237,20 +234,50 @@ static int parse_opts(const command *c, int argc, char **argv, opts *o) {
 
 /* ---- main --------------------------------------------------------------------------------- */
 
+/* The exit code of a store that could not be opened (server_open's rc). */
+static int open_failed(int rc) {
+    if (rc == -EACCES || rc == -EPERM) return EXIT_PERM;
+    if (rc == SERVER_ECONFIG) return EXIT_USAGE;
+    if (rc == -ENOENT || rc == -ENOTDIR || rc == STORE_EBROKEN || rc == -EPROTO) return EXIT_DOWN;
+    return EXIT_FAIL;
+}
+
+/* --socket ID given on the command line must name a socket (of --nsp when
+ * given): anything else would silently act on nobody.  0 or an exit code. */
+static int check_socket(server *srv, const opts *o) {
+    if (!o->socket_given) return 0;
+    store_txn *t;
+    store_socket s;
+    int rc = store_begin(srv->st, 0, &t);
+    if (rc) return die(EXIT_FAIL, "cannot read the store in %s: %s", srv->dir, store_strerror(rc));
+    rc = util_is_id(o->tg.self, strlen(o->tg.self)) ? store_socket_get(t, o->tg.self, &s) : STORE_NOTFOUND;
+    store_abort(t);
+    if (rc == STORE_NOTFOUND)
+        return die(EXIT_USAGE, "%s: no socket '%s' (--socket; `sioctl sockets` lists them)", o->cmd, o->tg.self);
+    if (rc) return die(EXIT_FAIL, "cannot read the store in %s: %s", srv->dir, store_strerror(rc));
+    if (o->tg.nsp && strcmp(o->tg.nsp, s.nsp))
+        return die(EXIT_USAGE, "%s: socket '%s' is in namespace '%s', not '%s' (--nsp)", o->cmd, o->tg.self,
+                   s.nsp, o->tg.nsp);
+    return 0;
+}
+
 static int run(const command *c, opts *o, const char *dir) {
     server srv;
     char err[1024];
     /* listen and a local emit --ack wait on the notify channel */
     int follow = !strcmp(c->name, "listen") || (!strcmp(c->name, "emit") && o->want_ack && !o->cluster &&
                                                  !o->server_side);
-    int orc = server_open(&srv, dir, NULL, follow ? SERVER_SUBSCRIBE : 0, err, sizeof err);
-    if (orc) return die(orc == -EACCES || orc == EACCES || orc == -EPERM ? EXIT_FAIL : EXIT_DOWN, "%s", err);
+    int rc = server_open(&srv, dir, NULL, follow ? SERVER_SUBSCRIBE : 0, err, sizeof err);
+    if (rc) return die(open_failed(rc), "%s", err);
     snprintf(opened.dir, sizeof opened.dir, "%s", srv.dir);
     opened.map_mb = store_map_size(srv.st) >> 20;
-    int rc;
-    if (notify_probe(srv.dir))
-        rc = die(EXIT_DOWN, "stated is not running for %s (no answer on %s/%s)", srv.dir, srv.dir, NOTIFY_SOCK);
-    else
+    if ((rc = notify_probe(srv.dir)) == -EACCES || rc == -EPERM)
+        rc = die(EXIT_PERM, "permission denied on %s/%s: run as the user stated runs as, or give this user access",
+                 srv.dir, NOTIFY_SOCK);
+    else if (rc)
+        rc = die(EXIT_DOWN, "stated is not running for %s (no answer on %s/%s: %s)", srv.dir, srv.dir,
+                 NOTIFY_SOCK, strerror(-rc));
+    else if (!(rc = check_socket(&srv, o)))
         rc = c->run(&srv, o);
     server_close(&srv);
     return rc;
@@ -261,12 +288,18 @@ int main(int argc, char **argv) {
     const char *dir = NULL;
     int json = 0, i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--state") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "--json")) json = 1;
+        if (!strcmp(argv[i], "--state") && i + 1 < argc) {
+            dir = argv[++i];
+            if (!*dir) return die(EXIT_USAGE, "--state: empty directory name");
+        } else if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { fputs(usage_text, stdout); return 0; }
-        else { fputs(usage_text, stderr); return EXIT_USAGE; }
+        else if (!strcmp(argv[i], "--state")) return die(EXIT_USAGE, "option --state needs a directory");
+        else return die(EXIT_USAGE, "unknown option %s before the command (sioctl [--state DIR] [--json] COMMAND ...; see sioctl --help)", argv[i]);
     }
-    if (i >= argc) { fputs(usage_text, stderr); return EXIT_USAGE; }
+    if (i >= argc) {
+        fputs(usage_text, stderr);
+        return die(EXIT_USAGE, "no command given");
+    }
     const char *name = argv[i++];
     const command *c = NULL;
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)

@@ -21,6 +21,7 @@ enum {
     EXIT_TIMEOUT = 4,   /* acks or servers did not all answer in time */
     EXIT_CLUSTER = 5,   /* no cluster, or it cannot be reached */
     EXIT_FULL = 6,      /* the store (map_size_mb) or its disk is full: nothing written */
+    EXIT_PERM = 7,      /* permission denied on the state directory, the store or notify.sock */
 };
 
 typedef struct opts {
@@ -28,6 +29,7 @@ typedef struct opts {
     actions_target tg;
     const char *room;  /* sockets --room */
     const char *sid;   /* send --sid */
+    int socket_given;  /* --socket ID on the command line (not $SIO_SOCKET) */
     long long ack_id;  /* ack --id */
     long timeout_ms;
     int all, close, json, want_ack, from_start, cluster, server_side;

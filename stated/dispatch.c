@@ -1486,39 +1486,44 @@ static void ensure_std_fds(void) {
     }
 }
 
-static int setup_env(dispatch *d) {
-    /* PATH: the directory of this program first (where sioctl lives). */
+int dispatch_path(buf *out) {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     const char *path = getenv("PATH");
     if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
-    buf p = BUF_INIT;
     if (n > 0) {
         exe[n] = 0;
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = 0;
-            buf_printf(&p, "%s:", exe);
+            buf_printf(out, "%s:", exe);
         }
     }
-    buf_puts(&p, path);
-    int rc = add_env(d, "PATH", p.data ? p.data : path);
+    return buf_puts(out, path);
+}
+
+int dispatch_cwd(const server *srv, char *out, size_t n) {
+    char cfgp[PATH_MAX];
+    if (!srv->cfg.source || !realpath(srv->cfg.source, cfgp)) return -1;
+    char *slash = strrchr(cfgp, '/');
+    if (!slash) return -1;
+    if (slash == cfgp) slash[1] = 0;
+    else *slash = 0;
+    return snprintf(out, n, "%s", cfgp) < (int)n ? 0 : -1;
+}
+
+static int setup_env(dispatch *d) {
+    /* PATH: the directory of this program first (where sioctl lives). */
+    buf p = BUF_INIT;
+    int rc = dispatch_path(&p);
+    if (!rc) rc = add_env(d, "PATH", p.data);
     buf_free(&p);
     char dir[PATH_MAX];
     if (!rc) rc = add_env(d, "SIO_STATE_DIR", realpath(d->srv->dir, dir) ? dir : d->srv->dir);
     if (!rc && d->srv->cfg.source) {
         char cfgp[PATH_MAX];
-        if (realpath(d->srv->cfg.source, cfgp)) {
-            rc = add_env(d, "SIO_CONFIG", cfgp);
-            char *slash = strrchr(cfgp, '/');
-            if (slash) {
-                if (slash == cfgp) slash[1] = 0;
-                else *slash = 0;
-                d->cwd = strdup(cfgp);
-            }
-        } else {
-            rc = add_env(d, "SIO_CONFIG", d->srv->cfg.source);
-        }
+        rc = add_env(d, "SIO_CONFIG", realpath(d->srv->cfg.source, cfgp) ? cfgp : d->srv->cfg.source);
+        if (!rc && dispatch_cwd(d->srv, dir, sizeof dir) == 0) d->cwd = strdup(dir);
     }
     /* Everything else of stated's environment is dropped (util_env_kept). */
     extern char **environ;

@@ -51,6 +51,7 @@
 
 #include <stddef.h>
 
+#include "base/buf.h"
 #include "server/server.h"
 
 typedef struct dispatch_opts {
@@ -73,6 +74,12 @@ void dispatch_opts_env(dispatch_opts *o);
  * its own notify subscriber to wake on new records.  opts may be NULL.
  * 0 or <0 (-errno / store error). */
 int dispatch_start(server *srv, const dispatch_opts *opts, dispatch **out);
+
+/* Where commands run and what they find: the PATH they get (the directory
+ * of this program, then $PATH) appended to out (0 or -ENOMEM), and the
+ * directory of the config file into out (0, or -1 without one). */
+int dispatch_path(buf *out);
+int dispatch_cwd(const server *srv, char *out, size_t n);
 
 /* Stops the thread: commands still running get up to about 2 s to finish,
  * then their process groups are killed; process handlers get their stdin

@@ -24,6 +24,7 @@
 #include "base/util.h"
 #include "cluster/bridge.h"
 #include "dispatch.h"
+#include "handcheck.h"
 #include "notify/notify.h"
 #include "perm.h"
 #include "reaper.h"
@@ -127,7 +128,14 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--state") && v) dir = v, i++;
         else if (!strcmp(argv[i], "--config") && v) cfgp = v, i++;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        else { usage(stderr); return 2; }
+        else {
+            fprintf(stderr, "stated: %s %s\n",
+                    !strcmp(argv[i], "--state") || !strcmp(argv[i], "--config") ? "a value is needed after"
+                                                                                  : "unknown option",
+                    argv[i]);
+            usage(stderr);
+            return 2;
+        }
     }
     log_init("stated");
     perm_umask();
@@ -141,6 +149,11 @@ int main(int argc, char **argv) {
     char err[512];
     if (server_open(&srv, sdir, cfgp, SERVER_CREATE, err, sizeof err)) {
         log_error("%s", err);
+        return 1;
+    }
+    if (handcheck_config(&srv, err, sizeof err)) {
+        log_error("%s", err);
+        server_close(&srv);
         return 1;
     }
     int dead = store_reader_check(srv.st);

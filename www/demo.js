@@ -58,6 +58,7 @@
     let ids = [];
     try {
       const res = await fetch("/demo/rooms?nsp=" + encodeURIComponent(nsp()) + "&room=" + encodeURIComponent(r));
+      if (demoOff(res)) { showDemoOff(); return; }
       if (res.ok) ids = await res.json();
     } catch (e) { return; }
     ul.textContent = "";
@@ -77,6 +78,20 @@
     }
   }
 
+  // Without `sio-front --demo` (make run passes it) the room endpoints are
+  // missing files (404, not the endpoints' JSON).
+  function demoOff(res) {
+    return res.status === 404 && !(res.headers.get("content-type") || "").includes("json");
+  }
+  function showDemoOff() {
+    const ul = $("members");
+    ul.textContent = "";
+    const li = document.createElement("li");
+    li.className = "empty";
+    li.textContent = "room endpoints are off: start sio-front with --demo (make run does)";
+    ul.append(li);
+  }
+
   async function roomAction(what) {
     if (!socket || !socket.connected) return;
     const body = JSON.stringify({ nsp: nsp(), socket: socket.id, room: room() });
@@ -85,7 +100,8 @@
       headers: { "content-type": "application/json" },
       body,
     });
-    if (!res.ok) addLog(what + " failed", [res.status, await res.text()], true);
+    if (demoOff(res)) addLog(what + " failed", ["room endpoints are off: start sio-front with --demo"], true);
+    else if (!res.ok) addLog(what + " failed", [res.status, await res.text()], true);
     else addLog(what === "join" ? "joined" : "left", [room()], true);
     refreshMembers();
   }

@@ -296,6 +296,7 @@ static int parse_setting(cfg *c, char *s, int line, cfg_nsp *cur, int in_engine,
     cur->kv = kv;
     cur->kv[cur->nkv].key = xstrdup(key);
     cur->kv[cur->nkv].value = xstrdup(val);
+    cur->kv[cur->nkv].line = line;
     cur->nkv++;
     return 0;
 }

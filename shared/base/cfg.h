@@ -15,6 +15,7 @@
 typedef struct cfg_kv {
     char *key;
     char *value;
+    int line;         /* of the config text, for messages */
 } cfg_kv;
 
 typedef struct cfg_nsp {

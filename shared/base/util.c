@@ -177,3 +177,11 @@ int util_spawn_sh(const char *cmd, char *const envp[], const char *cwd, const in
     *pid = (int)p;
     return 0;
 }
+
+int util_word_in(const char *list, const char *word) {
+    size_t l = strlen(word);
+    if (!l) return 0;
+    for (const char *p = list; (p = strstr(p, word)); p += l)
+        if ((p == list || p[-1] == ' ') && (p[l] == ' ' || !p[l])) return 1;
+    return 0;
+}

@@ -46,5 +46,8 @@ int util_spawn_sh(const char *cmd, char *const envp[], const char *cwd, const in
 int util_group_id(const char *name, unsigned *gid);
 /* Parses a non-negative decimal integer in [min, max]; 0 or -EINVAL. */
 int util_parse_long(const char *s, long min, long max, long *out);
+/* 1 when word is one of the space-separated words of list (command line
+ * options: util_word_in("--state --config", arg)). */
+int util_word_in(const char *list, const char *word);
 
 #endif

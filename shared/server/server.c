@@ -67,7 +67,7 @@ static int open_store(server *s, const buf *text, const char *cfg_path, unsigned
     if (cfg_parse(&pre, text->data ? text->data : "", text->len, cerr, sizeof cerr)) {
         snprintf(err, errlen, "config %s: %s", cfg_path, cerr);
         cfg_free(&pre);
-        return -EINVAL;
+        return SERVER_ECONFIG;
     }
     store_opts o = {.create = (flags & SERVER_CREATE) != 0,
                     .map_size = (size_t)pre.map_size_mb << 20,
@@ -77,7 +77,7 @@ static int open_store(server *s, const buf *text, const char *cfg_path, unsigned
     if (rc == -ENOENT)
         snprintf(err, errlen, "no store in %s: is stated running? (start it with: stated --state %s)",
                  s->dir, s->dir);
-    else if (rc == -EACCES || rc == EACCES || rc == -EPERM)
+    else if (rc == -EACCES || rc == -EPERM)
         denied(s->dir, err, errlen);
     else if (rc == STORE_EBROKEN || rc == -EPROTO)
         snprintf(err, errlen, "cannot open the store in %s: %s (stated moves it aside and starts a new one when it starts)",
@@ -113,13 +113,15 @@ static int load_config(server *s, buf *text, const char *cfg_path, unsigned flag
     if (rc) {
         snprintf(err, errlen, "config%s%s: %s", cfg_path ? " " : " published by stated",
                  cfg_path ? cfg_path : "", cerr);
-        return rc;
+        return SERVER_ECONFIG;
     }
     if (cfg_path) s->cfg.source = strdup(cfg_path);
     const char *url = getenv("SIO_REDIS_URL");
-    if (url && *url && (rc = cfg_set_redis_url(&s->cfg, url, cerr, sizeof cerr)))
+    if (url && *url && cfg_set_redis_url(&s->cfg, url, cerr, sizeof cerr)) {
         snprintf(err, errlen, "SIO_REDIS_URL: %s", cerr);
-    return rc;
+        return SERVER_ECONFIG;
+    }
+    return 0;
 }
 
 int server_open(server *s, const char *dir, const char *cfg_path, unsigned flags, char *err,
@@ -139,7 +141,7 @@ int server_open(server *s, const char *dir, const char *cfg_path, unsigned flags
         snprintf(err, errlen, "cannot read config %s: %s", cfg_path,
                  rc == -ENOMEM ? "file too large" : strerror(-rc));
         buf_free(&text);
-        return rc;
+        return SERVER_ECONFIG;
     }
     rc = open_store(s, &text, cfg_path, flags, err, errlen);
     if (!rc && (rc = load_config(s, &text, cfg_path, flags, err, errlen))) {

@@ -61,11 +61,17 @@ enum {
     SERVER_SUBSCRIBE = 2, /* start a notify subscriber (long-lived readers) */
 };
 
+/* server_open's failure when the config (a file, or the text stated
+ * published) cannot be read or is invalid. */
+#define SERVER_ECONFIG (-30900)
+
 /* Opens the store in the state directory (dir, else util_state_dir()) and
  * loads the config: cfg_path, else $SIO_CONFIG, else (without SERVER_CREATE)
  * the config text stated published in the store, else the defaults.  With
  * SERVER_CREATE (stated) the loaded config text is published.  On failure
- * returns <0 and writes a sentence for the user into err. */
+ * returns <0 and writes a sentence for the user, naming the path at fault,
+ * into err: SERVER_ECONFIG for the config, -ENOENT when there is no store,
+ * -EACCES when the user may not open it, else the store's error. */
 int server_open(server *s, const char *dir, const char *cfg_path, unsigned flags, char *err,
                 size_t errlen);
 void server_close(server *s);

@@ -281,7 +281,7 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
     } else {
         char p[PATH_MAX];
         if (snprintf(p, sizeof p, "%s/data.mdb", dir) >= (int)sizeof p) return -ENAMETOOLONG;
-        if (stat(p, &st)) return errno == EACCES ? -EACCES : -ENOENT;
+        if (stat(p, &st)) return -errno;
     }
     int mode = o.durability == STORE_SAFE ? STORE_MODE_SAFE : STORE_MODE_FAST;
     if (!o.create) {

@@ -93,9 +93,9 @@ test("the gateway user serves, the application user's sioctl emit reaches the cl
   assert.equal(rooms.code, 0, "the gateway user is in the group too: " + rooms.stderr);
 });
 
-test("a user outside the group is refused with a clear error (sioctl exit 1, sio-fcgi does not start)", async () => {
+test("a user outside the group is refused with a clear error (sioctl exit 7, sio-fcgi does not start)", async () => {
   const r = await run(...as(OTHER, path.join(BIN, "sioctl"), "emit", "hello", "x"), { env: { SIO_STATE_DIR: stateDir } });
-  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.code, 7, r.stderr);
   assert.match(r.stderr, new RegExp(`permission denied: the state directory ${stateDir} belongs to group ${SHARE} \\(mode 2770\\).*run as a member of group ${SHARE}`));
   const od = path.join(base, "other");
   mkdirSync(od);

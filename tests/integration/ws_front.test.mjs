@@ -361,7 +361,31 @@ test("the client bundle and the static files are served", async () => {
   assert.equal((await http("GET", `${st.url}/nope.html`)).status, 404);
 });
 
-test("demo endpoints: join, list, emit to the room, leave", async () => {
+test("without --demo the demo endpoints do not exist: 404 like any missing file, and nobody is moved", async () => {
+  const a = await connected(connect(st.url, "/", { transports: ["websocket"] }));
+  const missing = await http("GET", `${st.url}/nope/rooms?room=chat`);
+  assert.equal(missing.status, 404);
+  const body = JSON.stringify({ nsp: "/", socket: a.id, room: "chat" });
+  for (const [method, what, b] of [["GET", "rooms?nsp=%2F&room=chat"], ["POST", "join", body], ["POST", "leave", body]]) {
+    const r = await http(method, `${st.url}/demo/${what}`, b, b ? { "content-type": "application/json" } : {});
+    assert.equal(r.status, 404, `${method} /demo/${what}`);
+    assert.equal(r.body, missing.body);
+    assert.equal(r.headers.get("content-type"), missing.headers.get("content-type"));
+  }
+  const socks = JSON.parse((await ok(st.sioctl("sockets", "--json"))).stdout);
+  assert.deepEqual(socks.find((x) => x.id === a.id).rooms, [a.id], "a socket joined through /demo/join");
+});
+
+test("demo endpoints (--demo): join, list, emit to the room, leave", async () => {
+  const d = await startFront({ args: ["--demo"] });
+  try {
+    await demoEndpoints(d);
+  } finally {
+    await d.stop();
+  }
+});
+
+async function demoEndpoints(st) {
   const a = await connected(connect(st.url, "/", { transports: ["websocket"] }));
   const b = await connected(connect(st.url, "/", { transports: ["polling"] }));
   const post = (what, body) => http("POST", `${st.url}/demo/${what}`, JSON.stringify(body), { "content-type": "application/json" });
@@ -377,7 +401,7 @@ test("demo endpoints: join, list, emit to the room, leave", async () => {
   assert.equal((await post("join", { nsp: "/chat", socket: a.id, room: "x" })).status, 404, "wrong namespace");
   assert.equal((await post("join", { nsp: "/", socket: "AAAAAAAAAAAAAAAAAAAA", room: "x" })).status, 404);
   assert.equal((await http("POST", `${st.url}/demo/join`, "{nope", {})).status, 400);
-});
+}
 
 test("an oversized message closes only that connection (1009), fragmented or not", async () => {
   const other = await connected(connect(st.url, "/", { transports: ["websocket"] }));
