@@ -29,6 +29,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/paths.h"
 #include "notify/notify.h"
 #include "proto/json.h"
 #include "server/actions.h"
@@ -1521,18 +1522,10 @@ static void ensure_std_fds(void) {
 static int setup_env(dispatch *d) {
     /* PATH: the directory of this program first (where sioctl lives). */
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     const char *path = getenv("PATH");
     if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
     buf p = BUF_INIT;
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            buf_printf(&p, "%s:", exe);
-        }
-    }
+    if (paths_exe_dir(exe, sizeof exe) == 0) buf_printf(&p, "%s:", exe);
     buf_puts(&p, path);
     int rc = add_env(d, "PATH", p.data ? p.data : path);
     buf_free(&p);

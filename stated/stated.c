@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/paths.h"
 #include "base/util.h"
 #include "cluster/bridge.h"
 #include "dispatch.h"
@@ -30,10 +31,13 @@
 #include "server/server.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: stated [--state DIR] [--config FILE]\n"
+    fprintf(f, "usage: stated [--state DIR] [--config FILE] [--log LOGFILE]\n"
                "  Runs the state daemon in the foreground; SIGTERM or SIGINT stops it.\n"
-               "  DIR defaults to $SIO_STATE_DIR, else <checkout>/var/state;\n"
-               "  FILE defaults to $SIO_CONFIG, else built-in defaults.\n");
+               "  DIR defaults to $SIO_STATE_DIR, else <checkout>/var/state (an installed\n"
+               "  stated: " PATHS_STATE_DIR ");\n"
+               "  FILE defaults to $SIO_CONFIG, else built-in defaults.\n"
+               "  The log goes to stderr, or appended to LOGFILE: then SIGHUP reopens it\n"
+               "  (after a rotation); without --log SIGHUP stops stated like SIGTERM.\n");
 }
 
 static int summary_sock(void *arg, const store_socket *s) {
@@ -113,6 +117,7 @@ static void run(server *srv, int sfd) {
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         struct signalfd_siginfo si;
         if (poll(&p, 1, timeout) > 0 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            if (si.ssi_signo == SIGHUP && log_sighup()) continue;
             log_info("signal %d: stopping", (int)si.ssi_signo);
             return;
         }
@@ -120,19 +125,25 @@ static void run(server *srv, int sfd) {
 }
 
 int main(int argc, char **argv) {
-    const char *dir = NULL, *cfgp = NULL;
+    const char *dir = NULL, *cfgp = NULL, *logp = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--state") && v) dir = v, i++;
+        else if (!strcmp(argv[i], "--log") && v) logp = v, i++;
         else if (!strcmp(argv[i], "--config") && v) cfgp = v, i++;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
         else { usage(stderr); return 2; }
     }
     log_init("stated");
+    int lrc = logp ? log_to_file(logp) : 0;
+    if (lrc) {
+        log_error("cannot open the log file %s: %s", logp, strerror(-lrc));
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     char sdir[4096];
     if (dir) snprintf(sdir, sizeof sdir, "%s", dir);
-    else if (util_state_dir(sdir, sizeof sdir)) { log_error("state dir path too long"); return 1; }
+    else if (paths_state_dir(sdir, sizeof sdir)) { log_error("state dir path too long"); return 1; }
     if (lock_state_dir(sdir)) return 1;
 
     server srv;
