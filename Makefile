@@ -152,7 +152,7 @@ SUBST := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(PREFIX)/bin|g' \
              -e 's|@DATADIR@|$(PREFIX)/share/sio|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
              -e 's|@VERSION@|$(SIO_VERSION)|g'
 
-install: all
+install: build
 	@test -r $(CLIENT_DIST)/socket.io.min.js || \
 	    { echo "make install: $(CLIENT_DIST)/socket.io.min.js missing (scripts/install-deps installs it)" >&2; exit 1; }
 	install -d $(I)/bin $(I)/lib/sio $(I)/lib/pkgconfig $(I)/include/sio $(SHARE)/www \
