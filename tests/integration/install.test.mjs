@@ -272,3 +272,16 @@ test("--log FILE: SIGHUP makes stated, sio-front and sio-fcgi reopen their renam
   assert.deepEqual(await plain.exited, { code: 0, signal: null });
   assert.match(plain.output, /signal 1: stopping/);
 }, { timeout: 90000 });
+
+test("make uninstall removes what make install put in place, but the config", async () => {
+  const r = await run("make", ["-C", REPO, "--no-print-directory", "uninstall", `DESTDIR=${D}`, `PREFIX=${PREFIX}`, ...MODE],
+                      { timeout: 60000 });
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  const left = [];
+  const walk = (d) => { for (const e of readdirSync(d, { withFileTypes: true })) {
+    const p = path.join(d, e.name);
+    if (e.isDirectory()) walk(p); else left.push(path.relative(D, p));
+  } };
+  walk(D);
+  assert.deepEqual(left, ["etc/sio/sio.conf"]);
+}, { timeout: 90000 });
