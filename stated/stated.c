@@ -16,8 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <stddef.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -83,6 +86,23 @@ static uint64_t log_summary(server *srv) {
              srv->dir, nsess, nsock, (unsigned long long)head,
              srv->cfg.source ? srv->cfg.source : "(defaults)", srv->dir, NOTIFY_SOCK);
     return head;
+}
+
+/* Under systemd (Type=notify, $NOTIFY_SOCKET): says READY=1 once the store
+ * and notify.sock are there, so that units ordered after stated's find them.
+ * The sd_notify protocol: one datagram on a Unix socket ("@": abstract). */
+static void systemd_ready(void) {
+    const char *p = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    size_t len = p ? strlen(p) : 0;
+    if (!len || (p[0] != '/' && p[0] != '@') || len >= sizeof a.sun_path) return;
+    memcpy(a.sun_path, p, len);
+    if (a.sun_path[0] == '@') a.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&a,
+                         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        log_warn("cannot tell systemd that stated is ready (NOTIFY_SOCKET=%s): %s", p, strerror(errno));
+    if (fd >= 0) close(fd);
 }
 
 /* Housekeeping until a signal arrives on sfd. */
@@ -184,6 +204,7 @@ int main(int argc, char **argv) {
     rc = bridge_start(&srv, &br);
     if (rc) log_error("cannot start the cluster bridge: %s", store_strerror(rc));
 
+    systemd_ready();
     run(&srv, sfd);
     bridge_stop(br);
     dispatch_stop(disp);

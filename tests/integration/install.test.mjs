@@ -179,8 +179,21 @@ test("systemd units: systemd-analyze verify passes (and fails on a broken unit);
 
   // By hand, as systemd would run them (the state dir made first, as StateDirectory= does).
   mkdirSync(state);
+  // Type=notify: stated sends READY=1 to $NOTIFY_SOCKET once its store and notify.sock exist.
+  assert.equal(key(stated, "Type"), "notify");
   const [sCmd, ...sArgs] = argv(inTree(key(stated, "ExecStart"), state));
-  procs.push(await startProcess(sCmd, sArgs, { ready: /notify on/, name: "stated (unit)", timeout: 30000 }));
+  const notifySock = path.join(root, "notify");
+  const manager = "import os, socket, subprocess, sys\n" +
+    "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ns.bind(sys.argv[1])\n" +
+    "p = subprocess.Popen(sys.argv[3:], env=dict(os.environ, NOTIFY_SOCKET=sys.argv[1]))\n" +
+    "msg = s.recv(4096).decode()\n" +
+    "print('sd_notify: %s; store %s' % (msg, os.path.exists(os.path.join(sys.argv[2], 'data.mdb')) and " +
+    "os.path.exists(os.path.join(sys.argv[2], 'notify.sock'))), flush=True)\n" +
+    "sys.exit(p.wait())\n";
+  const sd = await startProcess("python3", ["-c", manager, notifySock, state, sCmd, ...sArgs],
+                                { ready: /sd_notify: /, name: "stated (unit)", timeout: 30000 });
+  procs.push(sd);
+  assert.match(sd.output, /sd_notify: READY=1; store True/);
   const port = await freePort();
   const [fCmd, ...fArgs] = argv(inTree(key(front, "ExecStart"), state).replace("--port 3000", `--port ${port}`));
   assert.notEqual(fArgs.indexOf(String(port)), -1, "sio-front's ExecStart has no --port 3000");
