@@ -149,7 +149,7 @@ test("a handler and a plugin built with `pkg-config --cflags --libs sio` against
   }
 }, { timeout: 120000 });
 
-test("systemd units: systemd-analyze verify passes (and fails on a broken unit); their ExecStart lines serve clients", async () => {
+test("systemd units: systemd-analyze verify passes (and fails on a broken unit), systemd-sysusers accepts the user; their ExecStart lines serve clients", async () => {
   const state = path.join(root, "state-units");
   const udir = path.join(root, "units");
   mkdirSync(udir);
@@ -164,6 +164,11 @@ test("systemd units: systemd-analyze verify passes (and fails on a broken unit);
   const ko = await verify(bad);
   assert.match(ko.stdout + ko.stderr, /Restrt/);
   assert.match(ko.stdout + ko.stderr, /nonexistent/);
+
+  // the user: systemd-sysusers reads the installed sysusers.d file and would create sio
+  const users = await run("systemd-sysusers", ["--root", D, "--dry-run", path.join(P, "lib", "sysusers.d", "sio.conf")]);
+  assert.equal(users.code, 0, users.stderr);
+  assert.match(users.stdout + users.stderr, /Creating user 'sio'/);
 
   const stated = unit("sio-stated.service"), front = unit("sio-front.service");
   const sock = unit("sio-fcgi.socket"), fcgi = unit("sio-fcgi.service");
