@@ -54,8 +54,8 @@ int paths_installed(void) {
 int paths_default(enum paths_kind kind, char *out, size_t n) {
     char root[PATH_MAX];
     int inst = 0;
-    if (kind == PATHS_PLUGINS && !paths_installed()) return paths_exe_dir(out, n);
     if (layout_root(&inst, root, sizeof root)) return -ENAMETOOLONG;
+    if (kind == PATHS_PLUGINS && !inst) return paths_exe_dir(out, n);
     int w;
     switch (kind) {
     case PATHS_STATE:

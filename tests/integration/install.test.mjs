@@ -244,18 +244,20 @@ test("the installed run-embedded runs the installed programs on the installed ww
   assert.deepEqual(await got, [1]);
 }, { timeout: 60000 });
 
-test("--log FILE: SIGHUP makes stated, sio-front and sio-fcgi reopen their renamed log file and keep running; without --log it stops stated", async () => {
-  const state = path.join(root, "state-log");
-  const logs = path.join(root, "log");
+const read = (f) => (existsSync(f) ? readFileSync(f, "utf8") : "");
+
+// stated, sio-front and sio-fcgi from the DESTDIR, each with --log logs/NAME.log.
+async function startLogged(tag) {
+  const state = path.join(root, `state-${tag}`);
+  const logs = path.join(root, `${tag}-logs`);
   mkdirSync(logs);
   const log = (n) => path.join(logs, `${n}.log`);
-  const read = (f) => (existsSync(f) ? readFileSync(f, "utf8") : "");
   const port = await freePort();
   const started = {};
   const specs = {
     stated: [bin("stated"), ["--state", state, "--log", log("stated")], /notify on/],
     "sio-front": [bin("sio-front"), ["--port", String(port), "--state", state, "--log", log("sio-front")], /listening on/],
-    "sio-fcgi": [bin("sio-fcgi"), ["--socket", path.join(root, "log-fcgi.sock"), "--state", state, "--log", log("sio-fcgi")], /serving/],
+    "sio-fcgi": [bin("sio-fcgi"), ["--socket", path.join(root, `${tag}-fcgi.sock`), "--state", state, "--log", log("sio-fcgi")], /serving/],
   };
   for (const [name, [cmd, args, ready]] of Object.entries(specs)) {
     const p = await startProcess(cmd, args, { name });
@@ -265,13 +267,16 @@ test("--log FILE: SIGHUP makes stated, sio-front and sio-fcgi reopen their renam
     await eventually(() => assert.match(read(log(name)), ready), 30000);
     assert.equal(p.output, "", `${name} wrote to stderr: ${p.output}`);
   }
-  for (const [name, p] of Object.entries(started)) {
-    renameSync(log(name), `${log(name)}.1`);                // what logrotate does
-    process.kill(p.child.pid, "SIGHUP");
+  return { state, logs, log, port, started };
+}
+
+// After a rotation: each program reopened its file (the line is in the new
+// one only), still serves, and logs its stop in the new file.
+async function checkRotated({ state, log, port, started }) {
+  for (const name of Object.keys(started)) {
     await eventually(() => assert.match(read(log(name)), /SIGHUP: log file .* reopened/), 15000);
     assert.doesNotMatch(read(`${log(name)}.1`), /reopened/);
   }
-  // still serving, and later lines go to the new files
   const s = await connected(connect(`http://127.0.0.1:${port}`, "/", { transports: ["websocket"] }));
   const got = once(s, "after-rotation", 15000);
   assert.equal((await sioctl(state, "emit", "after-rotation")).code, 0);
@@ -283,12 +288,37 @@ test("--log FILE: SIGHUP makes stated, sio-front and sio-fcgi reopen their renam
     const sanitizer = (read(log(name)) + read(`${log(name)}.1`)).match(/(ERROR: (Address|Leak)Sanitizer|runtime error:)[^\n]*/);
     assert.equal(sanitizer, null, `${name}: ${sanitizer && sanitizer[0]}`);
   }
+}
+
+test("--log FILE: SIGHUP makes stated, sio-front and sio-fcgi reopen their renamed log file and keep running; without --log it stops stated", async () => {
+  const L = await startLogged("log");
+  for (const [name, p] of Object.entries(L.started)) {
+    renameSync(L.log(name), `${L.log(name)}.1`);                // what logrotate does
+    process.kill(p.child.pid, "SIGHUP");
+  }
+  await checkRotated(L);
   // without --log, SIGHUP still stops stated (a hangup of its terminal)
-  const plain = await startProcess(bin("stated"), ["--state", state], { ready: /notify on/, name: "stated (no --log)" });
+  const plain = await startProcess(bin("stated"), ["--state", L.state], { ready: /notify on/, name: "stated (no --log)" });
   procs.push(plain);
   process.kill(plain.child.pid, "SIGHUP");
   assert.deepEqual(await plain.exited, { code: 0, signal: null });
   assert.match(plain.output, /signal 1: stopping/);
+}, { timeout: 90000 });
+
+test("the installed logrotate rule rotates the --log files, and its SIGHUP reaches only the programs started with --log", async () => {
+  const L = await startLogged("logrotate");
+  // a stated without --log (it would stop on SIGHUP) must not get it
+  const bystander = await startProcess(bin("stated"), ["--state", path.join(root, "state-bystander")],
+                                       { ready: /notify on/, name: "stated (bystander)" });
+  procs.push(bystander);
+  const conf = path.join(root, "logrotate.conf");
+  writeFileSync(conf, readFileSync(path.join(SHARE, "logrotate", "sio"), "utf8").replaceAll("/var/log/sio/", `${L.logs}/`));
+  const r = await run("logrotate", ["-v", "-f", "-s", path.join(root, "logrotate.status"), conf], { timeout: 60000 });
+  assert.equal(r.code, 0, `logrotate failed:\n${r.stdout}${r.stderr}`);
+  for (const name of Object.keys(L.started)) assert.ok(existsSync(`${L.log(name)}.1`), `${name}.log was not rotated`);
+  await checkRotated(L);
+  assert.equal(bystander.child.exitCode, null, `a stated without --log got the SIGHUP:\n${bystander.output}`);
+  assert.doesNotMatch(bystander.output, /signal/);
 }, { timeout: 90000 });
 
 test("make uninstall removes what make install put in place, but the config", async () => {
