@@ -108,7 +108,7 @@ test("the installed stack: stated + sio-front + sioctl from DESTDIR with the ins
   await eventually(() => assert.deepEqual(ev.filter((e) => e[0] === "message-back"), [["message-back", "hi", 1]]), 15000);
   // an installed sioctl without SIO_STATE_DIR looks in /var/lib/sio (the service's)
   const def = await run(bin("sioctl"), ["status"], { env: { SIO_STATE_DIR: "" } });
-  assert.match(def.stderr, /\/var\/lib\/sio/, `${def.code} ${def.stdout} ${def.stderr}`);
+  assert.match(def.stdout + def.stderr, /\/var\/lib\/sio/, `${def.code} ${def.stdout} ${def.stderr}`);
 }, { timeout: 60000 });
 
 test("a handler and a plugin built with `pkg-config --cflags --libs sio` against the installed headers run", async () => {
