@@ -10,9 +10,16 @@
 #   make bench      side-by-side benchmarks against the Node reference (bench-quick: a 2-minute smoke run)
 #   make soak       10k clients with connection state recovery, churn and a stream for an hour
 #                   (SOAK_MINUTES=N to bound it; see tests/soak/run): loss and memory over time
-#   make install    copy the programs to $(PREFIX)/bin
+#   make install    install the programs, the C API (libsio.a, sioh.h, sio.pc), www/, the
+#                   client bundle, the run scripts, examples and the systemd units under
+#                   $(DESTDIR)$(PREFIX) (README "Production"); make uninstall removes them
 
 PREFIX ?= /usr/local
+# Where `make install` puts what lives outside PREFIX (under DESTDIR too).
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+SIO_VERSION := 0.1
 PORT ?= 3000
 FUZZ_SECONDS ?= 20
 
@@ -48,7 +55,7 @@ endif
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(OUT)/tests/%)
 
-.PHONY: all deps build run test test-asan asan unit fuzz bench soak install clean
+.PHONY: all deps build run test test-asan asan unit fuzz bench soak install uninstall clean
 all: deps build
 
 deps:
@@ -134,9 +141,50 @@ soak: all
 
 include tests/bench/bench.mk
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+# The installed layout (see shared/base/paths.h: programs in PREFIX/bin find
+# PREFIX/share/sio/www, so keep them together). MODE=asan installs the ASan build.
+I := $(DESTDIR)$(PREFIX)
+SHARE := $(I)/share/sio
+CLIENT_DIST := tests/node_modules/socket.io-client/dist
+UNITS := sio-stated.service sio-front.service sio-fcgi.socket sio-fcgi.service
+EXAMPLES := README.md echo.c echo_plugin.c echo.conf seed.conf jget
+SUBST := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(PREFIX)/bin|g' \
+             -e 's|@DATADIR@|$(PREFIX)/share/sio|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+             -e 's|@VERSION@|$(SIO_VERSION)|g'
+
+install: build
+	@test -r $(CLIENT_DIST)/socket.io.min.js || \
+	    { echo "make install: $(CLIENT_DIST)/socket.io.min.js missing (scripts/install-deps installs it)" >&2; exit 1; }
+	install -d $(I)/bin $(I)/lib/sio $(I)/lib/pkgconfig $(I)/include/sio $(SHARE)/www \
+	    $(SHARE)/client $(SHARE)/scripts/conf $(SHARE)/examples/handlers $(SHARE)/logrotate \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/sio
+	install -m 755 $(filter-out %.so,$(PROGS)) $(I)/bin/
+	install -m 755 $(BINDIR)/sio-example-echo-plugin.so $(I)/lib/sio/
+	install -m 644 $(LIB) $(I)/lib/libsio.a
+	install -m 644 shared/handlers/sioh.h $(I)/include/sio/
+	$(SUBST) scripts/conf/sio.pc.in >$(I)/lib/pkgconfig/sio.pc
+	install -m 644 www/* $(SHARE)/www/
+	install -m 644 $(CLIENT_DIST)/socket.io.min.js $(CLIENT_DIST)/socket.io.min.js.map $(SHARE)/client/
+	install -m 755 scripts/run-embedded scripts/run-lighttpd scripts/run-apache $(SHARE)/scripts/
+	install -m 644 scripts/lib-run.sh $(SHARE)/scripts/
+	install -m 644 scripts/conf/lighttpd.conf.in scripts/conf/apache.conf.in scripts/conf/*.example $(SHARE)/scripts/conf/
+	install -m 644 $(addprefix scripts/examples/,$(EXAMPLES)) scripts/conf/sio.conf.example $(SHARE)/examples/
+	install -m 755 scripts/examples/handlers/*.sh $(SHARE)/examples/handlers/
+	install -m 644 scripts/conf/sio.logrotate $(SHARE)/logrotate/sio
+	install -m 644 README.md $(SHARE)/README.md
+	for u in $(UNITS); do $(SUBST) scripts/systemd/$$u.in >$(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	install -m 644 scripts/systemd/sio.sysusers $(DESTDIR)$(SYSUSERSDIR)/sio.conf
+	@# The config is the administrator's: installed once, never overwritten.
+	test -e $(DESTDIR)$(SYSCONFDIR)/sio/sio.conf || \
+	    install -m 644 scripts/conf/sio.conf.example $(DESTDIR)$(SYSCONFDIR)/sio/sio.conf
+
+# Removes what install put in place, except the config (SYSCONFDIR/sio/sio.conf)
+# and the state (/var/lib/sio).
+uninstall:
+	rm -f $(addprefix $(I)/bin/,$(notdir $(filter-out %.so,$(PROGS))))
+	rm -rf $(I)/lib/sio $(I)/include/sio $(SHARE)
+	rm -f $(I)/lib/libsio.a $(I)/lib/pkgconfig/sio.pc
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(SYSUSERSDIR)/sio.conf
 
 clean:
 	rm -rf build bin tests/bench/.build

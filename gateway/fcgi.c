@@ -260,16 +260,20 @@ static int listen_socket(const char *path, const char *mode_s, const char *group
 static void usage(void) {
     fprintf(stderr,
             "usage: sio-fcgi [--socket PATH [--socket-mode MODE] [--socket-group GROUP]]\n"
-            "                [--threads N] [--state DIR] [--config FILE]\n"
+            "                [--threads N] [--state DIR] [--config FILE] [--log LOGFILE]\n"
             "  Answers Engine.IO long-polling for a web server over FastCGI.\n"
-            "  Without --socket it accepts on fd 0, as spawned by lighttpd (bin-path) or\n"
-            "  Apache mod_fcgid.  The socket gets MODE (octal, default 0660) and GROUP\n"
-            "  (default: this process's group): give it the web server's group.\n"
+            "  Without --socket it accepts on fd 0, as spawned by lighttpd (bin-path),\n"
+            "  Apache mod_fcgid or systemd (a .socket unit, StandardInput=socket).\n"
+            "  The socket gets MODE (octal, default 0660) and GROUP (default: this\n"
+            "  process's group): give it the web server's group.\n"
+            "  --log appends the log to LOGFILE instead of stderr; SIGHUP reopens it\n"
+            "  (without --log SIGHUP stops it like SIGTERM).\n"
             "  Env: SIO_STATE_DIR, SIO_CONFIG, SIO_FCGI_THREADS.\n");
 }
 
 int main(int argc, char **argv) {
-    const char *sock = NULL, *sock_mode_s = NULL, *sock_group = NULL, *dir = NULL, *cfgp = NULL, *threads_s = getenv("SIO_FCGI_THREADS");
+    const char *sock = NULL, *sock_mode_s = NULL, *sock_group = NULL, *dir = NULL, *cfgp = NULL, *logp = NULL;
+    const char *threads_s = getenv("SIO_FCGI_THREADS");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -279,10 +283,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads") && v) threads_s = v, i++;
         else if (!strcmp(a, "--state") && v) dir = v, i++;
         else if (!strcmp(a, "--config") && v) cfgp = v, i++;
+        else if (!strcmp(a, "--log") && v) logp = v, i++;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         else {
             fprintf(stderr, "sio-fcgi: %s %s\n",
-                    util_word_in("--socket --threads --state --config", a) ? "a value is needed after"
+                    util_word_in("--socket --socket-mode --socket-group --threads --state --config --log", a) ? "a value is needed after"
                                                                                      : "unknown option",
                     a);
             usage();
@@ -290,6 +295,11 @@ int main(int argc, char **argv) {
         }
     }
     log_init("sio-fcgi");
+    int lrc = logp ? log_to_file(logp) : 0;
+    if (lrc) {
+        log_error("cannot open the log file %s: %s", logp, strerror(-lrc));
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     static gateway g = {.listen_fd = 0, .accept_mu = PTHREAD_MUTEX_INITIALIZER};
     if (FCGX_Init()) {
@@ -345,7 +355,7 @@ int main(int argc, char **argv) {
     log_info("serving %s with %ld threads, state %s%s%s", srv->cfg.path, started, srv->dir,
              sock ? ", socket " : "", sock ? sock : "");
     int sig = 0;
-    sigwait(&stop, &sig);
+    while (sigwait(&stop, &sig) == 0 && sig == SIGHUP && log_sighup()) {}
     /* Held polls are simply dropped: their sessions name this process as the
      * holder, and a dead holder does not count, so the clients' next GET
      * goes through any other worker.  Committed state is in the store. */

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/paths.h"
 #include "base/util.h"
 #include "front_conn.h"
 #include "front_deliver.h"
@@ -51,6 +52,7 @@ typedef struct front_opts {
     int port;
     const char *www;
     const char *client_js;
+    const char *log; /* --log FILE, NULL: stderr */
     const char *state_dir;
     const char *config;
     size_t max_queue;    /* bytes queued per connection before it is dropped (0: config) */
@@ -194,7 +196,8 @@ static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         accept_all(f);
     } else if (*tag == OBJ_RAW_SIGNAL) {
         struct signalfd_siginfo si;
-        while (read(f->sigfd, &si, sizeof si) == (ssize_t)sizeof si) start_stop(f, (int)si.ssi_signo);
+        while (read(f->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+            if (si.ssi_signo != SIGHUP || !log_sighup()) start_stop(f, (int)si.ssi_signo);
     }
     return 0;
 }
@@ -305,10 +308,10 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: sio-front --port PORT [--host ADDR] [--www DIR] [--state DIR] [--config FILE]\n"
             "                 [--client-js FILE] [--max-queue BYTES] [--per-message-deflate]\n"
-            "                 [--reuse-port] [--demo]\n"
+            "                 [--reuse-port] [--demo] [--log LOGFILE]\n"
             "  The Engine.IO/Socket.IO front: WebSocket and long-polling at the configured\n"
             "  path (default /socket.io/), /socket.io/socket.io.js and static files from\n"
-            "  DIR (default <checkout>/www).\n"
+            "  DIR (default <checkout>/www, or PREFIX/share/sio/www when installed).\n"
             "  --host        address to listen on (default 127.0.0.1)\n"
             "  --max-queue   bytes queued for one WebSocket before it is dropped\n"
             "                (default: config max_queue_bytes, 4 MiB)\n"
@@ -319,6 +322,8 @@ static void usage(FILE *out) {
             "  --demo        serve the demo page's endpoints (/demo/rooms, /demo/join,\n"
             "                /demo/leave): anyone who reaches the port can move sockets\n"
             "                between rooms with them, so it is off by default (404)\n"
+            "  --log         append the log to LOGFILE instead of stderr; SIGHUP reopens it\n"
+            "                (without --log SIGHUP stops the front like SIGTERM)\n"
             "  env: SIO_STATE_DIR, SIO_CONFIG, SIO_LOG_LEVEL, SIO_LWS_LOG (lws log bitmask).\n");
 }
 
@@ -338,6 +343,7 @@ static int parse_args(int argc, char **argv, front_opts *o) {
         else if (!strcmp(a, "--state") && v) o->state_dir = v, i++;
         else if (!strcmp(a, "--config") && v) o->config = v, i++;
         else if (!strcmp(a, "--client-js") && v) o->client_js = v, i++;
+        else if (!strcmp(a, "--log") && v) o->log = v, i++;
         else if (!strcmp(a, "--max-queue") && v) {
             if (util_parse_long(v, 1024, 1L << 40, &n)) {
                 fprintf(stderr, "sio-front: bad --max-queue '%s' (1024 bytes or more)\n", v);
@@ -350,7 +356,7 @@ static int parse_args(int argc, char **argv, front_opts *o) {
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
         else {
             fprintf(stderr, "sio-front: %s %s\n",
-                    util_word_in("--port --host --www --state --config --client-js --max-queue", a) ? "a value is needed after" : "unknown option",
+                    util_word_in("--port --host --www --state --config --client-js --max-queue --log", a) ? "a value is needed after" : "unknown option",
                     a);
             usage(stderr);
             return 2;
@@ -364,34 +370,12 @@ static int parse_args(int argc, char **argv, front_opts *o) {
     return 0;
 }
 
-/* The checkout: the executable is in <checkout>/bin or <checkout>/build/asan/bin. */
-static void repo_dir(char *out, size_t n) {
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) {
-        snprintf(out, n, ".");
-        return;
-    }
-    exe[len] = 0;
-    char *s = strrchr(exe, '/');
-    if (s) *s = 0;
-    size_t el = strlen(exe);
-    const char *up = el >= 15 && !strcmp(exe + el - 15, "/build/asan/bin") ? "/../../.." : "/..";
-    char tmp[PATH_MAX + 16];
-    snprintf(tmp, sizeof tmp, "%s%s", exe, up);
-    if (!realpath(tmp, out)) {
-        size_t l = strnlen(tmp, n - 1);
-        memcpy(out, tmp, l);
-        out[l] = 0;
-    }
-}
-
-/* The static directory and the client bundle, defaulting to the checkout's. */
+/* The static directory and the client bundle: the options, else the
+ * defaults of the program's layout (paths.h: a checkout or an install). */
 static int resolve_paths(front *f) {
-    char repo[PATH_MAX], www[PATH_MAX + 8];
-    repo_dir(repo, sizeof repo);
+    char www[PATH_MAX];
     if (!f->o.www) {
-        snprintf(www, sizeof www, "%s/www", repo);
+        if (paths_default(PATHS_WWW, www, sizeof www)) www[0] = 0;
         f->o.www = www;
     }
     if (!realpath(f->o.www, f->www)) {
@@ -400,8 +384,7 @@ static int resolve_paths(front *f) {
     }
     f->o.www = f->www;
     if (!f->o.client_js) {
-        snprintf(f->client_js, sizeof f->client_js,
-                 "%s/tests/node_modules/socket.io-client/dist/socket.io.min.js", repo);
+        if (paths_default(PATHS_CLIENT_JS, f->client_js, sizeof f->client_js)) f->client_js[0] = 0;
         f->o.client_js = f->client_js;
     }
     return 0;
@@ -508,7 +491,7 @@ static void log_listening(front *f) {
     const cfg *c = &f->srv.cfg;
     char name[64];
     if (access(f->o.client_js, R_OK))
-        log_warn("client bundle %s not found: %ssocket.io.js will answer 404 (run scripts/install-deps)",
+        log_warn("client bundle %s not found: %ssocket.io.js will answer 404 (scripts/install-deps or make install provide it; --client-js FILE)",
                  f->o.client_js, c->path);
     log_info("listening on http://%s:%d: Socket.IO at %s%s%s (%s%s%s), static files %s%s, "
              "state %s, reader %s at %llu, max queue %zu bytes%s",
@@ -557,6 +540,10 @@ int main(int argc, char **argv) {
     int rc = parse_args(argc, argv, &f->o);
     if (rc) return rc < 0 ? 0 : rc;
     log_init("sio-front");
+    if (f->o.log && (rc = log_to_file(f->o.log))) {
+        log_error("cannot open the log file %s: %s", f->o.log, strerror(-rc));
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     if (resolve_paths(f)) return 1;
     f->sigfd = signal_fd();

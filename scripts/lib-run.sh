@@ -20,6 +20,22 @@
 
 die() { echo "$ME: $*" >&2; exit 1; }
 
+# Defaults by layout.  A checkout: REPO/bin, REPO/var/state, REPO/var/run and
+# the client bundle of tests/node_modules.  An install (`make install`: the
+# scripts in PREFIX/share/sio/scripts, so REPO is PREFIX/share/sio): PREFIX/bin,
+# /var/lib/sio (the service's state directory), STATE/run and share/sio/client.
+if [ "${REPO##*/}" = sio ] && [ "$(basename -- "$(dirname -- "$REPO")")" = share ]; then
+    DEF_BIN=$(cd "$REPO/../.." && pwd -P)/bin
+    DEF_STATE=/var/lib/sio
+    DEF_RUN=${SIO_STATE_DIR:-$DEF_STATE}/run
+    CLIENT_JS=$REPO/client/socket.io.min.js
+else
+    DEF_BIN=$REPO/bin
+    DEF_STATE=$REPO/var/state
+    DEF_RUN=$REPO/var/run
+    CLIENT_JS=$REPO/tests/node_modules/socket.io-client/dist/socket.io.min.js
+fi
+
 SETPRIV=$(command -v setpriv) || die "setpriv (util-linux) not found"
 
 # secs_ms VAR SECONDS: SECONDS (like 2 or 0.25) in milliseconds into VAR.

@@ -28,6 +28,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/paths.h"
 #include "notify/notify.h"
 #include "proto/json.h"
 #include "server/actions.h"
@@ -1488,17 +1489,9 @@ static void ensure_std_fds(void) {
 
 int dispatch_path(buf *out) {
     char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     const char *path = getenv("PATH");
     if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
-    if (n > 0) {
-        exe[n] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            buf_printf(out, "%s:", exe);
-        }
-    }
+    if (paths_exe_dir(exe, sizeof exe) == 0) buf_printf(out, "%s:", exe);
     return buf_puts(out, path);
 }
 

@@ -16,11 +16,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <stddef.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/paths.h"
 #include "base/util.h"
 #include "cluster/bridge.h"
 #include "dispatch.h"
@@ -32,10 +36,13 @@
 #include "server/server.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: stated [--state DIR] [--config FILE]\n"
+    fprintf(f, "usage: stated [--state DIR] [--config FILE] [--log LOGFILE]\n"
                "  Runs the state daemon in the foreground; SIGTERM or SIGINT stops it.\n"
-               "  DIR defaults to $SIO_STATE_DIR, else <checkout>/var/state;\n"
-               "  FILE defaults to $SIO_CONFIG, else built-in defaults.\n");
+               "  DIR defaults to $SIO_STATE_DIR, else <checkout>/var/state (an installed\n"
+               "  stated: " PATHS_STATE_DIR ");\n"
+               "  FILE defaults to $SIO_CONFIG, else built-in defaults.\n"
+               "  The log goes to stderr, or appended to LOGFILE: then SIGHUP reopens it\n"
+               "  (after a rotation); without --log SIGHUP stops stated like SIGTERM.\n");
 }
 
 static int summary_sock(void *arg, const store_socket *s) {
@@ -83,6 +90,23 @@ static uint64_t log_summary(server *srv) {
     return head;
 }
 
+/* Under systemd (Type=notify, $NOTIFY_SOCKET): says READY=1 once the store
+ * and notify.sock are there, so that units ordered after stated's find them.
+ * The sd_notify protocol: one datagram on a Unix socket ("@": abstract). */
+static void systemd_ready(void) {
+    const char *p = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    size_t len = p ? strlen(p) : 0;
+    if (!len || (p[0] != '/' && p[0] != '@') || len >= sizeof a.sun_path) return;
+    memcpy(a.sun_path, p, len);
+    if (a.sun_path[0] == '@') a.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&a,
+                         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        log_warn("cannot tell systemd that stated is ready (NOTIFY_SOCKET=%s): %s", p, strerror(errno));
+    if (fd >= 0) close(fd);
+}
+
 /* Housekeeping until a signal arrives on sfd. */
 static void run(server *srv, int sfd) {
     int64_t next_sync = util_now_ms() + 1000, next_check = util_now_ms() + 10000;
@@ -115,6 +139,7 @@ static void run(server *srv, int sfd) {
         struct pollfd p = {.fd = sfd, .events = POLLIN};
         struct signalfd_siginfo si;
         if (poll(&p, 1, timeout) > 0 && read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+            if (si.ssi_signo == SIGHUP && log_sighup()) continue;
             log_info("signal %d: stopping", (int)si.ssi_signo);
             return;
         }
@@ -122,15 +147,16 @@ static void run(server *srv, int sfd) {
 }
 
 int main(int argc, char **argv) {
-    const char *dir = NULL, *cfgp = NULL;
+    const char *dir = NULL, *cfgp = NULL, *logp = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--state") && v) dir = v, i++;
+        else if (!strcmp(argv[i], "--log") && v) logp = v, i++;
         else if (!strcmp(argv[i], "--config") && v) cfgp = v, i++;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
         else {
             fprintf(stderr, "stated: %s %s\n",
-                    !strcmp(argv[i], "--state") || !strcmp(argv[i], "--config") ? "a value is needed after"
+                    util_word_in("--state --config --log", argv[i]) ? "a value is needed after"
                                                                                   : "unknown option",
                     argv[i]);
             usage(stderr);
@@ -139,10 +165,15 @@ int main(int argc, char **argv) {
     }
     log_init("stated");
     perm_umask();
+    int lrc = logp ? log_to_file(logp) : 0;
+    if (lrc) {
+        log_error("cannot open the log file %s: %s", logp, strerror(-lrc));
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     char sdir[4096];
     if (dir) snprintf(sdir, sizeof sdir, "%s", dir);
-    else if (util_state_dir(sdir, sizeof sdir)) { log_error("state dir path too long"); return 1; }
+    else if (paths_state_dir(sdir, sizeof sdir)) { log_error("state dir path too long"); return 1; }
     if (lock_state_dir(sdir)) return 1;
 
     server srv;
@@ -198,6 +229,7 @@ int main(int argc, char **argv) {
     rc = bridge_start(&srv, &br);
     if (rc) log_error("cannot start the cluster bridge: %s", store_strerror(rc));
 
+    systemd_ready();
     run(&srv, sfd);
     bridge_stop(br);
     dispatch_stop(disp);

@@ -1,6 +1,8 @@
-/* log: stderr logging (see log.h). */
+/* log: stderr or file logging (see log.h). */
 #include "base/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 static const char *log_prog = "sio";
 static int log_level = LOG_INFO;
+static char *log_path; /* log_to_file's path, NULL: stderr as inherited */
 
 void log_init(const char *prog) {
     log_prog = prog;
@@ -44,6 +47,41 @@ void log_msg(int level, const char *fmt, ...) {
     line[len++] = '\n';
     ssize_t w = write(2, line, len); /* one write: lines from threads do not mix */
     (void)w;
+}
+
+/* Opens path and puts it on fd 2 (dup2 replaces it atomically: a line
+ * written meanwhile goes to the old file or the new one, whole). */
+static int log_open_on_stderr(const char *path) {
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd < 0) return -errno;
+    int rc = fd == 2 || dup2(fd, 2) == 2 ? 0 : -errno;
+    if (fd != 2) close(fd);
+    return rc;
+}
+
+int log_to_file(const char *path) {
+    char *copy = strdup(path);
+    if (!copy) return -ENOMEM;
+    int rc = log_open_on_stderr(path);
+    if (rc) {
+        free(copy);
+        return rc;
+    }
+    free(log_path);
+    log_path = copy;
+    return 0;
+}
+
+int log_reopen(void) { return log_path ? log_open_on_stderr(log_path) : 0; }
+
+const char *log_file(void) { return log_path; }
+
+int log_sighup(void) {
+    if (!log_path) return 0;
+    int rc = log_reopen();
+    if (rc) log_error("SIGHUP: cannot reopen the log file %s: %s", log_path, strerror(-rc));
+    else log_info("SIGHUP: log file %s reopened", log_path);
+    return 1;
 }
 
 const char *log_escape(char *out, size_t n, const char *s, size_t len) {

@@ -75,31 +75,6 @@ int util_is_id(const char *s, size_t len) {
     return 1;
 }
 
-int util_state_dir(char *out, size_t n) {
-    const char *env = getenv("SIO_STATE_DIR");
-    if (env && *env) {
-        if (strlen(env) >= n) return -ENAMETOOLONG;
-        strcpy(out, env);
-        return 0;
-    }
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) {
-        if ((size_t)snprintf(out, n, "var/state") >= n) return -ENAMETOOLONG;
-        return 0;
-    }
-    exe[len] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash) *slash = 0;
-    /* build/asan/bin -> the checkout is three levels up, bin -> one. */
-    const char *up = "..";
-    size_t el = strlen(exe);
-    if (el >= 15 && strcmp(exe + el - 15, "build/asan/bin") == 0) up = "../../..";
-    if (el >= 14 && strcmp(exe + el - 14, "/build/asan/bin") == 0) up = "../../..";
-    if ((size_t)snprintf(out, n, "%s/%s/var/state", exe, up) >= n) return -ENAMETOOLONG;
-    return 0;
-}
-
 int util_parse_long(const char *s, long min, long max, long *out) {
     if (!s || !*s) return -EINVAL;
     for (const char *p = s; *p; p++)

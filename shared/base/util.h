@@ -1,7 +1,7 @@
 /* util: the few system facts every module needs: wall-clock milliseconds
  * (shared across processes, so deadlines stored in the store mean the same
- * thing in every worker and survive restarts), random unguessable ids, and
- * the default paths of a checkout. */
+ * thing in every worker and survive restarts), random unguessable ids,
+ * growable arrays and number parsing (paths.h has the default paths). */
 #ifndef SIO_UTIL_H
 #define SIO_UTIL_H
 
@@ -19,10 +19,6 @@ uint32_t util_random_u32(void);
 /* 1 when s (len bytes) has the shape of an id: UTIL_ID_LEN base64url chars. */
 int util_is_id(const char *s, size_t len);
 
-/* The state directory: $SIO_STATE_DIR, else <dir of this executable>/../var/state
- * (so bin/sioctl finds a stack started from the same checkout).  Writes into
- * out (size n); 0 or -ENAMETOOLONG. */
-int util_state_dir(char *out, size_t n);
 /* Room for one more element in a growable array: items points to the
  * array pointer (e.g. &v->ids), which holds n elements of elem bytes with
  * room for *cap; when full it doubles (starting at min).  0, or -ENOMEM with

@@ -12,6 +12,7 @@
 #include "proto/json.h"
 #include "store/inbox.h"
 #include "base/log.h"
+#include "base/paths.h"
 #include "server/actions.h"
 #include "handlers/sioh.h"
 
@@ -24,19 +25,11 @@ typedef struct plugins {
     size_t n;
 } plugins;
 
-/* FILE as a path: absolute as given, else in the running program's folder. */
+/* FILE as a path: absolute as given, else in the plugin folder (paths.h:
+ * the programs' folder in a checkout, PREFIX/lib/sio when installed). */
 static int resolve(const char *file, char *out, size_t n) {
-    char dir[PATH_MAX] = ".";
-    if (file[0] != '/') {
-        ssize_t len = readlink("/proc/self/exe", dir, sizeof dir - 1);
-        if (len > 0) {
-            dir[len] = 0;
-            char *slash = strrchr(dir, '/');
-            if (slash) *slash = 0;
-        } else {
-            strcpy(dir, ".");
-        }
-    }
+    char dir[PATH_MAX];
+    if (file[0] != '/' && paths_default(PATHS_PLUGINS, dir, sizeof dir)) return -ENAMETOOLONG;
     int w = file[0] == '/' ? snprintf(out, n, "%s", file) : snprintf(out, n, "%s/%s", dir, file);
     return w < 0 || (size_t)w >= n ? -ENAMETOOLONG : 0;
 }

@@ -12,6 +12,7 @@
 
 #include "base/buf.h"
 #include "base/log.h"
+#include "base/paths.h"
 #include "base/util.h"
 #include "store/recover.h"
 
@@ -129,7 +130,7 @@ int server_open(server *s, const char *dir, const char *cfg_path, unsigned flags
     memset(s, 0, sizeof *s);
     if (dir && *dir) {
         snprintf(s->dir, sizeof s->dir, "%s", dir);
-    } else if (util_state_dir(s->dir, sizeof s->dir)) {
+    } else if (paths_state_dir(s->dir, sizeof s->dir)) {
         snprintf(err, errlen, "state directory path too long");
         return -ENAMETOOLONG;
     }
