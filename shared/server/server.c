@@ -47,7 +47,8 @@ static int create_store(server *s, const store_opts *o) {
 static void denied(const char *dir, char *err, size_t errlen) {
     struct stat st;
     if (stat(dir, &st)) {
-        snprintf(err, errlen, "permission denied: cannot use the state directory %s", dir);
+        snprintf(err, errlen, "permission denied: cannot use the state directory %s: %s (run as the user "
+                              "that owns it, or give this user access)", dir, strerror(errno));
         return;
     }
     struct group *g = getgrgid(st.st_gid);

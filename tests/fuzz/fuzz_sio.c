@@ -81,7 +81,8 @@ static void check_fields(const sio_packet *p) {
         CHECK(p->attachments == 0);
     size_t nl = strnlen(p->nsp, sizeof p->nsp);
     CHECK(nl >= 1 && nl <= SIO_NSP_MAX && p->nsp[0] == '/' && !memchr(p->nsp, ',', nl));
-    CHECK(p->id >= -1 && p->id <= 9007199254740991LL);
+    CHECK((p->id >= -1 && p->id <= SIO_ID_MAX) ||
+          (p->id == SIO_ID_UNASKED && (p->type == SIO_ACK || p->type == SIO_BINARY_ACK)));
 }
 
 /* Encodes p; on success decodes the text again, attaches the produced

@@ -171,7 +171,7 @@ test("sioctl exit 6: a full store refuses the write, naming the store", async ()
 test("sioctl exit 7: permission denied on the state directory is not 'not running'", async () => {
   // the temp tree is root's, mode 0700: nobody cannot reach the store
   const r = await asNobody(path.join(BIN, "sioctl"), ["--state", stated.stateDir, "emit", "x"]);
-  failsWith(r, 7, new RegExp(`^sioctl: cannot open the store in ${stated.stateDir}: Permission denied \\(run as the user that owns it`));
+  failsWith(r, 7, new RegExp(`^sioctl: permission denied: cannot use the state directory ${stated.stateDir}: Permission denied \\(run as the user that owns it`));
   assert.doesNotMatch(r.stderr, /not running|no store/);
 });
 
@@ -281,7 +281,7 @@ test("start-up errors name the program and the path or value at fault, and exit 
     new RegExp(`sio-front\\[\\d+\\] error: no store in ${st}: is stated running\\?`));
   await expect("sio-front", ["--port", "1", "--www", path.join(dir, "nowww"), "--state", stated.stateDir], 1,
     new RegExp(`sio-front\\[\\d+\\] error: static directory ${dir}/nowww: No such file or directory`));
-  const denied = `error: cannot open the store in ${stated.stateDir}: Permission denied \\(run as the user that owns it`;
+  const denied = `error: permission denied: cannot use the state directory ${stated.stateDir}: Permission denied \\(run as the user that owns it`;
   failsWith(await asNobody(path.join(BIN, "sio-front"), ["--port", "1", "--state", stated.stateDir]), 1,
     new RegExp(`sio-front\\[\\d+\\] ${denied}`));
   await expect("sio-front", ["--port", "http"], 2, /^sio-front: bad port 'http'/);
