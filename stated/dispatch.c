@@ -1157,9 +1157,8 @@ static void queue_command(scan_ctx *c, inrec *r, uint64_t seq, uint64_t slot) {
     copy_str(j->sid, sizeof j->sid, r->sid);
     j->event = r->event ? strdup(r->event) : NULL;
     const cJSON *ack = cJSON_GetObjectItemCaseSensitive(r->o, "ack");
-    j->ack = cJSON_IsNumber(ack) && (!strcmp(r->type, "event") || !strcmp(r->type, "serverSideEmit"))
-                 ? (long long)ack->valuedouble
-                 : -1;
+    j->ack = -1;
+    if (!strcmp(r->type, "event") || !strcmp(r->type, "serverSideEmit")) json_integer(ack, &j->ack);
     if (j->kind == JOB_AUTH) {
         const cJSON *auth = cJSON_GetObjectItemCaseSensitive(r->o, "auth");
         j->auth = auth ? cJSON_Duplicate(auth, 1) : NULL;

@@ -327,7 +327,8 @@ static const char *str_of(const cJSON *o, const char *k) {
 void sioh_event_from_json(sioh_event *ev, cJSON *o) {
     ev->json = o;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "seq");
-    ev->seq = cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+    long long n = 0;
+    ev->seq = json_integer(v, &n) && n > 0 ? (uint64_t)n : 0;
     ev->type = str_of(o, "type");
     if (!ev->type) ev->type = "";
     ev->nsp = str_of(o, "nsp");
@@ -341,10 +342,10 @@ void sioh_event_from_json(sioh_event *ev, cJSON *o) {
     if (!strcmp(ev->type, "event") || !strcmp(ev->type, "serverSideEmit")) {
         ev->event = str_of(o, "event");
         v = cJSON_GetObjectItemCaseSensitive(o, "ack");
-        if (cJSON_IsNumber(v)) ev->ack = (long long)v->valuedouble;
+        json_integer(v, &ev->ack);
     } else if (!strcmp(ev->type, "ack")) {
         v = cJSON_GetObjectItemCaseSensitive(o, "id");
-        if (cJSON_IsNumber(v)) ev->ack = (long long)v->valuedouble;
+        json_integer(v, &ev->ack);
     }
     v = cJSON_GetObjectItemCaseSensitive(o, "args");
     ev->args = cJSON_IsArray(v) ? v : NULL;

@@ -261,6 +261,27 @@ static void write_all(int fd, const char *s) {
     }
 }
 
+/* Found by fuzz_records: a record's "ack" or "seq" out of any integer's
+ * range was cast (undefined behaviour); now it reads as none. */
+TEST(event_from_json_bounds_numbers) {
+    static const char *const recs[] = {
+        "{\"type\":\"event\",\"ack\":-1e30,\"seq\":1e300}",
+        "{\"type\":\"ack\",\"id\":1e300,\"seq\":-3}",
+        "{\"type\":\"serverSideEmit\",\"ack\":2.5,\"seq\":18446744073709551616}"};
+    for (size_t i = 0; i < sizeof recs / sizeof *recs; i++) {
+        UNIT_CTX("%s", recs[i]);
+        sioh_event ev = SIOH_EVENT_INIT;
+        sioh_event_from_json(&ev, cJSON_Parse(recs[i]));
+        ASSERT_TRUE(ev.ack == -1);
+        ASSERT_TRUE(ev.seq == 0);
+        sioh_event_clear(&ev);
+    }
+    sioh_event ev = SIOH_EVENT_INIT;
+    sioh_event_from_json(&ev, cJSON_Parse("{\"type\":\"event\",\"ack\":12,\"seq\":9007199254740992}"));
+    ASSERT_TRUE(ev.ack == 12 && ev.seq == 9007199254740992ULL);
+    sioh_event_clear(&ev);
+}
+
 TEST(next_reads_every_record_type_from_stdin) {
     /* nothing pending in the output buffer, so sioh_next writes nothing */
     sioh_host_begin();
