@@ -323,6 +323,8 @@ int actions_apply_json(server *srv, store_txn *t, const cJSON *a, const char *se
     if (!strcmp(action, "accept") || !strcmp(action, "refuse")) {
         const char *sid = str_of(a, "sid"), *nsp = str_of(a, "nsp");
         if (!sid || !nsp) return usage(err, errlen, "%s needs \"sid\" and \"nsp\"", action);
+        if (nsp[0] != '/' || strchr(nsp, ',') || strlen(nsp) > SIO_NSP_MAX)
+            return usage(err, errlen, "%s: bad namespace", action);
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(a, "data");
         if (action[0] == 'a')
             return socketio_accept(srv, t, sid, nsp, to.self, cJSON_GetObjectItemCaseSensitive(a, "auth"), data, seq);

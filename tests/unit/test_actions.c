@@ -686,6 +686,10 @@ TEST(apply_json_accept_refuse_send_and_errors) {
         {"{\"action\":\"ack\",\"id\":3}", "ack needs a socket and an ack id"},
         {"{\"action\":\"accept\",\"nsp\":\"/private\"}", "accept needs \"sid\" and \"nsp\""},
         {"{\"action\":\"refuse\",\"sid\":\"AAAAAAAAAAAAAAAAAAAZ\"}", "refuse needs \"sid\" and \"nsp\""},
+        /* found by fuzz_actions: a namespace the encoder refuses was -EINVAL, which
+         * the dispatcher takes for a failed transaction */
+        {"{\"action\":\"refuse\",\"sid\":\"AAAAAAAAAAAAAAAAAAAZ\",\"nsp\":\"refuse\"}", "refuse: bad namespace"},
+        {"{\"action\":\"accept\",\"sid\":\"AAAAAAAAAAAAAAAAAAAZ\",\"nsp\":\"\"}", "accept: bad namespace"},
         {"{\"action\":\"send\",\"data\":\"x\"}", "no session (none)"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
