@@ -126,4 +126,48 @@ __attribute__((unused)) static void fsrv_apply(server *srv, const char *json) {
     cJSON_Delete(a);
 }
 
+/* Closes and deletes every session not in keep (n ids), and trims both
+ * logs: what one input did is undone, so that the store stays small and
+ * inputs do not depend on each other. */
+typedef struct fsrv_sids {
+    char (*ids)[UTIL_ID_LEN + 1];
+    size_t n, cap;
+} fsrv_sids;
+
+static int fsrv_sids_cb(void *arg, const char *sid, const store_session *s) {
+    (void)s;
+    fsrv_sids *l = arg;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->ids = realloc(l->ids, l->cap * sizeof *l->ids);
+        CHECK(l->ids != NULL);
+    }
+    snprintf(l->ids[l->n++], UTIL_ID_LEN + 1, "%s", sid);
+    return 0;
+}
+
+__attribute__((unused)) static void fsrv_reset(server *srv, const char *const *keep, size_t nkeep) {
+    store_txn *t;
+    CHECK(store_begin(srv->st, 1, &t) == 0);
+    fsrv_sids l = {0};
+    CHECK(store_session_each(t, fsrv_sids_cb, &l) == 0);
+    for (size_t i = 0; i < l.n; i++) {
+        int kept = 0;
+        for (size_t k = 0; k < nkeep; k++) kept |= !strcmp(keep[k], l.ids[i]);
+        if (kept) continue;
+        store_session ss;
+        if (store_session_get(t, l.ids[i], &ss)) continue;
+        if (ss.state != STORE_S_CLOSED) CHECK(session_close(t, l.ids[i], &ss, SESSION_CLOSE_SERVER) == 0);
+        CHECK(store_session_del(t, l.ids[i]) == 0);
+    }
+    free(l.ids);
+    uint64_t head = 0;
+    size_t bytes;
+    CHECK(store_log_bounds(t, NULL, &head) == 0);
+    if (head) CHECK(store_log_trim(t, head, &bytes) == 0);
+    CHECK(store_inbox_bounds(t, NULL, &head) == 0);
+    if (head) CHECK(store_inbox_trim(t, head) == 0);
+    CHECK(store_commit(t) == 0);
+}
+
 #endif
