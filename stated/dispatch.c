@@ -1175,7 +1175,9 @@ static void queue_command(scan_ctx *c, inrec *r, uint64_t seq, uint64_t slot) {
     j->event = r->event ? strdup(r->event) : NULL;
     const cJSON *ack = cJSON_GetObjectItemCaseSensitive(r->o, "ack");
     j->ack = -1;
-    if (!strcmp(r->type, "event") || !strcmp(r->type, "serverSideEmit")) json_integer(ack, &j->ack);
+    long long id;
+    if ((!strcmp(r->type, "event") || !strcmp(r->type, "serverSideEmit")) && json_integer(ack, &id) && id >= 0)
+        j->ack = id;
     if (j->kind == JOB_AUTH) {
         const cJSON *auth = cJSON_GetObjectItemCaseSensitive(r->o, "auth");
         j->auth = auth ? cJSON_Duplicate(auth, 1) : NULL;

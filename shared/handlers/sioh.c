@@ -333,10 +333,10 @@ void sioh_event_from_json(sioh_event *ev, cJSON *o) {
     if (!strcmp(ev->type, "event") || !strcmp(ev->type, "serverSideEmit")) {
         ev->event = str_of(o, "event");
         v = cJSON_GetObjectItemCaseSensitive(o, "ack");
-        json_integer(v, &ev->ack);
+        if (json_integer(v, &n) && n >= 0) ev->ack = n;
     } else if (!strcmp(ev->type, "ack")) {
         v = cJSON_GetObjectItemCaseSensitive(o, "id");
-        json_integer(v, &ev->ack);
+        if (json_integer(v, &n) && n >= 0) ev->ack = n;
     }
     v = cJSON_GetObjectItemCaseSensitive(o, "args");
     ev->args = cJSON_IsArray(v) ? v : NULL;

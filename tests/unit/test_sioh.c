@@ -299,7 +299,9 @@ TEST(event_from_json_bounds_numbers) {
     static const char *const recs[] = {
         "{\"type\":\"event\",\"ack\":-1e30,\"seq\":1e300}",
         "{\"type\":\"ack\",\"id\":1e300,\"seq\":-3}",
-        "{\"type\":\"serverSideEmit\",\"ack\":2.5,\"seq\":18446744073709551616}"};
+        "{\"type\":\"serverSideEmit\",\"ack\":2.5,\"seq\":18446744073709551616}",
+        /* found by fuzz_sioh: a negative id came through (sioh.h: an id, or -1) */
+        "{\"type\":\"ack\",\"id\":-5}", "{\"type\":\"event\",\"ack\":-2}"};
     for (size_t i = 0; i < sizeof recs / sizeof *recs; i++) {
         UNIT_CTX("%s", recs[i]);
         sioh_event ev = SIOH_EVENT_INIT;
