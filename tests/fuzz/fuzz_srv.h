@@ -9,7 +9,8 @@
  *   fsrv_socket(&srv, sid, "/", id);          its socket in a namespace
  *   fsrv_apply(&srv, "{\"action\":...}");     a handler's action line
  *
- * The directory is removed at exit.  Every setup step CHECKs its result. */
+ * The directory is removed as soon as the store is open.  Every setup step
+ * CHECKs its result. */
 #ifndef FUZZ_SRV_H
 #define FUZZ_SRV_H
 
@@ -41,7 +42,6 @@ static void fsrv_rm(void) {
 __attribute__((unused)) static void fsrv_open(server *srv, const char *cfg_text) {
     snprintf(fsrv_dir, sizeof fsrv_dir, "/tmp/sio-fuzz-XXXXXX");
     CHECK(mkdtemp(fsrv_dir) != NULL);
-    atexit(fsrv_rm);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/sio.conf", fsrv_dir);
     FILE *f = fopen(path, "w");
@@ -53,6 +53,11 @@ __attribute__((unused)) static void fsrv_open(server *srv, const char *cfg_text)
     int rc = server_open(srv, fsrv_dir, path, SERVER_CREATE, err, sizeof err);
     if (rc) fprintf(stderr, "server_open: %d %s\n", rc, err);
     CHECK(rc == 0);
+    /* The store stays open through its descriptors and map; removing the
+     * directory now leaves nothing behind when a crash ends the process
+     * (no atexit then).  Nothing reopens it by name (notify.sock is never
+     * there: no stated). */
+    fsrv_rm();
 }
 
 /* A polling session, as a handshake opens it. */
