@@ -10,6 +10,7 @@
 #include "base/util.h"
 #include "cluster/client.h"
 #include "cluster/wire.h"
+#include "proto/json.h"
 #include "proto/sio_parser.h"
 
 /* The namespace of a cluster command (no socket lookup: sockets may be on
@@ -213,7 +214,8 @@ static int acks_cb(void *arg, const cJSON *resp) {
     if (cJSON_IsNumber(type) && type->valueint == WIRE_BROADCAST_CLIENT_COUNT) {
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(resp, "clientCount"), *uid = cJSON_GetObjectItemCaseSensitive(resp, "uid");
         a->counted++;
-        a->clients += cJSON_IsNumber(n) ? (long)n->valuedouble : 0;
+        long long c;
+        if (json_integer(n, &c) && c > 0) a->clients += (long)c; /* a remote server's count */
         if (cJSON_IsString(uid)) cJSON_AddItemToArray(a->answered, cJSON_CreateString(uid->valuestring));
     } else if (cJSON_IsNumber(type) && type->valueint == WIRE_BROADCAST_ACK) {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(resp, "packet");

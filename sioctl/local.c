@@ -181,8 +181,9 @@ static int ack_on(void *arg, cJSON *ev) {
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(ev, "type");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(ev, "id");
     const cJSON *sock = cJSON_GetObjectItemCaseSensitive(ev, "socket");
-    if (!cJSON_IsString(type) || strcmp(type->valuestring, "ack") || !cJSON_IsNumber(id) ||
-        (long long)id->valuedouble != a->id || !cJSON_IsString(sock))
+    long long n;
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "ack") || !json_integer(id, &n) || n != a->id ||
+        !cJSON_IsString(sock))
         return 0;
     if (cJSON_GetObjectItemCaseSensitive(a->answers, sock->valuestring)) return 0;
     cJSON *args = cJSON_DetachItemFromObject(ev, "args");

@@ -497,40 +497,47 @@ static void job_who(const dispatch *d, const job *j, char *out, size_t n) {
              j->socket[0] ? j->socket : j->sid);
 }
 
-static void finish_auth(dispatch *d, run *r, const char *who) {
-    job *j = r->j;
-    int ok = !r->timed_out && WIFEXITED(r->status);
-    int code = WIFEXITED(r->status) ? WEXITSTATUS(r->status) : -1;
+cJSON *dispatch_auth_action(const char *sid, const char *nsp, const char *socket,
+                            const cJSON *auth, int exit_code, const char *out, size_t len,
+                            int whole) {
     cJSON *act = NULL;
     /* stdout without surrounding whitespace */
-    char *o = r->out.data ? r->out.data : "";
-    size_t ol = r->out.len;
+    const char *o = out ? out : "";
+    size_t ol = out ? len : 0;
     while (ol && (*o == ' ' || *o == '\t' || *o == '\n' || *o == '\r')) o++, ol--;
     while (ol && (o[ol - 1] == ' ' || o[ol - 1] == '\t' || o[ol - 1] == '\n' || o[ol - 1] == '\r')) ol--;
-    cJSON *parsed = ol && r->out_total <= AUTH_OUT_MAX ? json_parse(o, ol) : NULL;
+    cJSON *parsed = ol && whole ? json_parse(o, ol) : NULL;
     if (!cJSON_IsObject(parsed)) {
         cJSON_Delete(parsed);
         parsed = NULL;
     }
-    if (ok && code == 0) {
-        act = accept_action(j->sid, j->nsp, j->socket, j->auth, parsed);
-    } else if (!ok) {
-        act = refuse_action(j->sid, j->nsp, j->socket, "auth handler failed", NULL);
+    if (exit_code == 0) {
+        act = accept_action(sid, nsp, socket, auth, parsed);
+    } else if (exit_code < 0) {
+        act = refuse_action(sid, nsp, socket, "auth handler failed", NULL);
     } else {
         const char *m = parsed ? jstr(parsed, "message") : NULL;
         if (m) {
-            act = refuse_action(j->sid, j->nsp, j->socket, m,
-                                cJSON_GetObjectItemCaseSensitive(parsed, "data"));
+            act = refuse_action(sid, nsp, socket, m, cJSON_GetObjectItemCaseSensitive(parsed, "data"));
         } else {
             char msg[4096];
             size_t n = 0;
             while (n < ol && n < sizeof msg - 1 && o[n] != '\n' && o[n] != '\r') n++;
             memcpy(msg, o, n);
             msg[n] = 0;
-            act = refuse_action(j->sid, j->nsp, j->socket, n ? msg : "unauthorized", NULL);
+            act = refuse_action(sid, nsp, socket, n ? msg : "unauthorized", NULL);
         }
     }
     cJSON_Delete(parsed);
+    return act;
+}
+
+static void finish_auth(dispatch *d, run *r, const char *who) {
+    job *j = r->j;
+    int ok = !r->timed_out && WIFEXITED(r->status);
+    int code = ok ? WEXITSTATUS(r->status) : -1;
+    cJSON *act = dispatch_auth_action(j->sid, j->nsp, j->socket, j->auth, code, r->out.data,
+                                      r->out.len, r->out_total <= AUTH_OUT_MAX);
     if (log_enabled(LOG_DEBUG)) {
         char e1[300];
         log_debug("handler %s: %s", esc(e1, sizeof e1, who), jstr(act, "action"));
@@ -858,6 +865,20 @@ static void proc_answered(phandler *p, const cJSON *act) {
     }
 }
 
+cJSON *dispatch_action_line(const char *s, size_t l, int *blank) {
+    while (l && (s[l - 1] == '\r' || s[l - 1] == ' ' || s[l - 1] == '\t')) l--;
+    size_t k = 0;
+    while (k < l && (s[k] == ' ' || s[k] == '\t')) k++;
+    *blank = l == k;
+    if (*blank) return NULL;
+    cJSON *a = json_parse(s + k, l - k);
+    if (!cJSON_IsObject(a) || !jstr(a, "action")) {
+        cJSON_Delete(a);
+        return NULL;
+    }
+    return a;
+}
+
 /* Reads stdout lines of a process and applies them as one batch. */
 static void proc_read(dispatch *d, phandler *p) {
     char chunk[READ_CHUNK], e1[200], e2[300];
@@ -887,17 +908,13 @@ static void proc_read(dispatch *d, phandler *p) {
             } else {
                 buf_append(&p->line, chunk + i, end - i);
                 if (nl) {
-                    char *s = p->line.data ? p->line.data : "";
-                    size_t l = p->line.len;
-                    while (l && (s[l - 1] == '\r' || s[l - 1] == ' ' || s[l - 1] == '\t')) l--;
-                    size_t k = 0;
-                    while (k < l && (s[k] == ' ' || s[k] == '\t')) k++;
-                    if (l > k) {
-                        cJSON *a = json_parse(s + k, l - k);
-                        if (!cJSON_IsObject(a) || !jstr(a, "action")) {
+                    const char *s = p->line.data ? p->line.data : "";
+                    int blank = 0;
+                    cJSON *a = dispatch_action_line(s, p->line.len, &blank);
+                    if (!blank) {
+                        if (!a) {
                             log_warn("handler %s: not an action line, skipped: %s",
-                                     esc(e1, sizeof e1, p->name), log_escape(e2, sizeof e2, s + k, l - k));
-                            cJSON_Delete(a);
+                                     esc(e1, sizeof e1, p->name), log_escape(e2, sizeof e2, s, p->line.len));
                         } else {
                             if (util_grow(&acts, &cap, nacts, sizeof *acts, 16)) {
                                 cJSON_Delete(a);
@@ -1129,9 +1146,10 @@ static void queue_command(scan_ctx *c, inrec *r, uint64_t seq, uint64_t slot) {
     copy_str(j->sid, sizeof j->sid, r->sid);
     j->event = r->event ? strdup(r->event) : NULL;
     const cJSON *ack = cJSON_GetObjectItemCaseSensitive(r->o, "ack");
-    j->ack = cJSON_IsNumber(ack) && (!strcmp(r->type, "event") || !strcmp(r->type, "serverSideEmit"))
-                 ? (long long)ack->valuedouble
-                 : -1;
+    j->ack = -1;
+    long long id;
+    if ((!strcmp(r->type, "event") || !strcmp(r->type, "serverSideEmit")) && json_integer(ack, &id) && id >= 0)
+        j->ack = id;
     if (j->kind == JOB_AUTH) {
         const cJSON *auth = cJSON_GetObjectItemCaseSensitive(r->o, "auth");
         j->auth = auth ? cJSON_Duplicate(auth, 1) : NULL;

@@ -51,6 +51,8 @@
 
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
+
 #include "base/buf.h"
 #include "server/server.h"
 
@@ -85,5 +87,23 @@ int dispatch_cwd(const server *srv, char *out, size_t n);
  * then their process groups are killed; process handlers get their stdin
  * closed and 1 s to exit.  The cursor is saved.  NULL is safe. */
 void dispatch_stop(dispatch *d);
+
+/* The handler output the dispatcher interprets, as pure functions.
+ *
+ * One line a process handler wrote (len bytes, without the newline; spaces,
+ * tabs and a CR around it ignored): a new action object (a JSON object with
+ * a string "action"; the caller frees it), or NULL, with *blank set when the
+ * line was empty (skipped quietly) and clear when it is not an action
+ * (logged). */
+cJSON *dispatch_action_line(const char *line, size_t len, int *blank);
+/* The answer to a CONNECT that an auth command gives: exit_code 0 accepts
+ * (a JSON object on stdout becomes the socket's data), >0 refuses (stdout
+ * {"message","data"}, else its first line, else "unauthorized"), <0 (killed,
+ * timed out) refuses with "auth handler failed".  out: its stdout (len
+ * bytes, may be NULL); whole: 0 when it was cut at the limit (then it is
+ * not read as JSON).  A new accept/refuse action. */
+cJSON *dispatch_auth_action(const char *sid, const char *nsp, const char *socket,
+                            const cJSON *auth, int exit_code, const char *out, size_t len,
+                            int whole);
 
 #endif

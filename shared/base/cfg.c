@@ -239,6 +239,29 @@ static int set_server_key(cfg *c, const char *key, const char *val, int line, ch
     return fail(err, errlen, line, "unknown setting '%s'", key);
 }
 
+/* glibc's regcomp copies the tree of a repeated expression once per
+ * repetition it must spell out ("a{1,100}" is 100 copies, "a+" is "aa*"),
+ * so nested repetitions ("a++++++++", "((a{99}){99}){99}") cost memory
+ * exponential in their depth.  The product of the repetition counts bounds
+ * that cost (generously: sequential ones only add up). */
+#define CFG_PATTERN_MAX 256
+#define CFG_PATTERN_COST_MAX 10000
+static double pattern_cost(const char *p) {
+    double cost = 1;
+    for (; *p && cost <= CFG_PATTERN_COST_MAX; p++) {
+        if (*p == '+') {
+            cost *= 2;
+        } else if (*p == '{') {
+            char *end;
+            long lo = strtol(p + 1, &end, 10), hi = lo;
+            if (*end == ',') hi = end[1] == '}' ? lo + 1 : strtol(end + 1, &end, 10);
+            long m = lo > hi ? lo : hi;
+            cost *= (double)(m > 0 ? m : 0) + 1;
+        }
+    }
+    return cost;
+}
+
 /* A section line "[...]" (s is trimmed); *cur and *in_engine follow it. */
 static int parse_section(cfg *c, char *s, int line, cfg_nsp **cur, int *in_engine, char *err,
                          size_t errlen) {
@@ -255,6 +278,8 @@ static int parse_section(cfg *c, char *s, int line, cfg_nsp **cur, int *in_engin
         return fail(err, errlen, line, "unknown section (expected [namespace NAME] or [engine])");
     char *name = trim(inner + 9);
     if (*name == '~') {
+        if (strlen(name + 1) > CFG_PATTERN_MAX || pattern_cost(name + 1) > CFG_PATTERN_COST_MAX)
+            return fail(err, errlen, line, "namespace pattern too long or too complex");
         add_nsp(c, name + 1, 1);
         *cur = &c->nsps[c->nnsp - 1];
         char full[512];

@@ -396,7 +396,8 @@ static cJSON *node_handshake(store_txn *t, const char *sid, cJSON *auth) {
     cJSON *o = cJSON_CreateObject();
     cJSON *headers = cJSON_DetachItemFromObject(hs, "headers");
     cJSON *time = cJSON_GetObjectItemCaseSensitive(hs, "time");
-    int64_t ms = cJSON_IsNumber(time) ? (int64_t)time->valuedouble : util_now_ms();
+    long long ms = util_now_ms();
+    json_integer(time, &ms);
     char date[96];
     js_date(ms, date, sizeof date);
     const cJSON *addr = cJSON_GetObjectItemCaseSensitive(hs, "address");
@@ -628,7 +629,8 @@ static void handle_request(bridge *b, const char *nsp, const cJSON *req) {
         if (in_write(b, do_broadcast, &a) || a.ack < 0) break;
         const cJSON *flags = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(req, "opts"), "flags");
         const cJSON *tmo = cJSON_GetObjectItemCaseSensitive(flags, "timeout");
-        int64_t timeout = cJSON_IsNumber(tmo) && tmo->valuedouble > 0 ? (int64_t)tmo->valuedouble : REQUEST_TIMEOUT_MS;
+        long long timeout = REQUEST_TIMEOUT_MS;
+        if (!json_integer(tmo, &timeout) || timeout <= 0) timeout = REQUEST_TIMEOUT_MS;
         pend_add(b, a.ack, WIRE_BROADCAST, rid, nsp, timeout);
         cJSON *resp = response_for(req);
         cJSON_AddNumberToObject(resp, "type", WIRE_BROADCAST_CLIENT_COUNT);
@@ -674,7 +676,8 @@ static int in_cb(void *arg, uint64_t seq, const void *data, size_t len) {
     cJSON *o = json_parse(rec, len);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id"), *nsp = cJSON_GetObjectItemCaseSensitive(o, "nsp");
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(o, "args");
-    pending *p = cJSON_IsNumber(id) ? pend_find(b, (long long)id->valuedouble, ack ? WIRE_BROADCAST : WIRE_SERVER_SIDE_EMIT) : NULL;
+    long long idn;
+    pending *p = json_integer(id, &idn) ? pend_find(b, idn, ack ? WIRE_BROADCAST : WIRE_SERVER_SIDE_EMIT) : NULL;
     if (conn && cJSON_IsString(nsp)) {
         learn_nsp(b, nsp->valuestring);
     } else if (p && ack) {

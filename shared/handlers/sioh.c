@@ -10,6 +10,7 @@
 
 #include "base/b64.h"
 #include "base/buf.h"
+#include "base/util.h"
 #include "proto/json.h"
 
 #define IN_LINE_MAX (64u << 20) /* a record line we accept at most */
@@ -19,6 +20,7 @@ static struct {
     char *data;
     size_t off, len, cap;
     int eof, skipping;
+    cJSON *ready; /* the next record, parsed by sioh_wait for sioh_next */
 } in;
 
 static buf out = BUF_INIT;
@@ -271,11 +273,6 @@ static int input_ready(int timeout_ms) {
     return n > 0;
 }
 
-/* 1 when a complete line is buffered. */
-static int have_line(void) {
-    return in.len > in.off && memchr(in.data + in.off, '\n', in.len - in.off) != NULL;
-}
-
 /* Reads more input (blocking). 1 got data, 0 EOF, <0 error. */
 static int fill(void) {
     if (in.off > 0 && (in.off == in.len || in.off > in.cap / 2)) {
@@ -306,12 +303,6 @@ static int fill(void) {
     }
 }
 
-int sioh_wait(int timeout_ms) {
-    if (have_line() || in.eof) return 1;
-    if (input_ready(0)) return 1;
-    sioh_flush();
-    return input_ready(timeout_ms);
-}
 
 void sioh_event_clear(sioh_event *ev) {
     cJSON_Delete(ev->json);
@@ -327,7 +318,8 @@ static const char *str_of(const cJSON *o, const char *k) {
 void sioh_event_from_json(sioh_event *ev, cJSON *o) {
     ev->json = o;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "seq");
-    ev->seq = cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+    long long n = 0;
+    ev->seq = json_integer(v, &n) && n > 0 ? (uint64_t)n : 0;
     ev->type = str_of(o, "type");
     if (!ev->type) ev->type = "";
     ev->nsp = str_of(o, "nsp");
@@ -341,55 +333,90 @@ void sioh_event_from_json(sioh_event *ev, cJSON *o) {
     if (!strcmp(ev->type, "event") || !strcmp(ev->type, "serverSideEmit")) {
         ev->event = str_of(o, "event");
         v = cJSON_GetObjectItemCaseSensitive(o, "ack");
-        if (cJSON_IsNumber(v)) ev->ack = (long long)v->valuedouble;
+        if (json_integer(v, &n) && n >= 0) ev->ack = n;
     } else if (!strcmp(ev->type, "ack")) {
         v = cJSON_GetObjectItemCaseSensitive(o, "id");
-        if (cJSON_IsNumber(v)) ev->ack = (long long)v->valuedouble;
+        if (json_integer(v, &n) && n >= 0) ev->ack = n;
     }
     v = cJSON_GetObjectItemCaseSensitive(o, "args");
     ev->args = cJSON_IsArray(v) ? v : NULL;
 }
 
+/* The next record among the complete lines buffered (lines that are empty
+ * or not JSON objects are skipped), or NULL when there is none. */
+static cJSON *next_buffered(void) {
+    for (;;) {
+        char *nl = in.len > in.off ? memchr(in.data + in.off, '\n', in.len - in.off) : NULL;
+        if (!nl) return NULL;
+        char *line = in.data + in.off;
+        size_t len = (size_t)(nl - line);
+        in.off += len + 1;
+        if (in.skipping) {
+            in.skipping = 0;
+            continue;
+        }
+        while (len && (line[len - 1] == '\r' || line[len - 1] == ' ')) len--;
+        if (!len) continue;
+        cJSON *o = json_parse(line, len);
+        if (cJSON_IsObject(o)) return o;
+        cJSON_Delete(o);
+        fprintf(stderr, "sioh: input line is not a JSON object: skipped\n");
+    }
+}
+
+/* Reads more input (blocking): 1, 0 at the end of input, <0 on error. */
+static int read_more(void) {
+    if (in.len - in.off > IN_LINE_MAX) {
+        fprintf(stderr, "sioh: input line longer than %u bytes: skipped\n", IN_LINE_MAX);
+        in.off = in.len;
+        in.skipping = 1;
+    }
+    int rc = fill();
+    if (rc == 0) {
+        in.eof = 1;
+        in.len = in.off; /* a last line without newline is dropped */
+    }
+    return rc;
+}
+
+/* sioh_next would not block once a record is parsed, or at the end of
+ * input; blank and garbage lines do not count (sioh_next would skip them
+ * and wait for more). */
+int sioh_wait(int timeout_ms) {
+    int64_t deadline = timeout_ms > 0 ? util_now_ms() + timeout_ms : 0;
+    for (;;) {
+        if (in.ready || in.eof) return 1;
+        if ((in.ready = next_buffered())) return 1;
+        if (!input_ready(0)) {
+            sioh_flush();
+            int wait = timeout_ms;
+            if (timeout_ms > 0) {
+                int64_t left = deadline - util_now_ms();
+                wait = left > 0 ? (int)left : 0;
+            }
+            if (!input_ready(wait)) return 0;
+        }
+        if (read_more() < 0) return 1; /* sioh_next reports the error */
+    }
+}
+
 int sioh_next(sioh_event *ev) {
     sioh_event_clear(ev);
     for (;;) {
-        char *nl = in.len > in.off ? memchr(in.data + in.off, '\n', in.len - in.off) : NULL;
-        if (nl) {
-            char *line = in.data + in.off;
-            size_t len = (size_t)(nl - line);
-            in.off += len + 1;
-            if (in.skipping) {
-                in.skipping = 0;
-                continue;
-            }
-            while (len && (line[len - 1] == '\r' || line[len - 1] == ' ')) len--;
-            if (!len) continue;
-            cJSON *o = json_parse(line, len);
-            if (!cJSON_IsObject(o)) {
-                cJSON_Delete(o);
-                fprintf(stderr, "sioh: input line is not a JSON object: skipped\n");
-                continue;
-            }
+        cJSON *o = in.ready ? in.ready : next_buffered();
+        in.ready = NULL;
+        if (o) {
             sioh_event_from_json(ev, o);
             return 1;
         }
         if (in.eof) return 0;
-        if (in.len - in.off > IN_LINE_MAX) {
-            fprintf(stderr, "sioh: input line longer than %u bytes: skipped\n", IN_LINE_MAX);
-            in.off = in.len;
-            in.skipping = 1;
-        }
         /* Nothing complete: flush our answers before we may block. */
         if (out.len && !input_ready(0)) {
             int rc = sioh_flush();
             if (rc) return rc;
         }
-        int rc = fill();
+        int rc = read_more();
         if (rc < 0) return rc;
-        if (rc == 0) {
-            in.eof = 1;
-            in.len = in.off; /* a last line without newline is dropped */
-            sioh_flush();
-        }
+        if (rc == 0) sioh_flush();
     }
 }

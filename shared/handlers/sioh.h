@@ -61,7 +61,9 @@ int sioh_next(sioh_event *ev);
 /* Frees what ev holds; it may be used again.  Safe on a cleared event. */
 void sioh_event_clear(sioh_event *ev);
 /* Waits up to timeout_ms (0: just look, <0: forever) for input; output is
- * flushed before waiting.  1 when sioh_next would not block, 0 on timeout. */
+ * flushed before waiting.  1 when sioh_next would not block (a record is
+ * buffered, or the input ended), 0 on timeout.  Blank lines and lines that
+ * are not JSON objects do not count: they are skipped. */
 int sioh_wait(int timeout_ms);
 /* Writes the buffered output. 0 or -errno. */
 int sioh_flush(void);

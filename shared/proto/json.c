@@ -491,3 +491,11 @@ size_t json_bytes(const char *s, char *out) {
     }
     return o;
 }
+
+int json_integer(const cJSON *v, long long *out) {
+    if (!cJSON_IsNumber(v)) return 0;
+    double d = v->valuedouble;
+    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || d != (double)(long long)d) return 0;
+    *out = (long long)d;
+    return 1;
+}

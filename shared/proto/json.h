@@ -62,4 +62,9 @@ cJSON *json_string(const void *bytes, size_t len);
  * itself) and returns their count. */
 size_t json_bytes(const char *s, char *out);
 
+/* A JSON number that is an integer JavaScript holds exactly (|v| <= 2^53):
+ * 1 with it in *out; else 0 and *out unchanged (a cast of 1e300 or NaN to
+ * an integer type is undefined behaviour in C). */
+int json_integer(const cJSON *v, long long *out);
+
 #endif

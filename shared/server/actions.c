@@ -329,7 +329,8 @@ int actions_apply_json(server *srv, store_txn *t, const cJSON *a, const char *se
     const cJSON *args = cJSON_GetObjectItemCaseSensitive(a, "args");
     if (!strcmp(action, "emit")) {
         const cJSON *idv = cJSON_GetObjectItemCaseSensitive(a, "ack");
-        long long ack = cJSON_IsNumber(idv) ? (long long)idv->valuedouble : -1;
+        long long ack = -1;
+        json_integer(idv, &ack);
         return actions_emit(srv, t, &to, str_of(a, "event"), args, ack, seq, NULL, err, errlen);
     }
     if (!strcmp(action, "join") || !strcmp(action, "leave")) {
@@ -344,14 +345,17 @@ int actions_apply_json(server *srv, store_txn *t, const cJSON *a, const char *se
                               seq, NULL, err, errlen);
     if (!strcmp(action, "ack")) {
         const cJSON *idv = cJSON_GetObjectItemCaseSensitive(a, "id");
-        if (!cJSON_IsNumber(idv)) return usage(err, errlen, "ack needs a numeric \"id\"");
+        long long id;
+        if (!json_integer(idv, &id)) return usage(err, errlen, "ack needs a numeric \"id\"");
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "serverSide")))
-            return actions_server_ack(t, (long long)idv->valuedouble, args, err, errlen);
-        return actions_ack(t, to.self, (long long)idv->valuedouble, args, seq, err, errlen);
+            return actions_server_ack(t, id, args, err, errlen);
+        return actions_ack(t, to.self, id, args, seq, err, errlen);
     }
     if (!strcmp(action, "accept") || !strcmp(action, "refuse")) {
         const char *sid = str_of(a, "sid"), *nsp = str_of(a, "nsp");
         if (!sid || !nsp) return usage(err, errlen, "%s needs \"sid\" and \"nsp\"", action);
+        if (nsp[0] != '/' || strchr(nsp, ',') || strlen(nsp) > SIO_NSP_MAX)
+            return usage(err, errlen, "%s: bad namespace", action);
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(a, "data");
         if (action[0] == 'a')
             return socketio_accept(srv, t, sid, nsp, to.self, cJSON_GetObjectItemCaseSensitive(a, "auth"), data, seq);

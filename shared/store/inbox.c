@@ -77,6 +77,9 @@ cJSON *inbox_parse(uint64_t seq, const void *rec, size_t len) {
         cJSON_Delete(o);
         return NULL;
     }
+    /* the store's number, not whatever "seq" the bytes held (cJSON would
+     * keep both, and readers find the first) */
+    while (cJSON_GetObjectItemCaseSensitive(o, "seq")) cJSON_DeleteItemFromObjectCaseSensitive(o, "seq");
     cJSON_AddNumberToObject(o, "seq", (double)seq);
     return o;
 }

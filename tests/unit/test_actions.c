@@ -679,9 +679,17 @@ TEST(apply_json_accept_refuse_send_and_errors) {
         {"{\"action\":\"join\",\"nsp\":\"/\"}", "join needs at least one ROOM"},
         {"{\"action\":\"leave\",\"nsp\":\"/\",\"rooms\":[true]}", "\"rooms\" must be an array of strings"},
         {"{\"action\":\"ack\",\"socket\":\"AAAAAAAAAAAAAAAAAAAZ\"}", "ack needs a numeric \"id\""},
+        /* found by fuzz_actions: ids no integer holds were cast (undefined behaviour) */
+        {"{\"action\":\"ack\",\"socket\":\"AAAAAAAAAAAAAAAAAAAZ\",\"id\":1e300}", "ack needs a numeric \"id\""},
+        {"{\"action\":\"ack\",\"serverSide\":true,\"id\":-1e300}", "ack needs a numeric \"id\""},
+        {"{\"action\":\"ack\",\"socket\":\"AAAAAAAAAAAAAAAAAAAZ\",\"id\":1.5}", "ack needs a numeric \"id\""},
         {"{\"action\":\"ack\",\"id\":3}", "ack needs a socket and an ack id"},
         {"{\"action\":\"accept\",\"nsp\":\"/private\"}", "accept needs \"sid\" and \"nsp\""},
         {"{\"action\":\"refuse\",\"sid\":\"AAAAAAAAAAAAAAAAAAAZ\"}", "refuse needs \"sid\" and \"nsp\""},
+        /* found by fuzz_actions: a namespace the encoder refuses was -EINVAL, which
+         * the dispatcher takes for a failed transaction */
+        {"{\"action\":\"refuse\",\"sid\":\"AAAAAAAAAAAAAAAAAAAZ\",\"nsp\":\"refuse\"}", "refuse: bad namespace"},
+        {"{\"action\":\"accept\",\"sid\":\"AAAAAAAAAAAAAAAAAAAZ\",\"nsp\":\"\"}", "accept: bad namespace"},
         {"{\"action\":\"send\",\"data\":\"x\"}", "no session (none)"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {

@@ -121,6 +121,30 @@ TEST(access_and_per_socket_keys) {
     cfg_free(&c);
 }
 
+/* Found by fuzz_cfg: "x++++..." (and nested intervals) made glibc's regcomp
+ * allocate memory exponential in the nesting, over 1 GB for 60 '+'; a
+ * pattern over 256 bytes was silently cut before it was compiled. */
+TEST(namespace_patterns_bounded) {
+    cfg c;
+    char err[256] = "";
+    char text[1024];
+    snprintf(text, sizeof text, "[namespace ~/dyn-%.*s]\n", 60,
+             "++++++++++++++++++++++++++++++++++++++++++++++++++++++++++++");
+    ASSERT_EQ_INT(parse(&c, text, err), -EINVAL);
+    ASSERT_TRUE(strstr(err, "line 1: namespace pattern too long or too complex") != NULL);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "[namespace ~((a{99}){99}){99}]\n", err), -EINVAL);
+    cfg_free(&c);
+    snprintf(text, sizeof text, "[namespace ~/%0300d]\n", 0);
+    ASSERT_EQ_INT(parse(&c, text, err), -EINVAL);
+    cfg_free(&c);
+    /* ordinary patterns still compile */
+    ASSERT_EQ_INT(parse(&c, "[namespace ~/[a-z]+-[0-9]{1,4}(/[a-z]+)?]\n[namespace ~/x{2,}]\n", err), 0);
+    ASSERT_TRUE(cfg_nsp_find(&c, "/room-12/b") != NULL);
+    ASSERT_TRUE(cfg_nsp_find(&c, "/xxx") != NULL);
+    cfg_free(&c);
+}
+
 TEST(load_reports_missing_files) {
     cfg c;
     char err[256] = "";

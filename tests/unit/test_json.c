@@ -117,4 +117,25 @@ TEST(written_as_json_stringify_writes) {
     ASSERT_TRUE(json_parse(deep, k + 1) == NULL);
 }
 
+/* Found by fuzz_records: ack ids and seqs of records were cast from any
+ * double (1e30, -1e300: undefined behaviour). */
+TEST(integer_only_when_exact) {
+    static const struct {
+        const char *text;
+        int ok;
+        long long v;
+    } rows[] = {{"0", 1, 0}, {"-7", 1, -7}, {"9007199254740992", 1, 9007199254740992LL},
+                {"-9007199254740992", 1, -9007199254740992LL}, {"9007199254740994", 0, 0},
+                {"1e300", 0, 0}, {"-1e30", 0, 0}, {"1.5", 0, 0}, {"\"3\"", 0, 0}, {"null", 0, 0}};
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        UNIT_CTX("%s", rows[i].text);
+        cJSON *v = json_parse_str(rows[i].text);
+        ASSERT_TRUE(v != NULL);
+        long long out = 99;
+        ASSERT_EQ_INT(json_integer(v, &out), rows[i].ok);
+        ASSERT_TRUE(out == (rows[i].ok ? rows[i].v : 99));
+        cJSON_Delete(v);
+    }
+}
+
 UNIT_MAIN()

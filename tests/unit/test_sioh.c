@@ -261,6 +261,61 @@ static void write_all(int fd, const char *s) {
     }
 }
 
+/* Found by fuzz_sioh: with only blank or garbage lines pending, sioh_wait
+ * said 1 and sioh_next then blocked (a poll loop around sioh_wait hung).
+ * Runs before the test that reads stdin to its end (that end is final). */
+TEST(wait_counts_records_not_lines) {
+    int p[2];
+    ASSERT_EQ_INT(pipe(p), 0);
+    int saved = dup(0);
+    ASSERT_TRUE(saved >= 0);
+    ASSERT_EQ_INT(dup2(p[0], 0), 0);
+    close(p[0]);
+    static const char junk[] = "\n \r\n[1,2]\n";
+    ASSERT_EQ_INT((int)write(p[1], junk, sizeof junk - 1), (int)sizeof junk - 1);
+    ASSERT_EQ_INT(sioh_wait(0), 0);
+    ASSERT_EQ_INT(sioh_wait(20), 0);
+    static const char part[] = "{\"type\":\"ev";
+    ASSERT_EQ_INT((int)write(p[1], part, sizeof part - 1), (int)sizeof part - 1);
+    ASSERT_EQ_INT(sioh_wait(0), 0); /* half a line */
+    static const char rest[] = "ent\",\"seq\":5}\n";
+    ASSERT_EQ_INT((int)write(p[1], rest, sizeof rest - 1), (int)sizeof rest - 1);
+    ASSERT_EQ_INT(sioh_wait(0), 1);
+    ASSERT_EQ_INT(sioh_wait(0), 1); /* still there */
+    sioh_event ev = SIOH_EVENT_INIT;
+    ASSERT_EQ_INT(sioh_next(&ev), 1);
+    ASSERT_EQ_STR(ev.type, "event");
+    ASSERT_EQ_INT(ev.seq, 5);
+    sioh_event_clear(&ev);
+    ASSERT_EQ_INT(sioh_wait(0), 0);
+    ASSERT_EQ_INT(dup2(saved, 0), 0);
+    close(saved);
+    close(p[1]);
+}
+
+/* Found by fuzz_records: a record's "ack" or "seq" out of any integer's
+ * range was cast (undefined behaviour); now it reads as none. */
+TEST(event_from_json_bounds_numbers) {
+    static const char *const recs[] = {
+        "{\"type\":\"event\",\"ack\":-1e30,\"seq\":1e300}",
+        "{\"type\":\"ack\",\"id\":1e300,\"seq\":-3}",
+        "{\"type\":\"serverSideEmit\",\"ack\":2.5,\"seq\":18446744073709551616}",
+        /* found by fuzz_sioh: a negative id came through (sioh.h: an id, or -1) */
+        "{\"type\":\"ack\",\"id\":-5}", "{\"type\":\"event\",\"ack\":-2}"};
+    for (size_t i = 0; i < sizeof recs / sizeof *recs; i++) {
+        UNIT_CTX("%s", recs[i]);
+        sioh_event ev = SIOH_EVENT_INIT;
+        sioh_event_from_json(&ev, cJSON_Parse(recs[i]));
+        ASSERT_TRUE(ev.ack == -1);
+        ASSERT_TRUE(ev.seq == 0);
+        sioh_event_clear(&ev);
+    }
+    sioh_event ev = SIOH_EVENT_INIT;
+    sioh_event_from_json(&ev, cJSON_Parse("{\"type\":\"event\",\"ack\":12,\"seq\":9007199254740992}"));
+    ASSERT_TRUE(ev.ack == 12 && ev.seq == 9007199254740992ULL);
+    sioh_event_clear(&ev);
+}
+
 TEST(next_reads_every_record_type_from_stdin) {
     /* nothing pending in the output buffer, so sioh_next writes nothing */
     sioh_host_begin();
