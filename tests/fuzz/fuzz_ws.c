@@ -12,7 +12,8 @@
  *
  * Input: a flags byte (bit 0: upgrade the fixture's polling session,
  * reachable as "$A", else a new WebSocket session; bit 1: at engine_path, a
- * bare Engine.IO session), the query string up to '\n' ("$A" is replaced by
+ * bare Engine.IO session; bit 2: without Sec-WebSocket-Key, which ws
+ * refuses), the query string up to '\n' ("$A" is replaced by
  * the polling session's sid), then messages, each a header byte (bit 0:
  * binary; bit 1: a polling request instead: bit 2 POST of the payload, else
  * a GET, dropped by the client when bit 3 is set), a 16-bit little endian
@@ -184,14 +185,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     .upgrade = 1,
                     .bare = (flags & 2) != 0,
                     .url = "/socket.io/",
-                    .headers = headers};
+                    .headers = headers,
+                    /* bit 2: a handshake ws refuses (no Sec-WebSocket-Key) */
+                    .ws_key = (flags & 4) ? NULL : "dGhlIHNhbXBsZSBub25jZQ==",
+                    .ws_version = "13"};
     conn c = {0};
     buf open = BUF_INIT;
     int code = 3;
     int kind = websocket_accept(&srv, &req, c.sid, &open, &c.cursor, &code);
     CHECK(kind == WEBSOCKET_REJECT || kind == WEBSOCKET_NEW || kind == WEBSOCKET_UPGRADE);
     if (kind == WEBSOCKET_REJECT) {
-        CHECK(code == WEBSOCKET_FULL || (code >= 0 && code <= 5));
+        CHECK(code == WEBSOCKET_FULL || (code >= 0 && code <= 5) ||
+              (code == WEBSOCKET_BAD_HANDSHAKE && (flags & 4)));
     } else {
         CHECK(util_is_id(c.sid, strlen(c.sid)));
         if (kind == WEBSOCKET_NEW) CHECK(open.len > 1 && open.data[0] == '0');
