@@ -212,6 +212,24 @@ test("readers of dead `sioctl listen` processes are dropped and handled records 
 
 // ---- stated restart -------------------------------------------------------------
 
+// stated and sio-front on a fresh state directory with app B's config,
+// started by hand so that a test can stop and start stated alone.
+async function handStack(B, prefix) {
+  const dir = tmpDir(prefix);
+  const stateDir = path.join(dir, "state");
+  const port = await freePort();
+  const www = path.join(dir, "www");
+  mkdirSync(www);
+  const st = { stateDir, url: `http://127.0.0.1:${port}` };
+  st.stated = await startStated({ stateDir, config: B.config });
+  st.front = await startProcess(path.join(BIN, "sio-front"),
+    ["--port", String(port), "--host", "127.0.0.1", "--www", www, "--state", stateDir, "--config", B.config],
+    { ready: /listening on/, name: "sio-front" });
+  st.restartStated = async () => (st.stated = await startStated({ stateDir, config: B.config }));
+  st.stop = async () => { await st.front.stop(); await st.stated.stop(); };
+  return st;
+}
+
 test("stated restarts in the middle of a backlog: no event lost, none handled twice", async () => {
   const B = app(`
 [namespace /]
@@ -223,26 +241,18 @@ sleep 0.1
 echo "$n" >>"@DIR@/done.log"
 `,
   });
-  const dir = tmpDir("sio-hrestart-");
-  const stateDir = path.join(dir, "state");
-  const port = await freePort();
-  const www = path.join(dir, "www");
-  mkdirSync(www);
-  let stated = await startStated({ stateDir, config: B.config });
-  const front = await startProcess(path.join(BIN, "sio-front"),
-    ["--port", String(port), "--host", "127.0.0.1", "--www", www, "--state", stateDir, "--config", B.config],
-    { ready: /listening on/, name: "sio-front" });
+  const st = await handStack(B, "sio-hrestart-");
   try {
-    const s = await connected(connect(`http://127.0.0.1:${port}`, "/", { transports: ["websocket"], reconnection: true }));
+    const s = await connected(connect(st.url, "/", { transports: ["websocket"], reconnection: true }));
     for (let i = 0; i < 20; i++) s.emit("slow", i);
     await eventually(() => assert.ok(B.read("done.log").split("\n").filter(Boolean).length >= 3), 8000, 20);
-    const r = await stated.stop("SIGTERM");
+    const r = await st.stated.stop("SIGTERM");
     assert.equal(r.code, 0, "stated should exit 0");
-    assert.match(stated.output, /dispatcher: stopped \(cursor \d+\)/);
+    assert.match(st.stated.output, /dispatcher: stopped \(cursor \d+\)/);
     const before = B.read("done.log").split("\n").filter(Boolean).length;
     assert.ok(before < 20, "the backlog was already done: nothing tested");
-    stated = await startStated({ stateDir, config: B.config });
-    await eventually(() => assert.match(stated.output, /dispatcher: \d+ inbox record\(s\) waiting since the last run/));
+    await st.restartStated();
+    await eventually(() => assert.match(st.stated.output, /dispatcher: \d+ inbox record\(s\) waiting since the last run/));
     await eventually(() => {
       const lines = B.read("done.log").split("\n").filter(Boolean);
       assert.equal(lines.length, 20, `handled: ${lines.join(" ")}`);
@@ -251,8 +261,7 @@ echo "$n" >>"@DIR@/done.log"
     const done = B.read("done.log").split("\n").filter(Boolean).map(Number);
     assert.deepEqual(done, Array.from({ length: 20 }, (_, i) => i));
   } finally {
-    await front.stop();
-    await stated.stop();
+    await st.stop();
   }
 }, { timeout: 40000 });
 
@@ -272,29 +281,20 @@ while [ ! -e "@DIR@/go" ]; do sleep 0.05; done
 echo "done $n" >>"@DIR@/runs.log"
 `,
   });
-  const dir = tmpDir("sio-hstop-");
-  const stateDir = path.join(dir, "state");
-  const port = await freePort();
-  const www = path.join(dir, "www");
-  mkdirSync(www);
-  let stated = await startStated({ stateDir, config: B.config });
-  const front = await startProcess(path.join(BIN, "sio-front"),
-    ["--port", String(port), "--host", "127.0.0.1", "--www", www, "--state", stateDir, "--config", B.config],
-    { ready: /listening on/, name: "sio-front" });
+  const st = await handStack(B, "sio-hstop-");
   try {
-    const s = await connected(connect(`http://127.0.0.1:${port}`, "/", { transports: ["websocket"] }));
+    const s = await connected(connect(st.url, "/", { transports: ["websocket"] }));
     s.emit("wait", 7);
     await eventually(() => assert.match(B.read("runs.log"), /start 7/), 8000, 20);
-    const r = await stated.stop("SIGTERM");
+    const r = await st.stated.stop("SIGTERM");
     assert.equal(r.code, 0, "stated should exit 0");
-    assert.match(stated.output, /still running at shutdown: killed \(it runs again at the next start\)/);
+    assert.match(st.stated.output, /still running at shutdown: killed \(it runs again at the next start\)/);
     assert.doesNotMatch(B.read("runs.log"), /done/);
     writeFileSync(B.file("go"), "");
-    stated = await startStated({ stateDir, config: B.config });
+    await st.restartStated();
     await eventually(() => assert.match(B.read("runs.log"), /done 7/), 15000, 50);
     assert.deepEqual(B.read("runs.log").split("\n").filter(Boolean), ["start 7", "start 7", "done 7"]);
   } finally {
-    await front.stop();
-    await stated.stop();
+    await st.stop();
   }
 }, { timeout: 40000 });
