@@ -90,18 +90,6 @@ static void apply(store_txn *t, cJSON *a) {
     if (rc == 0 && cJSON_IsString(what) && !strcmp(what->valuestring, "send")) sent = 1;
 }
 
-static int frame_cb(void *arg, const logrec_frame *f) {
-    (void)arg;
-    if (f->binary) return 0;
-    sio_packet p;
-    if (sio_decode((const char *)f->data, f->len, &p)) {
-        fprintf(stderr, "undecodable frame: %.*s\n", (int)f->len, (const char *)f->data);
-        CHECK(0);
-    }
-    sio_packet_clear(&p);
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     uint8_t mode = data[0];
@@ -140,7 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     uint64_t upto = 0;
-    if (!sent) CHECK(reader_collect(t, sid_a, base, UINT64_MAX, SIZE_MAX, frame_cb, NULL, &upto) == 0);
+    if (!sent) CHECK(reader_collect(t, sid_a, base, UINT64_MAX, SIZE_MAX, fsrv_sio_frame, NULL, &upto) == 0);
     store_abort(t);
     free(text);
     return 0;

@@ -25,10 +25,12 @@
 #include "fuzz.h"
 #include "proto/eio_parser.h"
 #include "proto/json.h"
+#include "proto/sio_parser.h"
 #include "server/actions.h"
 #include "server/http.h"
 #include "server/server.h"
 #include "server/session.h"
+#include "store/logrec.h"
 
 static char fsrv_dir[64];
 
@@ -173,6 +175,20 @@ __attribute__((unused)) static void fsrv_reset(server *srv, const char *const *k
     CHECK(store_inbox_bounds(t, NULL, &head) == 0);
     if (head) CHECK(store_inbox_trim(t, head) == 0);
     CHECK(store_commit(t) == 0);
+}
+
+/* reader_collect's callback: every text frame a Socket.IO session receives
+ * must decode as a Socket.IO packet (binary attachments are not looked at). */
+__attribute__((unused)) static int fsrv_sio_frame(void *arg, const logrec_frame *f) {
+    (void)arg;
+    if (f->binary) return 0;
+    sio_packet p;
+    if (sio_decode((const char *)f->data, f->len, &p)) {
+        fprintf(stderr, "undecodable frame: %.*s\n", (int)f->len, (const char *)f->data);
+        CHECK(0);
+    }
+    sio_packet_clear(&p);
+    return 0;
 }
 
 #endif

@@ -139,18 +139,6 @@ static void polling(const char *sid, int post, int drop, const uint8_t *data, si
     http_resp_free(&resp);
 }
 
-static int frame_cb(void *arg, const logrec_frame *f) {
-    (void)arg;
-    if (f->binary) return 0;
-    sio_packet p;
-    if (sio_decode((const char *)f->data, f->len, &p)) {
-        fprintf(stderr, "undecodable frame: %.*s\n", (int)f->len, (const char *)f->data);
-        CHECK(0);
-    }
-    sio_packet_clear(&p);
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     uint8_t flags = data[0];
@@ -221,7 +209,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             store_txn *t;
             CHECK(store_begin(srv.st, 0, &t) == 0);
             uint64_t upto = 0;
-            CHECK(reader_collect(t, c.sid, start, UINT64_MAX, SIZE_MAX, frame_cb, NULL, &upto) == 0);
+            CHECK(reader_collect(t, c.sid, start, UINT64_MAX, SIZE_MAX, fsrv_sio_frame, NULL, &upto) == 0);
             store_abort(t);
         }
         release(&c, SESSION_CLOSE_TRANSPORT); /* ws_destroy */
