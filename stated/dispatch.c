@@ -560,9 +560,9 @@ static void finish_run(dispatch *d, run *r) {
     close_fd(&r->fd_err);
     close_fd(&r->pidfd);
     int64_t took = util_now_ms() - r->start_ms;
-    if (r->stopped)
-        ;
-    else if (r->timed_out)
+    if (r->stopped) {
+        /* said when it was killed (loop_stopping) */
+    } else if (r->timed_out)
         log_warn("handler %s: killed after %ld ms (timeout)", esc(e1, sizeof e1, who), j->timeout_ms);
     else if (WIFSIGNALED(r->status))
         log_warn("handler %s: killed by signal %d", esc(e1, sizeof e1, who), WTERMSIG(r->status));
