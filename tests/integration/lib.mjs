@@ -3,7 +3,7 @@
 // or the embedded front) on loopback ports with a temp state directory, run
 // bin/sioctl against them, and drive the real socket.io-client.
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync, readdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -65,6 +65,34 @@ export function freePort() {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- pausing a process of the stack ---------------------------------------------
+// The thread id that holds the store's write lock (0: none).  LMDB keeps its
+// writer mutex at byte 64 of lock.mdb (the second cache line of its lock
+// table, after the magic 0xbeefc0de), and a glibc robust mutex holds its
+// owner's thread id in its first word.
+export function storeWriter(stateDir) {
+  const b = readFileSync(path.join(stateDir, "lock.mdb")).subarray(0, 68);
+  if (b.readUInt32LE(0) !== 0xbeefc0de) throw new Error(`${stateDir}/lock.mdb: not an LMDB lock file`);
+  return b.readUInt32LE(64) & 0x3fffffff;
+}
+
+const threadsOf = (pid) => readdirSync(`/proc/${pid}/task`).map(Number);
+const stoppedState = (pid, tid) => /^\d+ \(.*\) ([Tt])/.test(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8"));
+
+// Stops a process (SIGSTOP) at a moment when none of its threads holds the
+// store's write lock: a process stopped inside a write would stop every
+// other writer too (sioctl waits on the lock for as long).  Resolves once
+// all of its threads are stopped; SIGCONT resumes it.
+export async function pauseOutsideWrites(pid, stateDir) {
+  for (;;) {
+    process.kill(pid, "SIGSTOP");
+    while (!threadsOf(pid).every((tid) => stoppedState(pid, tid))) await sleep(1);
+    if (!threadsOf(pid).includes(storeWriter(stateDir))) return;
+    process.kill(pid, "SIGCONT");
+    await sleep(5);
+  }
+}
 
 // Starts a long-running process in its own process group; resolves when a line
 // of its output matches `ready` (a RegExp), rejects on exit or timeout.
