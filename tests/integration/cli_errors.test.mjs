@@ -10,7 +10,7 @@ import { createServer } from "node:net";
 import path from "node:path";
 import {
   BIN, REPO, assert, test, before, after, tmpDir, freePort, startProcess, startStated, sioctl, run,
-  connect, connected, record, eventually, writeConfig, pauseOutsideWrites,
+  connect, connected, record, eventually, writeConfig, pauseOutsideStoreLocks,
 } from "./lib.mjs";
 
 const CONFIG = writeConfig("map_size_mb = 16\n[namespace /]\n[namespace /chat]\n");
@@ -153,7 +153,7 @@ test("sioctl exit 6: a full store refuses the write, naming the store", async ()
   const config = writeConfig("map_size_mb = 16\n");
   const st = await startStated({ config });
   // stated makes room within a second: paused while the map is filled
-  await pauseOutsideWrites(st.child.pid, st.stateDir);
+  await pauseOutsideStoreLocks(st.child.pid, st.stateDir);
   try {
     const big = "y".repeat(120000);
     let r;

@@ -67,28 +67,30 @@ export function freePort() {
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- pausing a process of the stack ---------------------------------------------
-// The thread id that holds the store's write lock (0: none).  LMDB keeps its
-// writer mutex at byte 64 of lock.mdb (the second cache line of its lock
-// table, after the magic 0xbeefc0de), and a glibc robust mutex holds its
-// owner's thread id in its first word.
-export function storeWriter(stateDir) {
+// The thread ids that hold the store's two locks (0: none): LMDB's reader
+// table mutex at byte 8 of lock.mdb (after the magic 0xbeefc0de and the
+// format), taken for every new read transaction, and its writer mutex at
+// byte 64 (the second cache line).  A glibc robust mutex holds its owner's
+// thread id in its first word.
+export function storeLockHolders(stateDir) {
   const b = readFileSync(path.join(stateDir, "lock.mdb")).subarray(0, 68);
   if (b.readUInt32LE(0) !== 0xbeefc0de) throw new Error(`${stateDir}/lock.mdb: not an LMDB lock file`);
-  return b.readUInt32LE(64) & 0x3fffffff;
+  return [b.readUInt32LE(8) & 0x3fffffff, b.readUInt32LE(64) & 0x3fffffff];
 }
 
 const threadsOf = (pid) => readdirSync(`/proc/${pid}/task`).map(Number);
 const stoppedState = (pid, tid) => /^\d+ \(.*\) ([Tt])/.test(readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8"));
 
-// Stops a process (SIGSTOP) at a moment when none of its threads holds the
-// store's write lock: a process stopped inside a write would stop every
-// other writer too (sioctl waits on the lock for as long).  Resolves once
-// all of its threads are stopped; SIGCONT resumes it.
-export async function pauseOutsideWrites(pid, stateDir) {
+// Stops a process (SIGSTOP) at a moment when none of its threads holds one
+// of the store's locks: a process stopped holding one would stop every
+// other process of the store too (sioctl waits on the lock for as long).
+// Resolves once all of its threads are stopped; SIGCONT resumes it.
+export async function pauseOutsideStoreLocks(pid, stateDir) {
   for (;;) {
     process.kill(pid, "SIGSTOP");
     while (!threadsOf(pid).every((tid) => stoppedState(pid, tid))) await sleep(1);
-    if (!threadsOf(pid).includes(storeWriter(stateDir))) return;
+    const tids = threadsOf(pid);
+    if (!storeLockHolders(stateDir).some((t) => tids.includes(t))) return;
     process.kill(pid, "SIGCONT");
     await sleep(5);
   }

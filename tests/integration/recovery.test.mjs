@@ -8,7 +8,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import {
-  BIN, assert, test, after, writeConfig, connect, connected, once, eventually, sleep, pauseOutsideWrites,
+  BIN, assert, test, after, writeConfig, connect, connected, once, eventually, sleep, pauseOutsideStoreLocks,
 } from "./lib.mjs";
 import { handStack, streamClients, allConnected, closeAll, emitter, checkStream, drained } from "./stream.mjs";
 
@@ -260,7 +260,7 @@ test("a packet emitted to a room before a leave reaches the socket even when rea
   const s = await offlineClient(st);
   assert.equal((await st.sioctl("join", "--to", s.id, "L")).code, 0);
   // the front reads nothing while stopped: both writes happen before it reads
-  await pauseOutsideWrites(st.front.child.pid, st.stateDir);
+  await pauseOutsideStoreLocks(st.front.child.pid, st.stateDir);
   try {
     assert.equal((await st.sioctl("emit", "--to", "L", "n", "1")).code, 0);
     assert.equal((await st.sioctl("leave", "--to", s.id, "L")).code, 0);

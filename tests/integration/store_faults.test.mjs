@@ -16,7 +16,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import {
   REPO, BIN, assert, test, tmpDir, freePort, startProcess, startStated, sioctl, connect, connected,
-  record, eventually, eioSession, http, writeConfig, pauseOutsideWrites,
+  record, eventually, eioSession, http, writeConfig, pauseOutsideStoreLocks,
 } from "./lib.mjs";
 
 const WebSocket = createRequire(path.join(REPO, "tests", "package.json"))("ws");
@@ -162,7 +162,7 @@ test("a full map refuses writes cleanly, keeps what is stored, and stated makes 
 
     // stated makes room within a second: it is paused while the store is
     // filled and checked (a stalled reaper), so that the full store can be seen
-    await pauseOutsideWrites(stated.child.pid, stateDir);
+    await pauseOutsideStoreLocks(stated.child.pid, stateDir);
     let full;
     try {
       full = await emitUntilFull(stateDir, config, 120000, 4);
