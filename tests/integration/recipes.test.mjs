@@ -88,6 +88,9 @@ async function socketBackends(kind, { demo }) {
   const made = await run("install", ["-d", "-g", "www-data", "-m", "0750", sockDir]);
   assert.equal(made.code, 0, made.stderr);
   const stateDir = path.join(dir, "state");
+  // the web server goes at `first`, so that it stops last: its held polls
+  // end when the gateway stops (Apache would wait on them)
+  const first = running.length;
   running.push(await startStated({ stateDir }));
   running.push(await startProcess(path.join(BIN, "sio-fcgi"),
     ["--state", stateDir, "--socket", path.join(sockDir, "sio-fcgi.sock"), "--socket-mode", "0660", "--socket-group", "www-data"],
@@ -98,7 +101,7 @@ async function socketBackends(kind, { demo }) {
     { ready: /listening on/, name: "sio-front" }));
   const port = await freePort();
   return {
-    dir, stateDir, port,
+    dir, stateDir, port, first,
     values: {
       "127.0.0.1:8080": `127.0.0.1:${port}`,
       "/usr/local/share/sio": share,
@@ -147,7 +150,7 @@ http {
   const t = await run("/usr/sbin/nginx", ["-t", ...args]);
   assert.equal(t.code, 0, `nginx -t rejected the recipe:\n${t.stderr}`);
   const proc = await startProcess("/usr/sbin/nginx", args, { name: "nginx" });
-  running.push(proc);
+  running.splice(b.first, 0, proc);
   const stack = makeStack({ kind: "nginx", port: b.port, stateDir: b.stateDir, env: {}, proc });
   await serving(stack.url, proc);
   stack.errorLog = () => readFileSync(`${d}/error.log`, "utf8");
@@ -179,7 +182,7 @@ Include "${d}/sio.conf"
   const t = await run("/usr/sbin/apache2", ["-t", ...args]);
   assert.equal(t.code, 0, `apache2 -t rejected the recipe:\n${t.stderr}`);
   const proc = await startProcess("/usr/sbin/apache2", [...args, "-DFOREGROUND"], { name: "apache2" });
-  running.push(proc);
+  running.splice(b.first, 0, proc);
   const stack = makeStack({ kind: "apache-proxy-fcgi", port: b.port, stateDir: b.stateDir, env: {}, proc });
   await serving(stack.url, proc);
   stack.errorLog = () => readFileSync(`${d}/error.log`, "utf8");
