@@ -25,7 +25,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import {
-  REPO, BIN, assert, test, before, after, tmpDir, freePort, startProcess, run, startStack, startStated, makeStack,
+  REPO, BIN, TIME_SCALE, assert, test, before, after, tmpDir, freePort, startProcess, run, startStack, startStated, makeStack,
   connect, connected, closeClients, once, eventually, http,
 } from "./lib.mjs";
 
@@ -34,6 +34,7 @@ const CHROMIUM = process.env.SIO_CHROMIUM || "/usr/bin/chromium";
 const CLIENT_DIR = path.join(REPO, "tests", "node_modules", "socket.io-client", "dist");
 const CLIENT = path.join(CLIENT_DIR, "socket.io.min.js");
 const CONF = path.join(REPO, "scripts", "conf");
+const WAIT = 15000 * TIME_SCALE;   // a bound for a hang in the browser, not a speed
 
 let browser, profile;
 const running = [];
@@ -237,20 +238,20 @@ async function demoPage(stack) {
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   try {
-    await page.goto(stack.url + "/", { waitUntil: "load", timeout: 15000 });
+    await page.goto(stack.url + "/", { waitUntil: "load", timeout: WAIT });
     await page.selectOption("#transport", "auto");
     await page.click("#connect");
-    await page.waitForFunction(() => document.querySelector("#status").textContent === "connected", null, { timeout: 15000 });
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "connected", null, { timeout: WAIT });
     const id = await page.textContent("#sid");
-    await page.waitForFunction(() => document.querySelector("#tname").textContent === "websocket", null, { timeout: 15000 });
+    await page.waitForFunction(() => document.querySelector("#tname").textContent === "websocket", null, { timeout: WAIT });
     await page.click("#join");
     // joined (the member list shows this socket), or the page said why not
     await page.waitForFunction((sid) => document.querySelector("#members").textContent.includes(sid) ||
-                                        document.querySelector("#log").textContent.includes("failed"), id, { timeout: 15000 });
+                                        document.querySelector("#log").textContent.includes("failed"), id, { timeout: WAIT });
     assert.ok((await page.textContent("#members")).includes(id), `Join failed: ${await page.textContent("#log")}`);
     const r = await stack.sioctl("emit", "--to", "chat", "some-event", '"to the room"');
     assert.equal(r.code, 0, r.stderr);
-    await page.waitForFunction(() => document.querySelector("#log").textContent.includes("some-event"), null, { timeout: 15000 });
+    await page.waitForFunction(() => document.querySelector("#log").textContent.includes("some-event"), null, { timeout: WAIT });
     assert.match(await page.textContent("#log li:first-child"), /"to the room"/);
     assert.ok(!(await page.textContent("#log")).includes("failed"), await page.textContent("#log"));
     assert.deepEqual(errors, []);
@@ -298,11 +299,11 @@ test("behind a recipe with sio-front started without --demo (as sio-front.servic
   const stack = await startNginx({ demo: false });
   const page = await browser.newPage();
   try {
-    await page.goto(stack.url + "/", { waitUntil: "load", timeout: 15000 });
+    await page.goto(stack.url + "/", { waitUntil: "load", timeout: WAIT });
     await page.click("#connect");
-    await page.waitForFunction(() => document.querySelector("#status").textContent === "connected", null, { timeout: 15000 });
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "connected", null, { timeout: WAIT });
     await page.click("#join");
-    await page.waitForFunction(() => document.querySelector("#log").textContent.includes("join failed"), null, { timeout: 15000 });
+    await page.waitForFunction(() => document.querySelector("#log").textContent.includes("join failed"), null, { timeout: WAIT });
     assert.match(await page.textContent("#log li:first-child"), /room endpoints are off: start sio-front with --demo/);
     assert.match(await page.textContent("#members"), /room endpoints are off/);
   } finally {
