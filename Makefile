@@ -147,6 +147,7 @@ I := $(DESTDIR)$(PREFIX)
 SHARE := $(I)/share/sio
 CLIENT_DIST := tests/node_modules/socket.io-client/dist
 UNITS := sio-stated.service sio-front.service sio-fcgi.socket sio-fcgi.service
+RECIPES := nginx.conf.example apache-proxy-fcgi.conf.example
 EXAMPLES := README.md echo.c echo_plugin.c echo.conf seed.conf jget
 SUBST := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(PREFIX)/bin|g' \
              -e 's|@DATADIR@|$(PREFIX)/share/sio|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
@@ -167,7 +168,10 @@ install: build
 	install -m 644 $(CLIENT_DIST)/socket.io.min.js $(CLIENT_DIST)/socket.io.min.js.map $(SHARE)/client/
 	install -m 755 scripts/run-embedded scripts/run-lighttpd scripts/run-apache $(SHARE)/scripts/
 	install -m 644 scripts/lib-run.sh $(SHARE)/scripts/
-	install -m 644 scripts/conf/lighttpd.conf.in scripts/conf/apache.conf.in scripts/conf/*.example $(SHARE)/scripts/conf/
+	install -m 644 scripts/conf/lighttpd.conf.in scripts/conf/apache.conf.in scripts/conf/sio.conf.example $(SHARE)/scripts/conf/
+	@# The web-server recipes name the installed files (/usr/local/share/sio as shipped).
+	for r in $(RECIPES); do \
+	    sed 's|/usr/local/share/sio|$(PREFIX)/share/sio|g' scripts/conf/$$r >$(SHARE)/scripts/conf/$$r || exit 1; done
 	install -m 644 $(addprefix scripts/examples/,$(EXAMPLES)) scripts/conf/sio.conf.example $(SHARE)/examples/
 	install -m 755 scripts/examples/handlers/*.sh $(SHARE)/examples/handlers/
 	install -m 644 scripts/conf/sio.logrotate $(SHARE)/logrotate/sio

@@ -70,6 +70,10 @@ test("make install DESTDIR=... PREFIX=/usr/local installs the programs, the C AP
                    "share/sio/examples/echo.conf", "share/sio/examples/sio.conf.example", "share/sio/logrotate/sio",
                    "share/sio/scripts/run-embedded", "share/sio/scripts/lib-run.sh", "lib/sysusers.d/sio.conf"])
     assert.ok(existsSync(path.join(P, f)), `${f} not installed`);
+  // the web-server recipes, as tested by recipes.test.mjs (they name PREFIX/share/sio)
+  for (const f of ["nginx.conf.example", "apache-proxy-fcgi.conf.example", "lighttpd.conf.in", "apache.conf.in"])
+    assert.equal(readFileSync(path.join(SHARE, "scripts", "conf", f), "utf8"), readFileSync(path.join(REPO, "scripts", "conf", f), "utf8"),
+                 `scripts/conf/${f} not installed as tested`);
   // the bundle is a copy of the npm package's, made at install time
   assert.ok(readFileSync(path.join(SHARE, "client", "socket.io.min.js")).equals(readFileSync(CLIENT)));
   assert.deepEqual(readdirSync(UNITS).sort(),
