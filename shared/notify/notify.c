@@ -82,7 +82,7 @@ static void *hub_main(void *arg) {
             break;
         }
         uint64_t top = 0;
-        int any = 0;
+        int any = 0, sender = -1; /* the one peer that sent this turn, -2: several */
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd == h->stop_fd) return NULL;
@@ -106,6 +106,7 @@ static void *hub_main(void *arg) {
                 if (r == (ssize_t)sizeof m) {
                     if (m.seq > top) top = m.seq;
                     any = 1;
+                    sender = sender == -1 || sender == fd ? fd : -2;
                     continue;
                 }
                 if (r < 0 && (errno == EAGAIN || errno == EINTR)) break;
@@ -116,9 +117,13 @@ static void *hub_main(void *arg) {
             }
         }
         if (!any) continue;
+        /* A lone sender is not told its own news: notify_sub_publish has
+         * woken that connection's waiters already (one wake-up less per
+         * write, e.g. a front answering its own clients). */
         notify_msg out = {.seq = top};
         for (int i = 0; i < h->npeers; i++)
-            if (send(h->peers[i], &out, sizeof out, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+            if (h->peers[i] != sender &&
+                send(h->peers[i], &out, sizeof out, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
                 errno != EAGAIN) {
                 /* dead peer: epoll will report the hang-up */
             }

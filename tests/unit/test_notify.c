@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "notify/notify.h"
@@ -83,6 +86,41 @@ TEST(without_a_hub_waits_end_at_the_deadline_and_probe_fails) {
     ASSERT_TRUE(notify_sub_wait(s, g, util_now_ms() + 3000) != g);
     wait_connected(s);
     notify_sub_stop(s);
+    notify_hub_stop(h);
+    rmdir(d);
+}
+
+/* A raw hub connection (as notify.c makes them): 16-byte messages. */
+static int raw_peer(const char *dir) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s/%s", dir, NOTIFY_SOCK);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_EQ_INT(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+TEST(a_lone_sender_is_not_told_its_own_news) {
+    char *d = tmpdir();
+    notify_hub *h;
+    ASSERT_EQ_INT(notify_hub_start(d, &h), 0);
+    notify_sub *b;
+    ASSERT_EQ_INT(notify_sub_start(d, &b), 0);
+    wait_connected(b);
+    int r = raw_peer(d);
+    uint64_t g = notify_sub_gen(b);
+    uint64_t m[2] = {7, 0};
+    ASSERT_EQ_INT((int)send(r, m, sizeof m, 0), (int)sizeof m);
+    /* b heard of 7: the hub has relayed it (to every peer it relays to) */
+    ASSERT_TRUE(notify_sub_wait(b, g, util_now_ms() + 2000) != g);
+    notify_sub_publish(b, 99);
+    /* what r hears first is b's 99, not an echo of its own 7 */
+    struct pollfd p = {.fd = r, .events = POLLIN};
+    ASSERT_EQ_INT(poll(&p, 1, 2000), 1);
+    ASSERT_EQ_INT((int)recv(r, m, sizeof m, 0), (int)sizeof m);
+    ASSERT_EQ_INT((int)m[0], 99);
+    close(r);
+    notify_sub_stop(b);
     notify_hub_stop(h);
     rmdir(d);
 }
