@@ -7,7 +7,7 @@ import path from "node:path";
 import { writeFileSync, mkdirSync } from "node:fs";
 import {
   BIN, assert, test, before, after, startStated, startProcess, freePort, writeConfig, tmpDir,
-  connect, connected, once, eventually, http, sioctl, run,
+  connect, connected, once, eventually, http, sioctl, run, startFcgiOnSocket,
 } from "./lib.mjs";
 
 const CONFIG = writeConfig(`
@@ -217,6 +217,45 @@ test("counters survive a front killed with SIGKILL: its slot is folded, nothing 
   }
   const s = JSON.parse((await ctl("status", "--json")).stdout);
   assert.deepEqual(s.processes.filter((p) => p.program === "sio-front").map((p) => p.pid), [front.child.pid]);
+});
+
+test("behind lighttpd, sio-fcgi serves metrics_path too and counts the polls it answers", async () => {
+  const dir = tmpDir("sio-metrics-lighttpd-");
+  const sock = path.join(dir, "fcgi.sock");
+  const webPort = await freePort();
+  const fcgi = await startFcgiOnSocket({ stateDir: stated.stateDir, sock, threads: 4 });
+  mkdirSync(path.join(dir, "www"));
+  const conf = path.join(dir, "lighttpd.conf");
+  const backend = `(("socket" => "${sock}", "check-local" => "disable"))`;
+  writeFileSync(conf, `
+server.document-root = "${dir}/www"
+server.bind = "127.0.0.1"
+server.port = ${webPort}
+server.errorlog = "${dir}/error.log"
+server.modules = ("mod_fastcgi")
+fastcgi.server = ("/socket.io/" => ${backend}, "/metrics" => ${backend})
+`);
+  const web = await startProcess("/usr/sbin/lighttpd", ["-D", "-f", conf], { name: "lighttpd" });
+  const base = `http://127.0.0.1:${webPort}`;
+  try {
+    await eventually(async () => assert.equal((await http("GET", `${base}/metrics`)).status, 200));
+    const m0 = parse(await curlMetrics(base));
+    assert.equal(val(m0, "sio_processes", { program: "sio-fcgi" }), 1);
+    const c = await connected(connect(base, "/chat", { transports: ["polling"] }));
+    c.emit("hello", 1);
+    c.emit("hello", 2);
+    await eventually(async () => {
+      const m1 = parse(await curlMetrics(base));
+      assert.ok(val(m1, "sio_engine_connections_total", { transport: "polling" }) > val(m0, "sio_engine_connections_total", { transport: "polling" }));
+      assert.ok(val(m1, "sio_packets_received_total", { transport: "polling" }) >= val(m0, "sio_packets_received_total", { transport: "polling" }) + 3);
+      assert.equal(val(m1, "sio_sockets", { namespace: "/chat" }), 1);
+    });
+    await promtool(await curlMetrics(base));
+    c.disconnect();
+  } finally {
+    await web.stop();
+    await fcgi.stop();
+  }
 });
 
 test("a real Prometheus server scrapes the front's metrics_path", async () => {
