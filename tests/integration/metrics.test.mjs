@@ -7,7 +7,7 @@ import path from "node:path";
 import { writeFileSync, mkdirSync } from "node:fs";
 import {
   BIN, assert, test, before, after, startStated, startProcess, freePort, writeConfig, tmpDir,
-  connect, connected, once, eventually, http, sioctl, run, startFcgiOnSocket,
+  connect, connected, once, eventually, http, sioctl, run, startFcgiOnSocket, startLighttpdOnSocket,
 } from "./lib.mjs";
 
 const CONFIG = writeConfig(`
@@ -224,18 +224,7 @@ test("behind lighttpd, sio-fcgi serves metrics_path too and counts the polls it 
   const sock = path.join(dir, "fcgi.sock");
   const webPort = await freePort();
   const fcgi = await startFcgiOnSocket({ stateDir: stated.stateDir, sock, threads: 4 });
-  mkdirSync(path.join(dir, "www"));
-  const conf = path.join(dir, "lighttpd.conf");
-  const backend = `(("socket" => "${sock}", "check-local" => "disable"))`;
-  writeFileSync(conf, `
-server.document-root = "${dir}/www"
-server.bind = "127.0.0.1"
-server.port = ${webPort}
-server.errorlog = "${dir}/error.log"
-server.modules = ("mod_fastcgi")
-fastcgi.server = ("/socket.io/" => ${backend}, "/metrics" => ${backend})
-`);
-  const web = await startProcess("/usr/sbin/lighttpd", ["-D", "-f", conf], { name: "lighttpd" });
+  const web = await startLighttpdOnSocket({ dir, port: webPort, sock, paths: ["/socket.io/", "/metrics"] });
   const base = `http://127.0.0.1:${webPort}`;
   try {
     await eventually(async () => assert.equal((await http("GET", `${base}/metrics`)).status, 200));

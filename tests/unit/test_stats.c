@@ -98,6 +98,19 @@ static int listed(int pid) {
     return 0;
 }
 
+/* The counters read now are exactly b. */
+static void unchanged_since(const uint64_t *b) {
+    uint64_t c[STATS_NCOUNTERS];
+    ASSERT_EQ_INT(stats_read(c), 0);
+    ASSERT_MEM(c, sizeof c, b, sizeof c);
+}
+
+/* b is a plus what children given n in all added (see child). */
+static void kids_added(const uint64_t *a, const uint64_t *b, uint64_t n) {
+    ASSERT_TRUE(b[STATS_HANDSHAKES + STATS_T_POLLING] == a[STATS_HANDSHAKES + STATS_T_POLLING] + n);
+    ASSERT_TRUE(b[STATS_BYTES_IN + STATS_T_WEBSOCKET] == a[STATS_BYTES_IN + STATS_T_WEBSOCKET] + 2 * n);
+}
+
 TEST(own_adds_are_read_back) {
     setup();
     uint64_t a[STATS_NCOUNTERS], b[STATS_NCOUNTERS];
@@ -109,29 +122,25 @@ TEST(own_adds_are_read_back) {
     ASSERT_TRUE(b[STATS_PACKETS_OUT + STATS_T_WEBSOCKET] == a[STATS_PACKETS_OUT + STATS_T_WEBSOCKET] + 7);
     ASSERT_TRUE(listed(getpid()));
     ASSERT_EQ_INT(stats_open(dir), 0); /* once per process: nothing changes */
-    uint64_t c[STATS_NCOUNTERS];
-    ASSERT_EQ_INT(stats_read(c), 0);
-    ASSERT_MEM(c, sizeof c, b, sizeof b);
+    unchanged_since(b);
 }
 
 TEST(a_dead_process_slot_is_folded_without_loss) {
     setup();
-    uint64_t a[STATS_NCOUNTERS], b[STATS_NCOUNTERS], c[STATS_NCOUNTERS];
+    uint64_t a[STATS_NCOUNTERS], b[STATS_NCOUNTERS];
     ASSERT_EQ_INT(stats_read(a), 0);
     kid k = spawn("die", 5);
     ASSERT_EQ_INT(stats_read(b), 0); /* its slot is still there, still summed */
-    ASSERT_TRUE(b[STATS_HANDSHAKES + STATS_T_POLLING] == a[STATS_HANDSHAKES + STATS_T_POLLING] + 5);
-    ASSERT_TRUE(b[STATS_BYTES_IN + STATS_T_WEBSOCKET] == a[STATS_BYTES_IN + STATS_T_WEBSOCKET] + 10);
+    kids_added(a, b, 5);
     ASSERT_TRUE(!listed(k.pid));
     ASSERT_TRUE(stats_fold_dead() >= 1);
     ASSERT_EQ_INT(stats_fold_dead(), 0); /* nothing left to fold */
-    ASSERT_EQ_INT(stats_read(c), 0);
-    ASSERT_MEM(c, sizeof c, b, sizeof b);
+    unchanged_since(b);
 }
 
 TEST(a_live_process_keeps_its_slot_and_close_folds_it) {
     setup();
-    uint64_t a[STATS_NCOUNTERS], b[STATS_NCOUNTERS], c[STATS_NCOUNTERS];
+    uint64_t a[STATS_NCOUNTERS], b[STATS_NCOUNTERS];
     ASSERT_EQ_INT(stats_read(a), 0);
     kid h = spawn("hold", 4);
     kid cl = spawn("close", 6);
@@ -139,7 +148,7 @@ TEST(a_live_process_keeps_its_slot_and_close_folds_it) {
     ASSERT_TRUE(!listed(cl.pid)); /* gave its slot back */
     ASSERT_EQ_INT(stats_fold_dead(), 0);
     ASSERT_EQ_INT(stats_read(b), 0);
-    ASSERT_TRUE(b[STATS_HANDSHAKES + STATS_T_POLLING] == a[STATS_HANDSHAKES + STATS_T_POLLING] + 10);
+    kids_added(a, b, 10);
     stats_proc p[300];
     int n = stats_processes(p, 300);
     int named = 0;
@@ -149,8 +158,7 @@ TEST(a_live_process_keeps_its_slot_and_close_folds_it) {
     end(&h);
     end(&cl);
     ASSERT_EQ_INT(stats_fold_dead(), 1);
-    ASSERT_EQ_INT(stats_read(c), 0);
-    ASSERT_MEM(c, sizeof c, b, sizeof b);
+    unchanged_since(b);
 }
 
 /* A reader that checks every counter only grows while slots are folded. */
