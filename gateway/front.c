@@ -16,7 +16,7 @@
  *   protocol 1 "sio-raw" adopted descriptors: the notify subscriber's
  *                        eventfd (a dup), a signalfd for SIGTERM/SIGINT,
  *                        and with --reuse-port our own listening socket.
- * Mounts: cfg.path, cfg.engine_path and (--demo) /demo go to the callback;
+ * Mounts: cfg.path, cfg.engine_path, cfg.metrics_path and (--demo) /demo go to the callback;
  * "/" serves --www.  With --reuse-port the front listens itself (SO_REUSEPORT)
  * and hands accepted sockets to lws, so several fronts can share a port. */
 #include <arpa/inet.h>
@@ -80,8 +80,8 @@ typedef struct front {
     /* the opaque user data of the adopted descriptors: what each one is */
     int tag_notify, tag_signal, tag_listen;
     char www[PATH_MAX], client_js[PATH_MAX + 64];
-    char eio_mount[256], bare_mount[256];
-    struct lws_http_mount m_eio, m_bare, m_demo, m_www;
+    char eio_mount[256], bare_mount[256], metrics_mount[260];
+    struct lws_http_mount m_eio, m_bare, m_demo, m_metrics, m_www;
 } front;
 
 static front *front_of(struct lws *wsi) { return lws_context_user(lws_get_context(wsi)); }
@@ -403,8 +403,9 @@ static void callback_mount(struct lws_http_mount *m, char *out, size_t n, const 
     m->mount_next = next;
 }
 
-/* cfg.path (and cfg.engine_path) then, with --demo, /demo to the callback;
- * "/" to --www (without --demo, /demo/... is a missing file there: 404). */
+/* cfg.path (and cfg.engine_path, cfg.metrics_path) then, with --demo, /demo
+ * to the callback; "/" to --www (without --demo, /demo/... is a missing file
+ * there: 404). */
 static const struct lws_http_mount *mounts(front *f) {
     f->m_www.mountpoint = "/";
     f->m_www.mountpoint_len = 1;
@@ -416,6 +417,10 @@ static const struct lws_http_mount *mounts(front *f) {
         static char demo[] = "/demo";
         callback_mount(&f->m_demo, demo, sizeof demo, "/demo", &f->m_www);
         next = &f->m_demo;
+    }
+    if (f->srv.cfg.metrics_path) { /* the Prometheus page (server/metrics.h) */
+        callback_mount(&f->m_metrics, f->metrics_mount, sizeof f->metrics_mount, f->srv.cfg.metrics_path, next);
+        next = &f->m_metrics;
     }
     if (f->srv.cfg.engine_path) { /* the bare Engine.IO endpoint */
         callback_mount(&f->m_bare, f->bare_mount, sizeof f->bare_mount, f->srv.cfg.engine_path,
