@@ -36,6 +36,7 @@
 #include "base/util.h"
 #include "front_conn.h"
 #include "front_deliver.h"
+#include "front_demo.h"
 #include "front_guard.h"
 #include "front_http.h"
 #include "front_lws.h"
@@ -72,6 +73,8 @@ typedef struct front {
     int64_t stop_deadline;
     lws_sorted_usec_list_t sul_stop;
     ftimers timers;
+    ftimer t_panel; /* --demo: the demo page's live panel (front_demo.h) */
+    demo_panel panel;
     fconns conns;
     deliver *dl;
     ws_front *ws;
@@ -473,6 +476,16 @@ static int create_context(front *f) {
     return f->vh ? 0 : -1;
 }
 
+static void panel_cb(ftimer *t) {
+    front *f = lws_container_of(t, front, t_panel);
+    if (f->stopping) return;
+    if (demo_panel_tick(&f->srv, &f->panel)) {
+        deliver_scan(f->dl);
+        fhttp_wake(f->http);
+    }
+    ftimer_set(&f->timers, &f->t_panel, panel_cb, DEMO_PANEL_MS);
+}
+
 /* The modules over the context: timers, delivery, WebSocket, HTTP. */
 static int start_modules(front *f) {
     ftimers_init(&f->timers, f->ctx);
@@ -489,6 +502,7 @@ static int start_modules(front *f) {
         log_error("out of memory");
         return -1;
     }
+    if (f->o.demo) ftimer_set(&f->timers, &f->t_panel, panel_cb, DEMO_PANEL_MS);
     return 0;
 }
 

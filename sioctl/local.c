@@ -14,6 +14,7 @@
 #include "proto/sio_parser.h"
 #include "server/metrics.h"
 #include "server/reader.h"
+#include "server/rooms.h"
 #include "store/inbox.h"
 
 /* ---- rooms / sockets ---------------------------------------------------- */
@@ -36,9 +37,8 @@ static int room_cb(void *arg, const char *room, size_t len, size_t count) {
     char name[STORE_ROOM_MAX + 1];
     memcpy(name, room, len);
     name[len] = 0;
-    store_socket s;
     /* a socket's private room (its own id) is shown only with --all */
-    if (!c->all && util_is_id(name, len) && store_socket_get(c->t, name, &s) == 0) return 0;
+    if (!c->all && rooms_is_own(c->t, room, len)) return 0;
     cJSON *members = cJSON_CreateArray();
     store_room_members(c->t, c->nsp, room, len, 0, add_member, members);
     if (c->json) {

@@ -14,6 +14,7 @@
 #include "base/util.h"
 #include "proto/json.h"
 #include "server/reader.h"
+#include "server/rooms.h"
 
 /* ---- collecting ----------------------------------------------------------- */
 
@@ -55,14 +56,7 @@ typedef struct room_ctx {
 static int room_cb(void *arg, const char *room, size_t len, size_t members) {
     (void)members;
     room_ctx *c = arg;
-    char id[UTIL_ID_LEN + 1];
-    store_socket s;
-    if (util_is_id(room, len)) {
-        memcpy(id, room, len);
-        id[len] = 0;
-        if (store_socket_get(c->t, id, &s) == 0) return 0;
-    }
-    c->n->rooms++;
+    if (!rooms_is_own(c->t, room, len)) c->n->rooms++;
     return 0;
 }
 
