@@ -3,37 +3,24 @@
 // runs sio-front --demo): the front pushes "demo:stats" every second to the
 // page's panel socket; a real socket.io-client emits and joins a room, and the
 // panel's numbers must move.  A screenshot goes to tests/out/demo-panel.png.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { REPO, assert, test, before, after, startStack, connect, connected, TIME_SCALE } from "./lib.mjs";
+import { startBrowser } from "./browser.mjs";
 
-const require = createRequire(path.join(REPO, "tests", "package.json"));
-const CHROMIUM = process.env.SIO_CHROMIUM || "/usr/bin/chromium";
 // The panel is pushed every DEMO_PANEL_MS (1 s, gateway/front_demo.h): a wait
 // for it to show something is a number of those periods.
 const PERIODS = (n) => n * 1000 * TIME_SCALE;
 
-let stack, browser, profile;
+let stack, chrome, browser;
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install -y chromium`);
   stack = await startStack("embedded");
-  const { chromium } = require("playwright-core");
-  profile = mkdtempSync(path.join(tmpdir(), "sio-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30000,
-    viewport: { width: 1100, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--no-first-run", "--disable-sync", "--disable-quic"],
-  });
+  chrome = await startBrowser({ viewport: { width: 1100, height: 900 } });
+  browser = chrome.context;
 });
 after(async () => {
-  if (browser) await browser.close().catch(() => {});
+  if (chrome) await chrome.close();
   if (stack) await stack.stop();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 const num = async (page, sel) => Number(await page.textContent(sel));
