@@ -247,6 +247,35 @@ test("behind lighttpd, sio-fcgi serves metrics_path too and counts the polls it 
   }
 });
 
+test("with redis_url: the cluster bridge's state, up and then down; the password never shown", async () => {
+  const rport = await freePort();
+  const redis = await startProcess("redis-server", ["--port", String(rport), "--bind", "127.0.0.1", "--save", "",
+    "--appendonly", "no", "--requirepass", "s3cret"], { ready: /Ready to accept connections/, name: "redis" });
+  const config = writeConfig(`redis_url = redis://:s3cret@127.0.0.1:${rport}\n[namespace /]\n`);
+  const st = await startStated({ config });
+  const m = async () => parse((await sioctl(st.stateDir, config, "metrics")).stdout);
+  try {
+    await eventually(async () => {
+      const x = await m();
+      assert.equal(val(x, "sio_cluster_up"), 1);
+      assert.equal(val(x, "sio_cluster_servers"), 1);
+    }, 20000, 100);
+    const s = JSON.parse((await sioctl(st.stateDir, config, "status", "--json")).stdout);
+    assert.equal(s.settings.redis_url, `redis://***@127.0.0.1:${rport}`);
+    assert.equal(s.cluster.state, "up");
+    assert.ok(!JSON.stringify(s).includes("s3cret"));
+    await redis.stop();
+    await eventually(async () => {
+      const x = await m();
+      assert.equal(val(x, "sio_cluster_up"), 0);
+      assert.equal(val(x, "sio_cluster_servers"), 0);
+    }, 30000, 200);
+  } finally {
+    await redis.stop();
+    await st.stop();
+  }
+}, { timeout: 60000 });
+
 test("a real Prometheus server scrapes the front's metrics_path", async () => {
   const dir = tmpDir("sio-prom-");
   const promPort = await freePort();
