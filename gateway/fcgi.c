@@ -1,23 +1,24 @@
 /* sio-fcgi: the FastCGI long-polling gateway.
  *
  * A thin main over server/polling.h: it turns each FastCGI request into an
- * http_req, holds GETs by waiting on the notify subscriber (never in a
- * store transaction), and writes the answer.  A pool of threads
- * accepts on one listening socket (FCGX_Accept_r under a mutex), so one
- * process holds as many waiting polls as it has threads.
+ * http_req and writes the answer.  A few worker threads accept on one
+ * listening socket (FCGX_Accept_r under a mutex) and answer handshakes,
+ * POSTs and GETs that have something at once; a GET that must wait is
+ * handed to the parking loop (fcgi_park.h), which holds any number of them
+ * without a thread each (never in a store transaction).
  *
  * Where the socket comes from:
  *   - spawned by the web server (lighttpd bin-path, Apache mod_fcgid): fd 0;
  *   - --socket PATH: it binds a Unix socket itself (nginx, Apache
  *     mod_proxy_fcgi, lighttpd with "socket" only). */
 #include <errno.h>
-#include <poll.h>
 #include <fcgiapp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,38 +28,20 @@
 #include "base/util.h"
 #include "handlers/plugin.h"
 #include "server/polling.h"
+#include "fcgi_park.h"
 
 /* What the worker threads share. */
 typedef struct gateway {
     server srv;
     int listen_fd;        /* 0 when spawned by the web server */
     pthread_mutex_t accept_mu;
+    fpark *park;          /* where held GETs wait */
 } gateway;
-
-static const char *status_text(int status) {
-    switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    }
-    return "Unknown";
-}
 
 static void write_resp(FCGX_Request *r, const http_resp *resp) {
     buf h = BUF_INIT;
-    buf_printf(&h, "Status: %d %s\r\n", resp->status, status_text(resp->status));
-    if (resp->content_type) buf_printf(&h, "Content-Type: %s\r\n", resp->content_type);
-    buf_printf(&h, "Content-Length: %zu\r\n", resp->body.len);
-    if (resp->status == 200) buf_puts(&h, "Cache-Control: no-store\r\n");
-    if (resp->headers.len) buf_append(&h, resp->headers.data, resp->headers.len);
-    buf_puts(&h, "\r\n");
+    fpark_format(resp, &h);
     FCGX_PutStr(h.data, (int)h.len, r->out);
-    if (resp->body.len) FCGX_PutStr(resp->body.data, (int)resp->body.len, r->out);
     buf_free(&h);
 }
 
@@ -70,15 +53,6 @@ static int header_name(const char *var, char *out, size_t n) {
         out[i++] = *p == '_' ? '-' : (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     out[i] = 0;
     return i > 0;
-}
-
-#define PEER_CHECK_MS 1000
-
-/* 1 when the web server closed the connection of this request (its client
- * went away: lighttpd and nginx close the FastCGI connection then). */
-static int peer_gone(int fd) {
-    struct pollfd pf = {.fd = fd, .events = POLLRDHUP};
-    return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 enum { MAX_HEADERS = 64 };
@@ -129,7 +103,24 @@ static void post(server *srv, FCGX_Request *r, polling_req *p, http_resp *resp) 
     buf_free(&body);
 }
 
-static void handle(server *srv, FCGX_Request *r) {
+/* Hands a held GET over to the parking loop: its input is read to the end
+ * (the empty STDIN record follows the parameters at once), then only the
+ * connection is kept and r is made ready for the next accept.  0 when
+ * parked; -1 when the connection broke (the caller finishes r). */
+static int park(gateway *g, FCGX_Request *r, polling_req *p, int64_t deadline) {
+    char chunk[512];
+    while (FCGX_GetStr(chunk, sizeof chunk, r->in) > 0) {}
+    if (FCGX_GetError(r->in)) return -1;
+    int fd = r->ipcFd, id = r->requestId;
+    FCGX_Free(r, 0); /* the streams and parameters; the connection stays open */
+    FCGX_InitRequest(r, g->listen_fd, 0);
+    fpark_add(g->park, fd, id, p, deadline);
+    return 0;
+}
+
+/* Answers r, or parks it (1: r is ready for the next accept). */
+static int handle(gateway *g, FCGX_Request *r) {
+    server *srv = &g->srv;
     http_req req;
     const char *hv[MAX_HEADERS * 2 + 1];
     char names[MAX_HEADERS][64];
@@ -143,28 +134,24 @@ static void handle(server *srv, FCGX_Request *r) {
         buf_puts(&resp.body, "Not Found");
         write_resp(r, &resp);
         http_resp_free(&resp);
-        return;
+        return 0;
     }
     polling_req p;
     int rc = polling_begin(srv, &req, &p, &resp);
     if (rc == POLLING_READ_BODY) {
         post(srv, r, &p, &resp);
     } else if (rc == POLLING_WAIT) {
-        int64_t deadline;
-        while ((rc = polling_step(srv, &p, &resp, &deadline)) == POLLING_WAIT) {
-            /* Packets wake us at once; the web server's connection is looked at
-             * at least every second, to notice a client that went away. */
-            int64_t until = util_now_ms() + PEER_CHECK_MS;
-            notify_sub_wait(srv->sub, p.gen, deadline < until ? deadline : until);
-            if (peer_gone(r->ipcFd)) {
-                polling_dropped(srv, &p); /* no one to answer */
-                http_resp_free(&resp);
-                return;
-            }
+        int64_t deadline = util_now_ms() + 1000; /* polling_step may leave it (very busy) */
+        if (polling_step(srv, &p, &resp, &deadline) == POLLING_WAIT) {
+            if (park(g, r, &p, deadline) == 0) return 1;
+            polling_dropped(srv, &p); /* no one to answer */
+            http_resp_free(&resp);
+            return 0;
         }
     }
     write_resp(r, &resp);
     http_resp_free(&resp);
+    return 0;
 }
 
 static void *worker(void *arg) {
@@ -176,8 +163,7 @@ static void *worker(void *arg) {
         int rc = FCGX_Accept_r(&r);
         pthread_mutex_unlock(&g->accept_mu);
         if (rc < 0) break;
-        handle(&g->srv, &r);
-        FCGX_Finish_r(&r);
+        if (!handle(g, &r)) FCGX_Finish_r(&r);
     }
     return NULL;
 }
@@ -257,6 +243,16 @@ static int listen_socket(const char *path, const char *mode_s, const char *group
     return fd;
 }
 
+/* Every held poll keeps the web server's connection open: as many as the
+ * hard limit allows (the soft limit is often 1024). */
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: sio-fcgi [--socket PATH [--socket-mode MODE] [--socket-group GROUP]]\n"
@@ -268,6 +264,8 @@ static void usage(void) {
             "  process's group): give it the web server's group.\n"
             "  --log appends the log to LOGFILE instead of stderr; SIGHUP reopens it\n"
             "  (without --log SIGHUP stops it like SIGTERM).\n"
+            "  --threads N: worker threads that accept and answer requests (default 8,\n"
+            "  config fcgi_threads); held polls wait in one loop, not in a thread.\n"
             "  Env: SIO_STATE_DIR, SIO_CONFIG, SIO_FCGI_THREADS.\n");
 }
 
@@ -294,6 +292,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (threads_s && !*threads_s) threads_s = NULL; /* set empty: the default */
     log_init("sio-fcgi");
     int lrc = logp ? log_to_file(logp) : 0;
     if (lrc) {
@@ -326,6 +325,7 @@ int main(int argc, char **argv) {
         if (sock) unlink(sock);
         return 1;
     }
+    raise_fd_limit();
     long nthreads = srv->cfg.fcgi_threads;
     if (threads_s && util_parse_long(threads_s, 1, 10000, &nthreads)) {
         log_error("bad thread count '%s' (1..10000)", threads_s);
@@ -340,6 +340,11 @@ int main(int argc, char **argv) {
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    int prc = fpark_start(srv, &g.park);
+    if (prc) {
+        log_error("cannot start the loop that holds polls: %s", strerror(-prc));
+        return 1;
+    }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
