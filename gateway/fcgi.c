@@ -223,7 +223,7 @@ static int listen_socket(const char *path, const char *mode_s, const char *group
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     mode_t old = umask(0177);
-    int rc = fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 1024) ? -errno : 0;
+    int rc = fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 4096) ? -errno : 0;
     umask(old);
     if (rc) {
         log_error("cannot listen on %s: %s", path, strerror(-rc));
