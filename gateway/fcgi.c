@@ -4,7 +4,7 @@
  * http_req and writes the answer.  A few worker threads accept on one
  * listening socket (FCGX_Accept_r under a mutex) and answer handshakes,
  * POSTs and GETs that have something at once; a GET that must wait is
- * handed to the parking loop (fcgi_park.h), which holds any number of them
+ * handed to the parking loops (fcgi_park.h), which hold any number of them
  * without a thread each (never in a store transaction).
  *
  * Where the socket comes from:

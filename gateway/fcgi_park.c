@@ -1,9 +1,12 @@
-/* fcgi_park: sio-fcgi's held polls in one epoll loop (see fcgi_park.h).
+/* fcgi_park: sio-fcgi's held polls in a few epoll loops (see fcgi_park.h).
  *
- * The loop thread owns every parked poll; workers only append to the
- * incoming list (under mu) and kick in_fd.  A parked poll is either waiting
- * (its fd watched for the web server closing it) or writing its answer (fd
- * watched for room to write). */
+ * Polls are spread over a few loops (two per CPU, 2 to 16), so that the
+ * store reads of a wake run side by side while one loop waits for the
+ * store's write lock.  Each loop thread owns its parked polls; workers only
+ * append to a loop's incoming list (under its mu) and kick its in_fd.  Loop
+ * 0 reads the notify eventfd and kicks the others' wake_fd.  A parked poll
+ * is either waiting (its fd watched for the web server closing it) or
+ * writing its answer (fd watched for room to write). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -33,19 +37,29 @@ typedef struct parked {
     size_t off; /* written so far */
 } parked;
 
-struct fpark {
+typedef struct ploop {
     server *srv;
+    struct fpark *park;
+    int index;
     int ep;
-    int in_fd;     /* eventfd: the incoming list is not empty */
-    int notify_fd; /* the notify subscriber's eventfd */
+    int in_fd;   /* eventfd: the incoming list is not empty */
+    int wake_fd; /* eventfd: loop 0 saw a notify wake (loop 0: the notify eventfd) */
     pthread_mutex_t mu;
     parked *incoming; /* under mu */
     parked *list;     /* loop thread only */
     int64_t next_due; /* earliest deadline in list, INT64_MAX: none */
+} ploop;
+
+#define PARK_MAX_LOOPS 16
+
+struct fpark {
+    int n;
+    atomic_uint next; /* round robin for fpark_add */
+    ploop loops[PARK_MAX_LOOPS];
 };
 
 /* epoll tags for the two eventfds (parked polls use their own address) */
-static char tag_in, tag_notify;
+static char tag_in, tag_wake;
 
 static const char *status_text(int status) {
     switch (status) {
@@ -95,20 +109,20 @@ static void encode(const http_resp *resp, int id, buf *out) {
     buf_append(out, end, sizeof end);
 }
 
-static void list_add(fpark *k, parked *q) {
+static void list_add(ploop *k, parked *q) {
     q->prev = NULL;
     q->next = k->list;
     if (k->list) k->list->prev = q;
     k->list = q;
 }
 
-static void list_del(fpark *k, parked *q) {
+static void list_del(ploop *k, parked *q) {
     if (q->prev) q->prev->next = q->next;
     else k->list = q->next;
     if (q->next) q->next->prev = q->prev;
 }
 
-static void park_free(fpark *k, parked *q) {
+static void park_free(ploop *k, parked *q) {
     list_del(k, q);
     close(q->fd); /* also takes it out of the epoll set */
     buf_free(&q->out);
@@ -117,7 +131,7 @@ static void park_free(fpark *k, parked *q) {
 
 /* Writes what it can of the answer; frees q once all of it is written or
  * the connection failed. */
-static void flush(fpark *k, parked *q) {
+static void flush(ploop *k, parked *q) {
     while (q->off < q->out.len) {
         ssize_t n = send(q->fd, q->out.data + q->off, q->out.len - q->off, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
@@ -139,7 +153,7 @@ static void flush(fpark *k, parked *q) {
 
 /* Looks at a waiting poll again: 1 when it still waits, 0 when its answer
  * is being written (q may be freed already). */
-static int step(fpark *k, parked *q) {
+static int step(ploop *k, parked *q) {
     http_resp resp = {0};
     q->deadline = util_now_ms() + 1000; /* polling_step may leave it (very busy) */
     if (polling_step(k->srv, &q->p, &resp, &q->deadline) == POLLING_WAIT) return 1;
@@ -153,7 +167,7 @@ static int step(fpark *k, parked *q) {
 /* The web server closed the connection of a waiting poll, or sent on it
  * (nothing but FCGI_ABORT_REQUEST can come after the request's input): its
  * client went away. */
-static void peer_event(fpark *k, parked *q) {
+static void peer_event(ploop *k, parked *q) {
     char c;
     ssize_t n = recv(q->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
@@ -162,7 +176,7 @@ static void peer_event(fpark *k, parked *q) {
 }
 
 /* The polls handed over since the last turn join the list. */
-static void take_incoming(fpark *k) {
+static void take_incoming(ploop *k) {
     uint64_t v;
     ssize_t r = read(k->in_fd, &v, sizeof v);
     (void)r;
@@ -188,7 +202,7 @@ static void take_incoming(fpark *k) {
 
 /* Steps every waiting poll that has something to look at (the store changed
  * since its last look, or its deadline passed), and finds the next deadline. */
-static void pass(fpark *k, int64_t now) {
+static void pass(ploop *k, int64_t now) {
     uint64_t gen = notify_sub_gen(k->srv->sub);
     int64_t due = INT64_MAX;
     for (parked *q = k->list, *next; q; q = next) {
@@ -201,7 +215,8 @@ static void pass(fpark *k, int64_t now) {
 }
 
 static void *loop(void *arg) {
-    fpark *k = arg;
+    ploop *k = arg;
+    fpark *pk = k->park;
     struct epoll_event evs[128];
     for (;;) {
         int64_t now = util_now_ms();
@@ -211,8 +226,19 @@ static void *loop(void *arg) {
         int woke = 0;
         for (int i = 0; i < n; i++) {
             void *ptr = evs[i].data.ptr;
-            if (ptr == &tag_notify) {
-                notify_sub_ack(k->srv->sub);
+            if (ptr == &tag_wake) {
+                if (k->index == 0) {
+                    notify_sub_ack(k->srv->sub);
+                    uint64_t one = 1;
+                    for (int j = 1; j < pk->n; j++) {
+                        ssize_t w = write(pk->loops[j].wake_fd, &one, sizeof one);
+                        (void)w;
+                    }
+                } else {
+                    uint64_t v;
+                    ssize_t r = read(k->wake_fd, &v, sizeof v);
+                    (void)r;
+                }
                 woke = 1;
             } else if (ptr == &tag_in) {
                 take_incoming(k);
@@ -228,35 +254,48 @@ static void *loop(void *arg) {
     return NULL;
 }
 
-int fpark_start(server *srv, fpark **out) {
-    fpark *k = calloc(1, sizeof *k);
-    if (!k) return -ENOMEM;
-    k->srv = srv;
+static int loop_start(ploop *k) {
     k->next_due = INT64_MAX;
     pthread_mutex_init(&k->mu, NULL);
     k->ep = epoll_create1(EPOLL_CLOEXEC);
     k->in_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    k->notify_fd = notify_sub_eventfd(srv->sub);
+    k->wake_fd = k->index == 0 ? notify_sub_eventfd(k->srv->sub) : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     struct epoll_event in = {.events = EPOLLIN, .data.ptr = &tag_in};
-    struct epoll_event nt = {.events = EPOLLIN, .data.ptr = &tag_notify};
-    int rc = k->ep < 0 || k->in_fd < 0 || epoll_ctl(k->ep, EPOLL_CTL_ADD, k->in_fd, &in) ||
-                     epoll_ctl(k->ep, EPOLL_CTL_ADD, k->notify_fd, &nt)
-                 ? -errno
-                 : 0;
+    struct epoll_event wk = {.events = EPOLLIN, .data.ptr = &tag_wake};
+    if (k->ep < 0 || k->in_fd < 0 || k->wake_fd < 0 || epoll_ctl(k->ep, EPOLL_CTL_ADD, k->in_fd, &in) ||
+        epoll_ctl(k->ep, EPOLL_CTL_ADD, k->wake_fd, &wk))
+        return -errno;
     pthread_t tid;
-    if (!rc) rc = -pthread_create(&tid, NULL, loop, k);
-    if (rc) {
-        if (k->ep >= 0) close(k->ep);
-        if (k->in_fd >= 0) close(k->in_fd);
-        free(k);
-        return rc;
-    }
+    int rc = pthread_create(&tid, NULL, loop, k);
+    if (rc) return -rc;
     pthread_detach(tid);
-    *out = k;
     return 0;
 }
 
-void fpark_add(fpark *k, int fd, int request_id, const polling_req *p, int64_t deadline_ms) {
+int fpark_start(server *srv, fpark **out) {
+    fpark *pk = calloc(1, sizeof *pk);
+    if (!pk) return -ENOMEM;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    pk->n = cpus < 1 ? 2 : cpus * 2 > PARK_MAX_LOOPS ? PARK_MAX_LOOPS : (int)cpus * 2;
+    for (int i = 0; i < pk->n; i++) {
+        ploop *k = &pk->loops[i];
+        k->srv = srv;
+        k->park = pk;
+        k->index = i;
+        int rc = loop_start(k);
+        if (rc) {
+            /* a loop that did not start gets no polls; none at all is fatal */
+            if (i == 0) return rc;
+            pk->n = i;
+            break;
+        }
+    }
+    *out = pk;
+    return 0;
+}
+
+void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, int64_t deadline_ms) {
+    ploop *k = &pk->loops[atomic_fetch_add(&pk->next, 1) % (unsigned)pk->n];
     parked *q = calloc(1, sizeof *q);
     if (!q) {
         log_error("session %s: out of memory holding its poll", p->sid);

@@ -1,15 +1,15 @@
-/* fcgi_park: sio-fcgi's held polls, parked in one event loop instead of one
- * thread each.
+/* fcgi_park: sio-fcgi's held polls, parked in a few event loops instead of
+ * one thread each.
  *
  * A worker thread that accepted a GET which must wait (polling_step said
  * POLLING_WAIT) hands over the web server's connection: only its fd, the
  * FastCGI request id and the polling state are kept (libfcgi's request
  * object, its buffers and the parameters are freed by the worker), a few
- * hundred bytes per held poll.  One thread waits in epoll on the notify
- * eventfd, every parked connection and the earliest deadline; it steps the
- * polls again when the store changed or a deadline passed, and writes the
- * answer as FastCGI records itself (STDOUT, END_REQUEST) without blocking,
- * then closes the connection.  A connection the web server closes (its client
+ * hundred bytes per held poll.  A few loop threads (two per CPU) each wait
+ * in epoll on the notify wake-ups, their parked connections and their
+ * earliest deadline; each steps its polls again when the store changed or
+ * a deadline passed, and writes the answer as FastCGI records itself
+ * (STDOUT, END_REQUEST) without blocking, then closes the connection.  A connection the web server closes (its client
  * went away) or aborts is dropped as Node drops a broken poll
  * (polling_dropped). */
 #ifndef SIO_FCGI_PARK_H
@@ -24,7 +24,7 @@
 
 typedef struct fpark fpark;
 
-/* Starts the loop thread; 0 or -errno. */
+/* Starts the loop threads; 0 or -errno. */
 int fpark_start(server *srv, fpark **out);
 /* Takes over fd (a FastCGI connection whose request id is request_id and
  * whose input has been read to its end) and p (held; deadline_ms as
