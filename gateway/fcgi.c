@@ -1,8 +1,9 @@
 /* sio-fcgi: the FastCGI long-polling gateway.
  *
  * A thin main over server/polling.h: it turns each FastCGI request into an
- * http_req and writes the answer.  A few worker threads accept on one
- * listening socket (FCGX_Accept_r under a mutex) and answer handshakes,
+ * http_req and writes the answer.  One thread accepts connections on the
+ * listening socket and queues them; a few worker threads read each request
+ * (libfcgi's FCGX_Accept_r on the accepted connection) and answer handshakes,
  * POSTs and GETs that have something at once; a GET that must wait is
  * handed to the parking loops (fcgi_park.h), which hold any number of them
  * without a thread each (never in a store transaction).
@@ -34,8 +35,12 @@
 typedef struct gateway {
     server srv;
     int listen_fd;        /* 0 when spawned by the web server */
-    pthread_mutex_t accept_mu;
     fpark *park;          /* where held GETs wait */
+    /* connections accepted, not yet taken by a worker (a ring, under mu) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int *q;
+    size_t qhead, qlen, qcap;
 } gateway;
 
 static void write_resp(FCGX_Request *r, const http_resp *resp) {
@@ -154,16 +159,67 @@ static int handle(gateway *g, FCGX_Request *r) {
     return 0;
 }
 
+/* One thread takes connections off the listening socket as fast as they
+ * come and queues them for the workers: a burst of polls (every client
+ * polls again after a broadcast) waits here, not in the kernel's backlog,
+ * where lighttpd answers 500 to a request whose connection finds it full. */
+static void *acceptor(void *arg) {
+    gateway *g = arg;
+    for (;;) {
+        int fd = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
+            /* out of descriptors or memory: the web server's connects wait
+             * in the backlog meanwhile */
+            log_error("accept: %s", strerror(errno));
+            usleep(100 * 1000);
+            continue;
+        }
+        pthread_mutex_lock(&g->mu);
+        if (g->qlen == g->qcap) {
+            size_t cap = g->qcap ? g->qcap * 2 : 256;
+            int *q = malloc(cap * sizeof *q);
+            if (!q) {
+                pthread_mutex_unlock(&g->mu);
+                log_error("out of memory queueing a connection: closed");
+                close(fd);
+                continue;
+            }
+            for (size_t i = 0; i < g->qlen; i++) q[i] = g->q[(g->qhead + i) % g->qcap];
+            free(g->q);
+            g->q = q, g->qcap = cap, g->qhead = 0;
+        }
+        g->q[(g->qhead + g->qlen++) % g->qcap] = fd;
+        pthread_cond_signal(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+    }
+    return NULL;
+}
+
+static int next_connection(gateway *g) {
+    pthread_mutex_lock(&g->mu);
+    while (!g->qlen) pthread_cond_wait(&g->cv, &g->mu);
+    int fd = g->q[g->qhead];
+    g->qhead = (g->qhead + 1) % g->qcap;
+    g->qlen--;
+    pthread_mutex_unlock(&g->mu);
+    return fd;
+}
+
 static void *worker(void *arg) {
     gateway *g = arg;
     FCGX_Request r;
-    if (FCGX_InitRequest(&r, g->listen_fd, 0)) return NULL;
     for (;;) {
-        pthread_mutex_lock(&g->accept_mu);
-        int rc = FCGX_Accept_r(&r);
-        pthread_mutex_unlock(&g->accept_mu);
-        if (rc < 0) break;
-        if (!handle(g, &r)) FCGX_Finish_r(&r);
+        if (FCGX_InitRequest(&r, g->listen_fd, 0)) return NULL;
+        /* libfcgi reads a request from a connection already open (ipcFd)
+         * when it is marked as kept; it accepts itself only when that
+         * connection turns out broken. */
+        r.ipcFd = next_connection(g);
+        r.keepConnection = 1;
+        do {
+            if (FCGX_Accept_r(&r) < 0) break;
+            if (!handle(g, &r)) FCGX_Finish_r(&r);
+        } while (r.ipcFd >= 0); /* the web server keeps it (FCGI_KEEP_CONN): its next request */
     }
     return NULL;
 }
@@ -300,7 +356,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    static gateway g = {.listen_fd = 0, .accept_mu = PTHREAD_MUTEX_INITIALIZER};
+    static gateway g = {.listen_fd = 0, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     if (FCGX_Init()) {
         log_error("FCGX_Init failed");
         return 1;
@@ -352,6 +408,8 @@ int main(int argc, char **argv) {
     long started = 0;
     for (long i = 0; tids && i < nthreads; i++)
         if (pthread_create(&tids[i], &attr, worker, &g) == 0) started++;
+    pthread_t acc;
+    if (started && pthread_create(&acc, &attr, acceptor, &g)) started = 0;
     pthread_attr_destroy(&attr);
     if (started == 0) {
         log_error("could not start any worker thread");
