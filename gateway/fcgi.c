@@ -14,6 +14,7 @@
  *     mod_proxy_fcgi, lighttpd with "socket" only). */
 #include <errno.h>
 #include <fcgiapp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -168,7 +169,12 @@ static void *acceptor(void *arg) {
     for (;;) {
         int fd = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) { /* a listening socket handed over non-blocking */
+                struct pollfd pf = {.fd = g->listen_fd, .events = POLLIN};
+                poll(&pf, 1, -1);
+                continue;
+            }
             /* out of descriptors or memory: the web server's connects wait
              * in the backlog meanwhile */
             log_error("accept: %s", strerror(errno));
