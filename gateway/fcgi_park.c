@@ -220,8 +220,8 @@ static void *loop(void *arg) {
     struct epoll_event evs[128];
     for (;;) {
         int64_t now = util_now_ms();
-        int timeout = -1;
-        if (k->next_due != INT64_MAX) timeout = k->next_due <= now ? 0 : (int)(k->next_due - now < 60000 ? k->next_due - now : 60000);
+        int64_t wait = k->next_due == INT64_MAX ? -1 : k->next_due <= now ? 0 : k->next_due - now;
+        int timeout = wait > 60000 ? 60000 : (int)wait;
         int n = epoll_wait(k->ep, evs, (int)(sizeof evs / sizeof evs[0]), timeout);
         int woke = 0;
         for (int i = 0; i < n; i++) {
