@@ -82,7 +82,7 @@ $(BINDIR)/sioctl: $(patsubst %.c,$(OUT)/%.o,$(wildcard sioctl/*.c)) $(LIB)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
 
-$(BINDIR)/sio-fcgi: $(OUT)/gateway/fcgi.o $(LIB)
+$(BINDIR)/sio-fcgi: $(OUT)/gateway/fcgi.o $(OUT)/gateway/fcgi_park.o $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS_ALL) $(HOST_LDFLAGS) -o $@ $^ -lfcgi $(LDLIBS)

@@ -1,23 +1,26 @@
 /* sio-fcgi: the FastCGI long-polling gateway.
  *
  * A thin main over server/polling.h: it turns each FastCGI request into an
- * http_req, holds GETs by waiting on the notify subscriber (never in a
- * store transaction), and writes the answer.  A pool of threads
- * accepts on one listening socket (FCGX_Accept_r under a mutex), so one
- * process holds as many waiting polls as it has threads.
+ * http_req and writes the answer.  One thread accepts connections on the
+ * listening socket and queues them; a few worker threads read each request
+ * (libfcgi's FCGX_Accept_r on the accepted connection) and answer handshakes,
+ * POSTs and GETs that have something at once; a GET that must wait is
+ * handed to the parking loops (fcgi_park.h), which hold any number of them
+ * without a thread each (never in a store transaction).
  *
  * Where the socket comes from:
  *   - spawned by the web server (lighttpd bin-path, Apache mod_fcgid): fd 0;
  *   - --socket PATH: it binds a Unix socket itself (nginx, Apache
  *     mod_proxy_fcgi, lighttpd with "socket" only). */
 #include <errno.h>
-#include <poll.h>
 #include <fcgiapp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -28,38 +31,24 @@
 #include "handlers/plugin.h"
 #include "server/metrics.h"
 #include "server/polling.h"
+#include "fcgi_park.h"
 
 /* What the worker threads share. */
 typedef struct gateway {
     server srv;
     int listen_fd;        /* 0 when spawned by the web server */
-    pthread_mutex_t accept_mu;
+    fpark *park;          /* where held GETs wait */
+    /* connections accepted, not yet taken by a worker (a ring, under mu) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int *q;
+    size_t qhead, qlen, qcap;
 } gateway;
-
-static const char *status_text(int status) {
-    switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    }
-    return "Unknown";
-}
 
 static void write_resp(FCGX_Request *r, const http_resp *resp) {
     buf h = BUF_INIT;
-    buf_printf(&h, "Status: %d %s\r\n", resp->status, status_text(resp->status));
-    if (resp->content_type) buf_printf(&h, "Content-Type: %s\r\n", resp->content_type);
-    buf_printf(&h, "Content-Length: %zu\r\n", resp->body.len);
-    if (resp->status == 200) buf_puts(&h, "Cache-Control: no-store\r\n");
-    if (resp->headers.len) buf_append(&h, resp->headers.data, resp->headers.len);
-    buf_puts(&h, "\r\n");
+    fpark_format(resp, &h);
     FCGX_PutStr(h.data, (int)h.len, r->out);
-    if (resp->body.len) FCGX_PutStr(resp->body.data, (int)resp->body.len, r->out);
     buf_free(&h);
 }
 
@@ -71,15 +60,6 @@ static int header_name(const char *var, char *out, size_t n) {
         out[i++] = *p == '_' ? '-' : (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
     out[i] = 0;
     return i > 0;
-}
-
-#define PEER_CHECK_MS 1000
-
-/* 1 when the web server closed the connection of this request (its client
- * went away: lighttpd and nginx close the FastCGI connection then). */
-static int peer_gone(int fd) {
-    struct pollfd pf = {.fd = fd, .events = POLLRDHUP};
-    return poll(&pf, 1, 0) > 0 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 enum { MAX_HEADERS = 64 };
@@ -130,7 +110,24 @@ static void post(server *srv, FCGX_Request *r, polling_req *p, http_resp *resp) 
     buf_free(&body);
 }
 
-static void handle(server *srv, FCGX_Request *r) {
+/* Hands a held GET over to the parking loop: its input is read to the end
+ * (the empty STDIN record follows the parameters at once), then only the
+ * connection is kept and r is made ready for the next accept.  0 when
+ * parked; -1 when the connection broke (the caller finishes r). */
+static int park(gateway *g, FCGX_Request *r, polling_req *p, int64_t deadline) {
+    char chunk[512];
+    while (FCGX_GetStr(chunk, sizeof chunk, r->in) > 0) {}
+    if (FCGX_GetError(r->in)) return -1;
+    int fd = r->ipcFd, id = r->requestId;
+    FCGX_Free(r, 0); /* the streams and parameters; the connection stays open */
+    FCGX_InitRequest(r, g->listen_fd, 0);
+    fpark_add(g->park, fd, id, p, deadline);
+    return 0;
+}
+
+/* Answers r, or parks it (1: r is ready for the next accept). */
+static int handle(gateway *g, FCGX_Request *r) {
+    server *srv = &g->srv;
     http_req req;
     const char *hv[MAX_HEADERS * 2 + 1];
     char names[MAX_HEADERS][64];
@@ -150,41 +147,92 @@ static void handle(server *srv, FCGX_Request *r) {
         buf_puts(&resp.body, "Not Found");
         write_resp(r, &resp);
         http_resp_free(&resp);
-        return;
+        return 0;
     }
     polling_req p;
     int rc = polling_begin(srv, &req, &p, &resp);
     if (rc == POLLING_READ_BODY) {
         post(srv, r, &p, &resp);
     } else if (rc == POLLING_WAIT) {
-        int64_t deadline;
-        while ((rc = polling_step(srv, &p, &resp, &deadline)) == POLLING_WAIT) {
-            /* Packets wake us at once; the web server's connection is looked at
-             * at least every second, to notice a client that went away. */
-            int64_t until = util_now_ms() + PEER_CHECK_MS;
-            notify_sub_wait(srv->sub, p.gen, deadline < until ? deadline : until);
-            if (peer_gone(r->ipcFd)) {
-                polling_dropped(srv, &p); /* no one to answer */
-                http_resp_free(&resp);
-                return;
-            }
+        int64_t deadline = util_now_ms() + 1000; /* polling_step may leave it (very busy) */
+        if (polling_step(srv, &p, &resp, &deadline) == POLLING_WAIT) {
+            if (park(g, r, &p, deadline) == 0) return 1;
+            polling_dropped(srv, &p); /* no one to answer */
+            http_resp_free(&resp);
+            return 0;
         }
     }
     write_resp(r, &resp);
     http_resp_free(&resp);
+    return 0;
+}
+
+/* One thread takes connections off the listening socket as fast as they
+ * come and queues them for the workers: a burst of polls (every client
+ * polls again after a broadcast) waits here, not in the kernel's backlog,
+ * where lighttpd answers 500 to a request whose connection finds it full. */
+static void *acceptor(void *arg) {
+    gateway *g = arg;
+    for (;;) {
+        int fd = accept4(g->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) { /* a listening socket handed over non-blocking */
+                struct pollfd pf = {.fd = g->listen_fd, .events = POLLIN};
+                poll(&pf, 1, -1);
+                continue;
+            }
+            /* out of descriptors or memory: the web server's connects wait
+             * in the backlog meanwhile */
+            log_error("accept: %s", strerror(errno));
+            usleep(100 * 1000);
+            continue;
+        }
+        pthread_mutex_lock(&g->mu);
+        if (g->qlen == g->qcap) {
+            size_t cap = g->qcap ? g->qcap * 2 : 256;
+            int *q = malloc(cap * sizeof *q);
+            if (!q) {
+                pthread_mutex_unlock(&g->mu);
+                log_error("out of memory queueing a connection: closed");
+                close(fd);
+                continue;
+            }
+            for (size_t i = 0; i < g->qlen; i++) q[i] = g->q[(g->qhead + i) % g->qcap];
+            free(g->q);
+            g->q = q, g->qcap = cap, g->qhead = 0;
+        }
+        g->q[(g->qhead + g->qlen++) % g->qcap] = fd;
+        pthread_cond_signal(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+    }
+    return NULL;
+}
+
+static int next_connection(gateway *g) {
+    pthread_mutex_lock(&g->mu);
+    while (!g->qlen) pthread_cond_wait(&g->cv, &g->mu);
+    int fd = g->q[g->qhead];
+    g->qhead = (g->qhead + 1) % g->qcap;
+    g->qlen--;
+    pthread_mutex_unlock(&g->mu);
+    return fd;
 }
 
 static void *worker(void *arg) {
     gateway *g = arg;
     FCGX_Request r;
-    if (FCGX_InitRequest(&r, g->listen_fd, 0)) return NULL;
     for (;;) {
-        pthread_mutex_lock(&g->accept_mu);
-        int rc = FCGX_Accept_r(&r);
-        pthread_mutex_unlock(&g->accept_mu);
-        if (rc < 0) break;
-        handle(&g->srv, &r);
-        FCGX_Finish_r(&r);
+        if (FCGX_InitRequest(&r, g->listen_fd, 0)) return NULL;
+        /* libfcgi reads a request from a connection already open (ipcFd)
+         * when it is marked as kept; it accepts itself only when that
+         * connection turns out broken. */
+        r.ipcFd = next_connection(g);
+        r.keepConnection = 1;
+        do {
+            if (FCGX_Accept_r(&r) < 0) break;
+            if (!handle(g, &r)) FCGX_Finish_r(&r);
+        } while (r.ipcFd >= 0); /* the web server keeps it (FCGI_KEEP_CONN): its next request */
     }
     return NULL;
 }
@@ -244,7 +292,7 @@ static int listen_socket(const char *path, const char *mode_s, const char *group
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     mode_t old = umask(0177);
-    int rc = fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 1024) ? -errno : 0;
+    int rc = fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 4096) ? -errno : 0;
     umask(old);
     if (rc) {
         log_error("cannot listen on %s: %s", path, strerror(-rc));
@@ -264,6 +312,16 @@ static int listen_socket(const char *path, const char *mode_s, const char *group
     return fd;
 }
 
+/* Every held poll keeps the web server's connection open: as many as the
+ * hard limit allows (the soft limit is often 1024). */
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: sio-fcgi [--socket PATH [--socket-mode MODE] [--socket-group GROUP]]\n"
@@ -275,6 +333,8 @@ static void usage(void) {
             "  process's group): give it the web server's group.\n"
             "  --log appends the log to LOGFILE instead of stderr; SIGHUP reopens it\n"
             "  (without --log SIGHUP stops it like SIGTERM).\n"
+            "  --threads N: worker threads that accept and answer requests (default 8,\n"
+            "  config fcgi_threads); held polls wait in one loop, not in a thread.\n"
             "  Env: SIO_STATE_DIR, SIO_CONFIG, SIO_FCGI_THREADS.\n");
 }
 
@@ -301,6 +361,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    if (threads_s && !*threads_s) threads_s = NULL; /* set empty: the default */
     log_init("sio-fcgi");
     int lrc = logp ? log_to_file(logp) : 0;
     if (lrc) {
@@ -308,7 +369,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    static gateway g = {.listen_fd = 0, .accept_mu = PTHREAD_MUTEX_INITIALIZER};
+    static gateway g = {.listen_fd = 0, .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     if (FCGX_Init()) {
         log_error("FCGX_Init failed");
         return 1;
@@ -333,6 +394,7 @@ int main(int argc, char **argv) {
         if (sock) unlink(sock);
         return 1;
     }
+    raise_fd_limit();
     long nthreads = srv->cfg.fcgi_threads;
     if (threads_s && util_parse_long(threads_s, 1, 10000, &nthreads)) {
         log_error("bad thread count '%s' (1..10000)", threads_s);
@@ -347,6 +409,11 @@ int main(int argc, char **argv) {
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    int prc = fpark_start(srv, &g.park);
+    if (prc) {
+        log_error("cannot start the loop that holds polls: %s", strerror(-prc));
+        return 1;
+    }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -354,6 +421,8 @@ int main(int argc, char **argv) {
     long started = 0;
     for (long i = 0; tids && i < nthreads; i++)
         if (pthread_create(&tids[i], &attr, worker, &g) == 0) started++;
+    pthread_t acc;
+    if (started && pthread_create(&acc, &attr, acceptor, &g)) started = 0;
     pthread_attr_destroy(&attr);
     if (started == 0) {
         log_error("could not start any worker thread");

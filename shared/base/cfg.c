@@ -85,7 +85,7 @@ void cfg_defaults(cfg *c) {
     c->max_sessions = 100000;
     c->max_log_bytes = 256L << 20;
     c->map_size_mb = 4096;
-    c->fcgi_threads = 64;
+    c->fcgi_threads = 8;
     c->max_queue_bytes = 4L << 20;
     c->per_message_deflate = 0;
     c->connection_state_recovery = 0;

@@ -39,7 +39,7 @@ typedef struct cfg {
     long max_sessions;         /* Engine.IO sessions held at once */
     long max_log_bytes;        /* packet log kept for readers that lag */
     long map_size_mb;          /* LMDB map size */
-    long fcgi_threads;         /* threads of the FastCGI gateway */
+    long fcgi_threads;         /* worker threads of the FastCGI gateway (held polls need none) */
     long max_queue_bytes;      /* bytes queued for one WebSocket before it is dropped */
     long per_message_deflate;  /* 1: offer permessage-deflate (Node: perMessageDeflate) */
     long connection_state_recovery;  /* 1: connectionStateRecovery (server/socketio.h) */

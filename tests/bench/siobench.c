@@ -87,6 +87,8 @@ static struct {
     const char *host;
     int port;
     int trigger_port; /* fanout: client 0 (it sends bench:start) connects here (a cluster) */
+    int port2;        /* clients with an odd index connect here (two web servers, one backend) */
+    int post_close;   /* poll: POSTs say "Connection: close" (one descriptor per client) */
     const char *path;
     const char *nsp;
     int clients, threads, procs, pending, window, size, batch, count, quiet, stamp, search, max_steps;
@@ -684,7 +686,7 @@ static int sock_open(worker *w, sock *s) {
             return -e;
         }
     }
-    int port = s->c->idx == 0 && O.trigger_port ? O.trigger_port : O.port;
+    int port = s->c->idx == 0 && O.trigger_port ? O.trigger_port : O.port2 && (s->c->idx & 1) ? O.port2 : O.port;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = O.dst};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) {
         int e = errno;
@@ -1086,9 +1088,9 @@ static void post_flush(worker *w, client *c) {
     char req[512];
     int n = snprintf(req, sizeof req,
                      "POST %s?EIO=4&transport=polling&sid=%s HTTP/1.1\r\nHost: %s:%d\r\n"
-                     "Accept: */*\r\nConnection: keep-alive\r\n"
+                     "Accept: */*\r\nConnection: %s\r\n"
                      "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: %" PRIu32 "\r\n\r\n",
-                     O.path, c->sid, O.host, O.port, c->postq.len);
+                     O.path, c->sid, O.host, O.port, O.post_close ? "close" : "keep-alive", c->postq.len);
     buf body = c->postq;
     c->postq = (buf){0};
     if (O.mode == M_SOAK && c->soak->leaving == 1) c->soak->leaving = 2; /* this POST carries the leave */
@@ -2524,6 +2526,9 @@ static void usage(int rc) {
             "      --pending N      handshakes in flight (256)\n"
             "      --conn-rate R    connects per second (0: as fast as --pending allows)\n"
             "      --src-ips LIST   source addresses, comma separated (127.0.0.1,127.0.0.2,...)\n"
+            "      --port2 P        every other client connects to port P (two web servers)\n"
+            "      --post-close     poll: each POST on a connection closed after its answer\n"
+            "                       (one descriptor per client instead of two)\n"
             "  -d, --duration S     measured seconds (10)\n"
             "  -w, --warmup S       seconds before measuring (2)\n"
             "      --hold S         conn: seconds to hold before the RSS reading (5)\n"
@@ -2580,7 +2585,7 @@ int main(int argc, char **argv) {
     if (!O.mode) usage(2);
     enum { OPT_PATH = 256, OPT_PROCS, OPT_PENDING, OPT_CRATE, OPT_SRC, OPT_HOLD, OPT_TMO, OPT_BATCH, OPT_WIN, OPT_STAMP,
            OPT_SIOCTL, OPT_STATE, OPT_ECMD, OPT_COUNT, OPT_IVL, OPT_PID, OPT_TREE, OPT_TAG, OPT_SEARCH, OPT_STEPS, OPT_GROWTH, OPT_MAXRAMP,
-           OPT_TRIGGER, OPT_POLLING, OPT_CHURN, OPT_REPORT, OPT_DRAIN };
+           OPT_TRIGGER, OPT_PORT2, OPT_POSTCLOSE, OPT_POLLING, OPT_CHURN, OPT_REPORT, OPT_DRAIN };
     static const struct option lo[] = {
         {"host", 1, 0, 'H'}, {"port", 1, 0, 'p'}, {"path", 1, 0, OPT_PATH}, {"nsp", 1, 0, 'n'},
         {"clients", 1, 0, 'c'}, {"threads", 1, 0, 't'}, {"procs", 1, 0, OPT_PROCS},
@@ -2592,6 +2597,7 @@ int main(int argc, char **argv) {
         {"interval", 1, 0, OPT_IVL}, {"pid", 1, 0, OPT_PID}, {"pid-tree", 1, 0, OPT_TREE},
         {"tag", 1, 0, OPT_TAG}, {"search", 0, 0, OPT_SEARCH}, {"max-steps", 1, 0, OPT_STEPS},
         {"growth", 1, 0, OPT_GROWTH}, {"max-ramp", 1, 0, OPT_MAXRAMP}, {"trigger-port", 1, 0, OPT_TRIGGER},
+        {"port2", 1, 0, OPT_PORT2}, {"post-close", 0, 0, OPT_POSTCLOSE},
         {"polling", 1, 0, OPT_POLLING}, {"churn", 1, 0, OPT_CHURN}, {"report", 1, 0, OPT_REPORT},
         {"drain", 1, 0, OPT_DRAIN}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     optind = 2;
@@ -2601,6 +2607,8 @@ int main(int argc, char **argv) {
         case 'H': O.host = optarg; break;
         case 'p': O.port = atoi(optarg); break;
         case OPT_TRIGGER: O.trigger_port = atoi(optarg); break;
+        case OPT_PORT2: O.port2 = atoi(optarg); break;
+        case OPT_POSTCLOSE: O.post_close = 1; break;
         case OPT_PATH: O.path = optarg; break;
         case 'n': O.nsp = optarg; break;
         case 'c': O.clients = atoi(optarg); break;
@@ -2676,7 +2684,7 @@ int main(int argc, char **argv) {
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     if (O.mode != M_CONN) {
-        long need = (long)O.clients * (O.mode == M_POLL ? 2 : 1) + (O.mode == M_SOAK ? O.polling : 0) + 64;
+        long need = (long)O.clients * (O.mode == M_POLL && !O.post_close ? 2 : 1) + (O.mode == M_SOAK ? O.polling : 0) + 64;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (long)rl.rlim_cur < need)
             die("%d clients need %ld descriptors; the limit is %ld", O.clients, need, (long)rl.rlim_cur);
     }
