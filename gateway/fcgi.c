@@ -137,7 +137,7 @@ static int handle(gateway *g, FCGX_Request *r) {
         metrics_answer(srv, req.method, &resp);
         write_resp(r, &resp);
         http_resp_free(&resp);
-        return;
+        return 0;
     }
     int route = http_route(srv, req.url);
     req.bare = route == 2;
