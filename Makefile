@@ -75,7 +75,7 @@ $(LIB): $(SHARED_OBJ)
 $(BINDIR)/stated: $(patsubst %.c,$(OUT)/%.o,$(wildcard stated/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	@$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+	@$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS) -lcrypt
 
 $(BINDIR)/sioctl: $(patsubst %.c,$(OUT)/%.o,$(wildcard sioctl/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
