@@ -330,9 +330,10 @@ static int set_admin_key(cfg *c, const char *key, const char *val, int line, cha
 
 /* After the file: the [admin] section is complete, and its namespace exists
  * (as an exact namespace without handlers: stated's admin thread serves it). */
-static int admin_finish(cfg *c, int line, char *err, size_t errlen) {
+static int admin_finish(cfg *c, char *err, size_t errlen) {
     cfg_admin *a = &c->admin;
     if (!a->enabled) return 0;
+    int line = a->line;
     if (!a->nsp) a->nsp = xstrdup("/admin");
     if (a->auth_none && (a->username || a->password_hash))
         return fail(err, errlen, line, "[admin]: auth = none, or username and password_hash, not both");
@@ -367,6 +368,7 @@ static int parse_section(cfg *c, char *s, int line, cfg_nsp **cur, int *sect, ch
     if (*sect == SECT_ADMIN) {
         if (c->admin.enabled) return fail(err, errlen, line, "a second [admin] section");
         c->admin.enabled = 1;
+        c->admin.line = line;
         c->admin.development = 1; /* Node's default (NODE_ENV unset) */
         *cur = NULL;
         return 0;
@@ -447,7 +449,7 @@ int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
         else rc = parse_setting(c, s, line, cur, sect, err, errlen);
     }
     buf_free(&copy);
-    if (!rc) rc = admin_finish(c, line, err, errlen);
+    if (!rc) rc = admin_finish(c, err, errlen);
     if (!rc && c->engine_path) {
         free(c->engine.name);
         c->engine.name = xstrdup(c->engine_path);

@@ -39,6 +39,7 @@ typedef struct cfg_admin {
     int development;     /* mode = development (default) | production */
     int readonly;        /* readonly = true: no emit/join/leave/disconnect from the UI */
     char *server_id;     /* server_id: the serverId reported, NULL = "HOSTNAME#PID" of stated */
+    int line;            /* of the [admin] line, for messages */
 } cfg_admin;
 
 /* durability = fast | safe (store/store.h says what each costs). */
