@@ -8,7 +8,8 @@ import { hostname } from "node:os";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import {
-  REPO, assert, test, before, after, startStack, connect, connected, eventually, once, run, writeConfig, sleep,
+  REPO, assert, test, before, after, startStack, startProcess, freePort, connect, connected, eventually, once, run,
+  writeConfig,
 } from "./lib.mjs";
 
 const STATS_MS = 2000; // server_stats interval (stated/admin.h ADMIN_STATS_MS, Node's)
@@ -330,3 +331,38 @@ test("through lighttpd: an admin socket on polling+websocket gets config and ser
     await lt.stop();
   }
 });
+
+test("with the Redis cluster, each node reports as its own server: an admin socket on one node gets both nodes' server_stats and events, and its emit reaches the other node's clients", async () => {
+  const port = await freePort();
+  const redis = await startProcess("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "",
+    "--appendonly", "no"], { ready: /Ready to accept connections/, name: "redis" });
+  const conf = writeConfig(`redis_url = redis://127.0.0.1:${port}\n[admin]\nauth = none\nmode = development\n`);
+  const nodes = [];
+  try {
+    for (let i = 0; i < 2; i++) nodes.push(await startStack("embedded", { config: conf }));
+    const [A, B] = nodes;
+    await eventually(async () => {
+      for (const n of nodes) assert.equal(JSON.parse((await n.sioctl("status", "--json")).stdout).cluster.state, "up");
+    }, 20000, 200);
+    const a = adminSocket(A.url);
+    await connected(a);
+    const ids = nodes.map((n) => `${hostname()}#${statedPid(n)}`);
+    assert.notEqual(ids[0], ids[1]);
+    for (const [i, id] of ids.entries()) {
+      const [st] = await a.waitFor("server_stats", (s) => s.serverId === id, 3 * STATS_MS + 5000);
+      assert.equal(st.pid, statedPid(nodes[i]));
+    }
+    // a client of node B: node B tells the admin sockets of the cluster
+    const c = await connected(connect(B.url));
+    await a.waitFor("socket_connected", (s) => s.id === c.id);
+    // the UI's emit (to the whole namespace) reaches it through the cluster
+    const got = once(c, "from-ui");
+    a.emit("emit", "/", null, "from-ui", "hello");
+    assert.deepEqual(await got, ["hello"]);
+    c.disconnect();
+    a.disconnect();
+  } finally {
+    for (const n of nodes) await n.stop();
+    await redis.stop();
+  }
+}, { timeout: 90000 });
