@@ -39,6 +39,7 @@
 #define LOG_BATCH 2000           /* packet log records looked at per turn */
 #define LOG_SKIP 20000           /* further behind than this: event_sent skips ahead */
 #define EVENT_SENT_MAX 1000      /* event_sent emits per turn (the rest are dropped) */
+#define ALL_SOCKETS_MAX 10000    /* sockets in one all_sockets (one log record) */
 #define SESSIONS_MAX 1000        /* login sessions kept (oldest dropped) */
 #define SESSIONS_KEY "admin.sessions"
 #define SAVE_EVERY_MS 20
@@ -259,11 +260,14 @@ static cJSON *socket_json(store_txn *t, const store_socket *s, const cJSON *hs) 
 typedef struct all_ctx {
     store_txn *t;
     cJSON *arr;
+    size_t n;
 } all_ctx;
 
 static int all_cb(void *arg, const store_socket *s) {
     all_ctx *c = arg;
-    if (!s->detached_ms) cJSON_AddItemToArray(c->arr, socket_json(c->t, s, NULL));
+    if (s->detached_ms) return 0;
+    if (c->n++ >= ALL_SOCKETS_MAX) return 1;
+    cJSON_AddItemToArray(c->arr, socket_json(c->t, s, NULL));
     return 0;
 }
 
@@ -518,8 +522,9 @@ static void admin_record(admin *a, store_txn *t, const cJSON *o, const char *typ
         cJSON_AddItemToObject(c, "supportedFeatures", features(a));
         add_emit(a, socket, "config", arr(c, NULL));
         if (a->cf->development) {
-            all_ctx ac = {t, cJSON_CreateArray()};
-            store_socket_each(t, all_cb, &ac);
+            all_ctx ac = {t, cJSON_CreateArray(), 0};
+            if (store_socket_each(t, all_cb, &ac) == 1)
+                log_warn("admin: all_sockets lists the first %d sockets only", ALL_SOCKETS_MAX);
             add_emit(a, socket, "all_sockets", arr(ac.arr, NULL));
         }
     } else if (!strcmp(type, "event") && !a->cf->readonly) {
