@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "handlers/plugin.h"
+#include "server/metrics.h"
 #include "server/polling.h"
 
 /* What the worker threads share. */
@@ -135,6 +136,12 @@ static void handle(server *srv, FCGX_Request *r) {
     char names[MAX_HEADERS][64];
     read_request(r, &req, hv, names);
     http_resp resp = {0};
+    if (metrics_route(srv, req.url)) {
+        metrics_answer(srv, req.method, &resp);
+        write_resp(r, &resp);
+        http_resp_free(&resp);
+        return;
+    }
     int route = http_route(srv, req.url);
     req.bare = route == 2;
     if (!route) {

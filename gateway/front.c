@@ -17,7 +17,7 @@
  *   protocol 1 "sio-raw" adopted descriptors: the notify subscriber's
  *                        eventfd (a dup), a signalfd for SIGTERM/SIGINT,
  *                        and with --reuse-port our own listening socket.
- * Mounts: cfg.path, cfg.engine_path and (--demo) /demo go to the callback;
+ * Mounts: cfg.path, cfg.engine_path, cfg.metrics_path and (--demo) /demo go to the callback;
  * "/" serves --www, /admin-ui the Admin UI ([admin] only).  With --reuse-port the front listens itself (SO_REUSEPORT)
  * and hands accepted sockets to lws, so several fronts can share a port. */
 #include <arpa/inet.h>
@@ -37,6 +37,7 @@
 #include "base/util.h"
 #include "front_conn.h"
 #include "front_deliver.h"
+#include "front_demo.h"
 #include "front_guard.h"
 #include "front_http.h"
 #include "front_lws.h"
@@ -74,6 +75,8 @@ typedef struct front {
     int64_t stop_deadline;
     lws_sorted_usec_list_t sul_stop;
     ftimers timers;
+    ftimer t_panel; /* --demo: the demo page's live panel (front_demo.h) */
+    demo_panel panel;
     fconns conns;
     deliver *dl;
     ws_front *ws;
@@ -82,8 +85,8 @@ typedef struct front {
     /* the opaque user data of the adopted descriptors: what each one is */
     int tag_notify, tag_signal, tag_listen;
     char www[PATH_MAX], client_js[PATH_MAX + 64], admin_ui[PATH_MAX + 64];
-    char eio_mount[256], bare_mount[256];
-    struct lws_http_mount m_eio, m_bare, m_demo, m_www, m_admin;
+    char eio_mount[256], bare_mount[256], metrics_mount[260];
+    struct lws_http_mount m_eio, m_bare, m_demo, m_metrics, m_www, m_admin;
 } front;
 
 static front *front_of(struct lws *wsi) { return lws_context_user(lws_get_context(wsi)); }
@@ -413,8 +416,9 @@ static void callback_mount(struct lws_http_mount *m, char *out, size_t n, const 
     m->mount_next = next;
 }
 
-/* cfg.path (and cfg.engine_path) then, with --demo, /demo to the callback;
- * "/" to --www (without --demo, /demo/... is a missing file there: 404). */
+/* cfg.path (and cfg.engine_path, cfg.metrics_path) then, with --demo, /demo
+ * to the callback; "/" to --www (without --demo, /demo/... is a missing file
+ * there: 404). */
 static const struct lws_http_mount *mounts(front *f) {
     f->m_www.mountpoint = "/";
     f->m_www.mountpoint_len = 1;
@@ -437,6 +441,10 @@ static const struct lws_http_mount *mounts(front *f) {
         static char demo[] = "/demo";
         callback_mount(&f->m_demo, demo, sizeof demo, "/demo", next);
         next = &f->m_demo;
+    }
+    if (f->srv.cfg.metrics_path) { /* the Prometheus page (server/metrics.h) */
+        callback_mount(&f->m_metrics, f->metrics_mount, sizeof f->metrics_mount, f->srv.cfg.metrics_path, next);
+        next = &f->m_metrics;
     }
     if (f->srv.cfg.engine_path) { /* the bare Engine.IO endpoint */
         callback_mount(&f->m_bare, f->bare_mount, sizeof f->bare_mount, f->srv.cfg.engine_path,
@@ -489,6 +497,16 @@ static int create_context(front *f) {
     return f->vh ? 0 : -1;
 }
 
+static void panel_cb(ftimer *t) {
+    front *f = lws_container_of(t, front, t_panel);
+    if (f->stopping) return;
+    if (demo_panel_tick(&f->srv, &f->panel)) {
+        deliver_scan(f->dl);
+        fhttp_wake(f->http);
+    }
+    ftimer_set(&f->timers, &f->t_panel, panel_cb, DEMO_PANEL_MS);
+}
+
 /* The modules over the context: timers, delivery, WebSocket, HTTP. */
 static int start_modules(front *f) {
     ftimers_init(&f->timers, f->ctx);
@@ -505,6 +523,7 @@ static int start_modules(front *f) {
         log_error("out of memory");
         return -1;
     }
+    if (f->o.demo) ftimer_set(&f->timers, &f->t_panel, panel_cb, DEMO_PANEL_MS);
     return 0;
 }
 

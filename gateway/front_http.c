@@ -5,7 +5,8 @@
  *     wake and at its deadline (a front timer), and is answered from
  *     LWS_CALLBACK_HTTP_WRITEABLE;
  *   - cfg.path + "socket.io.js": the client bundle (like serveClient);
- *   - the demo endpoints (front_demo.c).
+ *   - the demo endpoints (front_demo.c);
+ *   - cfg.metrics_path: the Prometheus metrics page (server/metrics.h).
  * A client that drops a held GET closes its session, as Node does. */
 #include <errno.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include "front_demo.h"
 #include "front_lws.h"
 #include "proto/sio_parser.h"
+#include "server/metrics.h"
 #include "server/polling.h"
 
 #define HTTP_CHUNK 65536
@@ -384,6 +386,12 @@ int fhttp_request(fhttp *h, struct lws *wsi) {
     fill_req(wsi, r, meth);
     lws_set_opaque_user_data(wsi, r);
 
+    if (metrics_route(h->srv, uri)) {
+        metrics_answer(h->srv, r->method, &r->resp);
+        if (r->req.content_length > 0) return answer_and_close(wsi, r);
+        respond(r);
+        return 0;
+    }
     int route = http_route(h->srv, uri);
     if (route) {
         r->req.bare = route == 2;

@@ -25,6 +25,7 @@
 #include "front_guard.h"
 
 #include "base/log.h"
+#include "base/stats.h"
 #include "base/util.h"
 #include "proto/eio_parser.h"
 #include "server/websocket.h"
@@ -525,6 +526,8 @@ static void upgrade_done(ws_conn *c) {
 static void on_message(ws_conn *c, const uint8_t *data, size_t len, int binary) {
     server *e = c->owner->srv;
     eio_packet pk;
+    stats_add(STATS_PACKETS_IN + STATS_T_WEBSOCKET, 1);
+    stats_add(STATS_BYTES_IN + STATS_T_WEBSOCKET, len);
     if (binary) {
         pk = (eio_packet){EIO_MESSAGE, 1, data, len};
     } else if (eio_decode_text(data, len, &pk)) {
@@ -684,8 +687,8 @@ int ws_peer_close(ws_conn *c) {
 }
 
 int ws_writeable(struct lws *wsi, ws_conn *c) {
-    size_t bytes = 0;
-    int n = 0;
+    size_t bytes = 0, sent = 0;
+    int n = 0, done = 0;
     if (c->close_sent) return 0; /* draining: waiting for the client to go */
     if (c->close_code) return send_close(wsi, c);
     while (c->qlen) {
@@ -705,8 +708,10 @@ int ws_writeable(struct lws *wsi, ws_conn *c) {
                 o += frame_header(b + o, m->binary, m->len);
                 memcpy(b + o, m->data, m->len);
                 o += m->len;
+                sent += m->len;
                 conn_pop(c);
                 n++;
+                done++;
             }
             if (lws_write(wsi, b, o, LWS_WRITE_RAW) < 0) return -1;
             bytes += o;
@@ -725,9 +730,12 @@ int ws_writeable(struct lws *wsi, ws_conn *c) {
         if (lws_write(wsi, p, chunk, (enum lws_write_protocol)flags) < 0) return -1;
         n++;
         bytes += chunk;
-        if (last) conn_pop(c);
+        sent += chunk;
+        if (last) conn_pop(c), done++;
         else c->qoff += chunk;
     }
+    stats_add(STATS_PACKETS_OUT + STATS_T_WEBSOCKET, (uint64_t)done);
+    stats_add(STATS_BYTES_OUT + STATS_T_WEBSOCKET, sent);
     if (c->qlen) {
         lws_callback_on_writable(wsi);
         return 0;

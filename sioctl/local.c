@@ -12,7 +12,9 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "proto/sio_parser.h"
+#include "server/metrics.h"
 #include "server/reader.h"
+#include "server/rooms.h"
 #include "store/inbox.h"
 
 /* ---- rooms / sockets ---------------------------------------------------- */
@@ -35,9 +37,8 @@ static int room_cb(void *arg, const char *room, size_t len, size_t count) {
     char name[STORE_ROOM_MAX + 1];
     memcpy(name, room, len);
     name[len] = 0;
-    store_socket s;
     /* a socket's private room (its own id) is shown only with --all */
-    if (!c->all && util_is_id(name, len) && store_socket_get(c->t, name, &s) == 0) return 0;
+    if (!c->all && rooms_is_own(c->t, room, len)) return 0;
     cJSON *members = cJSON_CreateArray();
     store_room_members(c->t, c->nsp, room, len, 0, add_member, members);
     if (c->json) {
@@ -355,84 +356,6 @@ int cmd_sockets(server *srv, opts *o) { return in_read(srv, o, sockets_in); }
 
 /* ---- status -------------------------------------------------------------------------- */
 
-typedef struct status_ctx {
-    store_txn *t;
-    size_t polling, websocket;
-    size_t waiting;               /* detached sockets: connection state recovery */
-    cJSON *nsps;                  /* namespace -> socket count */
-    cJSON *readers;               /* [{name, log, position, behind}] */
-    uint64_t log_head, inbox_head;
-} status_ctx;
-
-static int status_sess_cb(void *arg, const char *sid, const store_session *s) {
-    (void)sid;
-    status_ctx *c = arg;
-    if (s->state == STORE_S_CLOSED) return 0;
-    if (s->transport == STORE_T_WEBSOCKET) c->websocket++;
-    else c->polling++;
-    return 0;
-}
-
-static int status_sock_cb(void *arg, const store_socket *s) {
-    status_ctx *c = arg;
-    if (s->detached_ms) {
-        c->waiting++;
-        return 0;
-    }
-    cJSON *n = cJSON_GetObjectItemCaseSensitive(c->nsps, s->nsp);
-    if (n) cJSON_SetNumberValue(n, n->valuedouble + 1);
-    else cJSON_AddNumberToObject(c->nsps, s->nsp, 1);
-    return 0;
-}
-
-static int status_reader_cb(void *arg, const reader_id *id, uint64_t seq) {
-    status_ctx *c = arg;
-    char name[64];
-    int packets = reader_log_of(id->kind) == READER_LOG_PACKETS;
-    uint64_t head = packets ? c->log_head : c->inbox_head;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", reader_name(id, name, sizeof name));
-    cJSON_AddStringToObject(o, "log", packets ? "packets" : "inbox");
-    cJSON_AddNumberToObject(o, "position", (double)seq);
-    cJSON_AddNumberToObject(o, "behind", (double)(head > seq ? head - seq : 0));
-    cJSON_AddBoolToObject(o, "alive", reader_alive(id));
-    cJSON_AddItemToArray(c->readers, o);
-    return 0;
-}
-
-/* Everything `status` shows, as one JSON object. */
-static cJSON *status_json(server *srv, store_txn *t) {
-    status_ctx c = {t, 0, 0, 0, cJSON_CreateObject(), cJSON_CreateArray(), 0, 0};
-    uint64_t first = 0, ifirst = 0, bytes = 0;
-    store_log_bounds(t, &first, &c.log_head);
-    store_inbox_bounds(t, &ifirst, &c.inbox_head);
-    store_log_size(t, &bytes);
-    store_session_each(t, status_sess_cb, &c);
-    store_socket_each(t, status_sock_cb, &c);
-    reader_each(t, status_reader_cb, &c);
-    cJSON *o = cJSON_CreateObject(), *x;
-    cJSON_AddStringToObject(o, "state", srv->dir);
-    cJSON_AddStringToObject(o, "config", srv->cfg.source ? srv->cfg.source : "(published by stated)");
-    x = cJSON_AddObjectToObject(o, "sessions");
-    cJSON_AddNumberToObject(x, "polling", (double)c.polling);
-    cJSON_AddNumberToObject(x, "websocket", (double)c.websocket);
-    cJSON_AddItemToObject(o, "namespaces", c.nsps);
-    cJSON_AddNumberToObject(o, "waiting", (double)c.waiting); /* for connection state recovery */
-    x = cJSON_AddObjectToObject(o, "log");
-    cJSON_AddNumberToObject(x, "first", (double)first);
-    cJSON_AddNumberToObject(x, "head", (double)c.log_head);
-    cJSON_AddNumberToObject(x, "bytes", (double)bytes);
-    x = cJSON_AddObjectToObject(o, "inbox");
-    cJSON_AddNumberToObject(x, "first", (double)ifirst);
-    cJSON_AddNumberToObject(x, "head", (double)c.inbox_head);
-    cJSON_AddItemToObject(o, "readers", c.readers);
-    const void *d;
-    size_t len;
-    cJSON *cl = store_meta_get(t, "cluster", &d, &len) == 0 && len ? json_parse(d, len) : NULL;
-    cJSON_AddItemToObject(o, "cluster", cl ? cl : cJSON_CreateNull());
-    return o;
-}
-
 static void print_cluster(const cJSON *cl) {
     const cJSON *state = cJSON_GetObjectItemCaseSensitive(cl, "state");
     if (!cJSON_IsString(state)) {
@@ -450,37 +373,89 @@ static void print_cluster(const cJSON *cl) {
                cJSON_IsString(err) ? err->valuestring : "its bridge is down");
 }
 
-static int status_in(server *srv, store_txn *t, opts *o) {
-    cJSON *s = status_json(srv, t);
-    if (o->json) {
-        print_json(s);
-        cJSON_Delete(s);
-        return 0;
-    }
-    const cJSON *ses = cJSON_GetObjectItemCaseSensitive(s, "sessions"), *it;
+/* A JSON number member (0 when missing). */
+static double num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* Bytes in MB, for people. */
+static double mb(double bytes) { return bytes / (1024.0 * 1024.0); }
+
+/* One screen: what runs, who is connected, how far the logs and readers
+ * are, how full the store is, and the config in force. */
+static void print_status(const server *srv, const cJSON *s) {
+    const cJSON *it, *ses = cJSON_GetObjectItemCaseSensitive(s, "sessions");
     const cJSON *lg = cJSON_GetObjectItemCaseSensitive(s, "log"), *in = cJSON_GetObjectItemCaseSensitive(s, "inbox");
-    printf("state       %s (stated running)\nconfig      %s\n", srv->dir,
-           cJSON_GetObjectItemCaseSensitive(s, "config")->valuestring);
-    printf("sessions    %d polling, %d websocket\n", cJSON_GetObjectItemCaseSensitive(ses, "polling")->valueint,
-           cJSON_GetObjectItemCaseSensitive(ses, "websocket")->valueint);
+    const cJSON *rooms = cJSON_GetObjectItemCaseSensitive(s, "rooms"), *st = cJSON_GetObjectItemCaseSensitive(s, "store");
+    const cJSON *set = cJSON_GetObjectItemCaseSensitive(s, "settings");
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(s, "stated");
+    printf("state       %s (stated %s", srv->dir,
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(sd, "running")) ? "running" : "NOT running");
+    if (num(sd, "pid") > 0) printf(", pid %.0f", num(sd, "pid"));
+    printf(")\nconfig      %s\n", cJSON_GetObjectItemCaseSensitive(s, "config")->valuestring);
+    printf("processes  ");
+    int n = 0;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(s, "processes"))
+        printf("%s %s %d", n++ ? "," : "", cJSON_GetObjectItemCaseSensitive(it, "program")->valuestring,
+               (int)num(it, "pid"));
+    printf("%s\n", n ? "" : " (none counted)");
+    printf("sessions    %.0f polling, %.0f websocket\n", num(ses, "polling"), num(ses, "websocket"));
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(s, "namespaces"))
-        printf("sockets     %s: %d\n", it->string, it->valueint);
-    if (cJSON_GetObjectItemCaseSensitive(s, "waiting")->valueint)
-        printf("sockets     %d waiting for their client (connection state recovery)\n",
-               cJSON_GetObjectItemCaseSensitive(s, "waiting")->valueint);
-    printf("packet log  records %.0f..%.0f, %.0f bytes\ninbox       records %.0f..%.0f\n",
-           cJSON_GetObjectItemCaseSensitive(lg, "first")->valuedouble, cJSON_GetObjectItemCaseSensitive(lg, "head")->valuedouble,
-           cJSON_GetObjectItemCaseSensitive(lg, "bytes")->valuedouble, cJSON_GetObjectItemCaseSensitive(in, "first")->valuedouble,
-           cJSON_GetObjectItemCaseSensitive(in, "head")->valuedouble);
+        printf("sockets     %s: %d (%.0f rooms)\n", it->string, it->valueint, num(rooms, it->string));
+    if (num(s, "waiting") > 0)
+        printf("sockets     %.0f waiting for their client (connection state recovery)\n", num(s, "waiting"));
+    printf("packet log  records %.0f..%.0f, %.0f bytes\ninbox       records %.0f..%.0f\n", num(lg, "first"),
+           num(lg, "head"), num(lg, "bytes"), num(in, "first"), num(in, "head"));
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(s, "handler_queue");
+    if (cJSON_IsNumber(q)) printf("handlers    %.0f inbox records not read yet\n", q->valuedouble);
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(s, "readers"))
         printf("reader      %s: %s at %.0f (%.0f behind)%s\n", cJSON_GetObjectItemCaseSensitive(it, "name")->valuestring,
-               cJSON_GetObjectItemCaseSensitive(it, "log")->valuestring,
-               cJSON_GetObjectItemCaseSensitive(it, "position")->valuedouble,
-               cJSON_GetObjectItemCaseSensitive(it, "behind")->valuedouble,
+               cJSON_GetObjectItemCaseSensitive(it, "log")->valuestring, num(it, "position"), num(it, "behind"),
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "alive")) ? "" : ", its process is gone");
+    double map = num(st, "map_bytes"), used = num(st, "used_bytes");
+    printf("store       %.1f MB of %.0f MB used (%.0f%%)\n", mb(used), mb(map), map > 0 ? 100.0 * used / map : 0);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(s, "counters");
+    if (cJSON_IsObject(c)) {
+        const cJSON *hs = cJSON_GetObjectItemCaseSensitive(c, "handshakes");
+        const cJSON *pi = cJSON_GetObjectItemCaseSensitive(c, "packets_in"), *po = cJSON_GetObjectItemCaseSensitive(c, "packets_out");
+        printf("since start %.0f handshakes, %.0f packets in, %.0f out, %.0f broadcasts, %.0f handler failures\n",
+               num(hs, "polling") + num(hs, "websocket"), num(pi, "polling") + num(pi, "websocket"),
+               num(po, "polling") + num(po, "websocket"), num(c, "broadcasts"), num(c, "handler_failures"));
+    }
+    printf("settings    path %s, transports %s, ping %.0f/%.0f ms, durability %s%s%s\n",
+           cJSON_GetObjectItemCaseSensitive(set, "path")->valuestring,
+           cJSON_GetObjectItemCaseSensitive(set, "transports")->valuestring, num(set, "ping_interval"),
+           num(set, "ping_timeout"), cJSON_GetObjectItemCaseSensitive(set, "durability")->valuestring,
+           srv->cfg.metrics_path ? ", metrics at " : "", srv->cfg.metrics_path ? srv->cfg.metrics_path : "");
     print_cluster(cJSON_GetObjectItemCaseSensitive(s, "cluster"));
-    cJSON_Delete(s);
+}
+
+/* status and metrics: one snapshot (server/metrics.h), three renderings. */
+static int snapshot(server *srv, opts *o, int prometheus) {
+    metrics_snap m;
+    int rc = metrics_collect(srv, &m);
+    if (rc) {
+        metrics_free(&m);
+        return die(EXIT_FAIL, "cannot read the store: %s", store_strerror(rc));
+    }
+    for (int i = 0; i < m.nprocs; i++) /* this sioctl is no part of the stack */
+        if (m.procs[i].pid == getpid()) m.procs[i--] = m.procs[--m.nprocs];
+    if (prometheus) {
+        buf b = BUF_INIT;
+        metrics_text(srv, &m, &b);
+        fwrite(b.data, 1, b.len, stdout);
+        buf_free(&b);
+    } else {
+        cJSON *s = metrics_json(srv, &m);
+        if (o->json) print_json(s);
+        else print_status(srv, s);
+        cJSON_Delete(s);
+    }
+    metrics_free(&m);
     return 0;
 }
 
-int cmd_status(server *srv, opts *o) { return in_read(srv, o, status_in); }
+int cmd_status(server *srv, opts *o) { return snapshot(srv, o, 0); }
+int cmd_metrics(server *srv, opts *o) { return snapshot(srv, o, 1); }
+

@@ -62,8 +62,12 @@ static const char *usage_text =
     "      lines as they arrive; with EVENT names, only those events.\n"
     "  send --sid SID DATA\n"
     "      send DATA (a string, or {\"$binary\":...}) on a bare Engine.IO session.\n"
-    "  status\n"
-    "      sessions, sockets, the packet log and its readers, the cluster.\n"
+    "  status [--json]\n"
+    "      one screen: the processes, sessions, sockets and rooms, the packet log\n"
+    "      and its readers, the store's use, the counters, the config in force,\n"
+    "      the cluster (--json: all of it).\n"
+    "  metrics\n"
+    "      the Prometheus metrics page (what sio-front serves at metrics_path).\n"
     "\n"
     "options: --socket ID acts as that socket (default $SIO_SOCKET inside a\n"
     "handler): without --to, emit/join/leave/disconnect target it; --broadcast\n"
@@ -172,6 +176,7 @@ static const command commands[] = {
     {"send", "--sid --json", cmd_write, 0},
     {"listen", "--nsp --from-start --json", cmd_listen, 0},
     {"status", "--json", cmd_status, 0},
+    {"metrics", "", cmd_metrics, 0},
 };
 
 /* One option with a value (v) into o; 0 or an exit code. */
@@ -216,8 +221,8 @@ static int parse_opts(const command *c, int argc, char **argv, opts *o) {
         if (!strcmp(a, "--")) { positional_only = 1; continue; }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return -1;
         if (!util_word_in(c->options, a))
-            return die(EXIT_USAGE, "%s: unknown option %s (%s takes: %s; see sioctl --help)", c->name, a,
-                       c->name, c->options);
+            return die(EXIT_USAGE, "%s: unknown option %s (%s takes%s%s; see sioctl --help)", c->name, a,
+                       c->name, *c->options ? ": " : " no options", c->options);
         size_t k = 0;
         while (k < sizeof flags / sizeof flags[0] && strcmp(flags[k].name, a)) k++;
         if (k < sizeof flags / sizeof flags[0]) {

@@ -55,6 +55,7 @@ int cmd_sockets(server *srv, opts *o);
 int cmd_write(server *srv, opts *o); /* join, leave, disconnect, ack, send */
 int cmd_listen(server *srv, opts *o);
 int cmd_status(server *srv, opts *o);
+int cmd_metrics(server *srv, opts *o);
 
 /* cluster.c: the same, for every server of the cluster */
 int cluster_emit_ack(server *srv, opts *o);

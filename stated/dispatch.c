@@ -34,6 +34,7 @@
 #include "server/actions.h"
 #include "server/reader.h"
 #include "proto/sio_parser.h"
+#include "base/stats.h"
 #include "base/util.h"
 
 #define LINE_MAX_BYTES (1u << 20)       /* a handler's output line */
@@ -560,6 +561,9 @@ static void finish_run(dispatch *d, run *r) {
     close_fd(&r->fd_err);
     close_fd(&r->pidfd);
     int64_t took = util_now_ms() - r->start_ms;
+    if (!r->stopped && (r->timed_out || WIFSIGNALED(r->status) ||
+                        (WIFEXITED(r->status) && WEXITSTATUS(r->status) && j->kind != JOB_AUTH)))
+        stats_add(STATS_HANDLER_FAILURES, 1);
     if (r->stopped) {
         /* said when it was killed (loop_stopping) */
     } else if (r->timed_out)
@@ -592,6 +596,7 @@ static void fail_job(dispatch *d, lane *l, job *j, const char *why) {
     char who[400], e1[500];
     job_who(d, j, who, sizeof who);
     log_error("handler %s: cannot start: %s", esc(e1, sizeof e1, who), why);
+    stats_add(STATS_HANDLER_FAILURES, 1);
     if (j->kind == JOB_AUTH) {
         cJSON *act = refuse_action(j->sid, j->nsp, j->socket, "auth handler failed", NULL);
         apply_one(d, act, NULL, who);
@@ -809,6 +814,7 @@ static void proc_exited(dispatch *d, phandler *p, int status) {
     long delay = 100L << (p->fails > 9 ? 9 : p->fails - 1);
     if (delay > BACKOFF_MAX_MS) delay = BACKOFF_MAX_MS;
     if (d->stopping) delay = 0;
+    if (!d->stopping) stats_add(STATS_HANDLER_FAILURES, 1);
     if (WIFSIGNALED(status))
         log_warn("handler %s: pid %d killed by signal %d%s", esc(e1, sizeof e1, p->name), (int)p->pid,
                  WTERMSIG(status), d->stopping ? "" : "; restarting");

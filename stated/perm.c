@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/stats.h"
 #include "base/util.h"
 #include "notify/notify.h"
 
@@ -45,7 +46,7 @@ int perm_apply(const char *dir, const char *group, char *err, size_t errlen) {
         return -ENOENT;
     }
     int rc = fix(dir, gid, 02770, err, errlen);
-    static const char *const files[] = {"data.mdb", "lock.mdb", "stated.lock", NOTIFY_SOCK, NULL};
+    static const char *const files[] = {"data.mdb", "lock.mdb", "stated.lock", STATS_FILE, NOTIFY_SOCK, NULL};
     for (size_t i = 0; !rc && files[i]; i++) {
         char p[4200];
         snprintf(p, sizeof p, "%s/%s", dir, files[i]);

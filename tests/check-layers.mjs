@@ -21,7 +21,7 @@ LAYERS.forEach((l, i) => [].concat(l).forEach((n) => (rank[n] = i)));
 // Modules of a folder in the order they may include each other.
 const ORDER = {
     'shared/server': ['server', 'http', 'access', 'rooms', 'reader', 'socketio', 'session', 'polling',
-                      'websocket', 'actions'],
+                      'websocket', 'actions', 'metrics'],
     'shared/cluster': ['rconn', 'wire', 'bridge', 'client'],
     gateway: ['front_lws', 'front_timer', 'front_conn', 'front_deliver', 'front_demo', 'front_guard', 'front_ws',
               'front_http', 'front', 'fcgi'],

@@ -1,5 +1,6 @@
 // The demo page: connect to a namespace, join a room through the front's
-// /demo endpoints, list the room's members, and log every event received.
+// /demo endpoints, list the room's members, and log every event received;
+// a live panel shows what the server pushes about itself every second.
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -137,6 +138,58 @@
     timer = setInterval(refreshMembers, 2000);
   }
 
+  // The live panel: a socket of its own on "/", in room demo:panel (joined
+  // through the /demo endpoint), to which the front pushes "demo:stats".
+  function fmtBytes(n) {
+    if (n >= 1048576) return (n / 1048576).toFixed(1) + " MB";
+    if (n >= 1024) return (n / 1024).toFixed(1) + " kB";
+    return Math.round(n) + " B";
+  }
+  function fmtRate(n) { return n >= 100 ? String(Math.round(n)) : n.toFixed(1); }
+
+  function showPanel(s) {
+    const clients = s.clients.polling + s.clients.websocket;
+    $("panel-clients").textContent = String(clients);
+    $("panel-clients-split").textContent = "(" + s.clients.websocket + " ws, " + s.clients.polling + " polling)";
+    $("panel-in-rate").textContent = fmtRate(s.rate.packetsIn);
+    $("panel-out-rate").textContent = fmtRate(s.rate.packetsOut);
+    $("panel-bytes-rate").textContent = fmtBytes(s.rate.bytesIn) + " / " + fmtBytes(s.rate.bytesOut);
+    $("panel-in-total").textContent = String(s.total.packetsIn);
+    $("panel-broadcasts").textContent = String(s.total.broadcasts);
+    const tb = $("panel-nsps");
+    tb.textContent = "";
+    for (const n of s.namespaces) {
+      const tr = document.createElement("tr");
+      const rooms = n.top.map((r) => r.room + " (" + r.size + ")").join(", ");
+      for (const [text, cls] of [[n.name, ""], [String(n.sockets), ""], [String(n.rooms), ""], [rooms || "\u2013", "rooms"]]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.append(td);
+      }
+      tr.dataset.nsp = n.name;
+      tb.append(tr);
+    }
+    $("panel-updated").textContent = "updated " + new Date(s.at).toLocaleTimeString();
+  }
+
+  function startPanel() {
+    if (typeof io !== "function") return;
+    const panel = io("/", { forceNew: true });
+    panel.on("connect", async () => {
+      try {
+        const res = await fetch("/demo/join", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ nsp: "/", socket: panel.id, room: "demo:panel" }),
+        });
+        if (!res.ok) $("panel-updated").textContent = demoOff(res) ? "off: start sio-front with --demo (make run does)" : "join failed: " + res.status;
+      } catch (e) { $("panel-updated").textContent = "join failed"; }
+    });
+    panel.on("demo:stats", showPanel);
+    panel.on("disconnect", () => { $("panel-updated").textContent = "disconnected from the server"; });
+  }
+
   $("connect").onclick = connect;
   $("disconnect").onclick = () => { if (socket) socket.disconnect(); };
   $("join").onclick = () => roomAction("join");
@@ -150,4 +203,5 @@
     $("connect").disabled = true;
   }
   refreshMembers();
+  startPanel();
 })();

@@ -115,6 +115,7 @@ void cfg_free(cfg *c) {
     for (size_t i = 0; i < c->nnsp; i++) nsp_free(&c->nsps[i]);
     nsp_free(&c->engine);
     free(c->engine_path);
+    free(c->metrics_path);
     free(c->nsps);
     free(c->path);
     free(c->cors_origin);
@@ -200,6 +201,14 @@ static int set_server_key(cfg *c, const char *key, const char *val, int line, ch
             return fail(err, errlen, line, "engine_path must start and end with '/'");
         free(c->engine_path);
         c->engine_path = xstrdup(val);
+        return 0;
+    }
+    if (!strcmp(key, "metrics_path")) {
+        size_t n = strlen(val);
+        if (n < 2 || n > 256 || val[0] != '/' || strpbrk(val, "?# \t"))
+            return fail(err, errlen, line, "metrics_path must start with '/' (e.g. /metrics), up to 256 characters, no '?' or '#'");
+        free(c->metrics_path);
+        c->metrics_path = xstrdup(val);
         return 0;
     }
     if (!strcmp(key, "redis_url")) {

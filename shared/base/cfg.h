@@ -72,6 +72,7 @@ typedef struct cfg {
     char *allow_request;       /* command run for each handshake (server/access.h), NULL = none */
     char *state_group;         /* group of the state directory and its files (stated), NULL = the directory's */
     char *engine_path;         /* bare Engine.IO endpoint, NULL = none */
+    char *metrics_path;        /* Prometheus metrics page (server/metrics.h), NULL = none */
     char *redis_url;           /* the Redis cluster (base/redis_url.h), NULL = none */
     char *redis_prefix;        /* channel prefix, the adapter's `key` ("socket.io") */
     int allow_polling;         /* transports = polling,websocket (Node's option) */

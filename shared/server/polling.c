@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/stats.h"
 #include "proto/eio_parser.h"
 #include "server/access.h"
 #include "server/reader.h"
@@ -279,15 +280,19 @@ void polling_post(server *srv, polling_req *p, uint8_t *body, size_t len, int to
     eio_reader_init(&r, body, len);
     eio_packet pk;
     int n;
+    uint64_t npk = 0;
     while (!close && (n = eio_reader_next(&r, &pk)) == 1) {
         rc = session_packet(srv, t, p->sid, &s, &pk, &seq);
         if (rc < 0) goto abort;
         close = rc;
+        npk++;
     }
     if (!close && n < 0) close = SESSION_CLOSE_PARSE_ERROR;
     rc = close ? session_close(t, p->sid, &s, close) : store_session_put(t, p->sid, &s);
     if (rc) goto abort;
     if ((rc = store_commit(t))) goto fail;
+    stats_add(STATS_PACKETS_IN + STATS_T_POLLING, npk);
+    stats_add(STATS_BYTES_IN + STATS_T_POLLING, len);
     server_notify(srv, seq);
     http_resp_set(resp, 200, "text/html", "ok", 2);
     return;
@@ -451,6 +456,17 @@ static int look_at(server *srv, polling_req *p, look *l, http_resp *resp) {
     return rc < 0 ? rc : 1;
 }
 
+/* Counts the packets of a payload going out (separated by 0x1e, which
+ * no packet holds). */
+static void count_out(const buf *payload) {
+    if (!payload->len) return;
+    uint64_t n = 1;
+    for (const char *p = payload->data, *end = p + payload->len; (p = memchr(p, 0x1e, (size_t)(end - p))); p++)
+        n++;
+    stats_add(STATS_PACKETS_OUT + STATS_T_POLLING, n);
+    stats_add(STATS_BYTES_OUT + STATS_T_POLLING, payload->len);
+}
+
 /* Records what the look found and answers.  POLLING_DONE, 1 when the
  * session changed meanwhile (look again), <0 on a store error. */
 static int answer(server *srv, polling_req *p, look *l, http_resp *resp) {
@@ -485,6 +501,7 @@ static int answer(server *srv, polling_req *p, look *l, http_resp *resp) {
     if (!rc) rc = store_commit(t); else store_abort(t);
     if (rc) return rc;
     p->held = 0;
+    count_out(&l->out);
     resp->status = 200;
     resp->content_type = "text/plain; charset=UTF-8";
     buf_free(&resp->body);

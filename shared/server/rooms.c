@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
+
 /* ---- fetchSockets --------------------------------------------------------- */
 
 typedef struct seen_set {
@@ -84,4 +86,13 @@ int rooms_leave(store_txn *t, const store_socket *s, const char *room) {
     int rc = store_log_bounds(t, NULL, &head);
     if (!rc) rc = store_room_leave(t, s->nsp, room, s->id, head);
     return rc == STORE_NOTFOUND ? 0 : rc;
+}
+
+int rooms_is_own(store_txn *t, const char *room, size_t len) {
+    if (!util_is_id(room, len)) return 0;
+    char id[UTIL_ID_LEN + 1];
+    memcpy(id, room, len);
+    id[len] = 0;
+    store_socket s;
+    return store_socket_get(t, id, &s) == 0;
 }

@@ -24,5 +24,8 @@ int rooms_sockets(store_txn *t, const bcast *to, int detached,
  * is not in is not an error. */
 int rooms_join(store_txn *t, const store_socket *s, const char *room);
 int rooms_leave(store_txn *t, const store_socket *s, const char *room);
+/* 1 when room (len bytes) is a socket's own room (its id, a socket that
+ * exists), which listings leave out, as Node's adapter does not. */
+int rooms_is_own(store_txn *t, const char *room, size_t len);
 
 #endif

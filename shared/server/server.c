@@ -13,6 +13,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/paths.h"
+#include "base/stats.h"
 #include "base/util.h"
 #include "store/recover.h"
 
@@ -152,6 +153,9 @@ int server_open(server *s, const char *dir, const char *cfg_path, unsigned flags
     }
     buf_free(&text);
     if (rc) return rc;
+    if ((rc = stats_open(s->dir)) != 0) /* counting off, serving on */
+        log_warn("cannot use %s/%s for the counters: %s (the metrics will not count this process)",
+                 s->dir, STATS_FILE, strerror(-rc));
     if (flags & SERVER_SUBSCRIBE) {
         rc = notify_sub_start(s->dir, &s->sub);
         if (rc) {
@@ -164,6 +168,7 @@ int server_open(server *s, const char *dir, const char *cfg_path, unsigned flags
 }
 
 void server_close(server *s) {
+    stats_close();
     notify_sub_stop(s->sub);
     store_close(s->st);
     cfg_free(&s->cfg);

@@ -15,7 +15,8 @@
  *   socketio  the Socket.IO layer: namespaces, sockets, acks, emit
  *   session   Engine.IO sessions: create, heartbeat deadlines, close
  *   polling   HTTP long-polling         websocket  the WebSocket transport
- *   actions   server-side actions (sioctl, handlers, plugins) */
+ *   actions   server-side actions (sioctl, handlers, plugins)
+ *   metrics   a snapshot of the stack: Prometheus text, status JSON */
 #ifndef SIO_SERVER_H
 #define SIO_SERVER_H
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/stats.h"
 #include "server/access.h"
 #include "server/socketio.h"
 #include "store/inbox.h"
@@ -28,6 +29,7 @@ int session_close(store_txn *t, const char *sid, store_session *s, int reason) {
     s->close_reason = (uint8_t)reason;
     s->closed_ms = util_now_ms();
     s->nsockets = 0;
+    stats_add(STATS_SESSION_CLOSES + stats_reason_of(socketio_disconnect_reason(reason)), 1);
     log_debug("session %s closed: %s", sid, server_close_reason(reason));
     return store_session_put(t, sid, s);
 }
@@ -93,7 +95,8 @@ int session_create(server *srv, const http_req *req, int transport, char sid[UTI
         return rc;
     }
     *cursor = s.cursor;
-    return store_commit(t);
+    if ((rc = store_commit(t)) == 0) stats_add(STATS_HANDSHAKES + stats_tr(transport == STORE_T_WEBSOCKET), 1);
+    return rc;
 }
 
 int session_packet(server *srv, store_txn *t, const char *sid, store_session *s,

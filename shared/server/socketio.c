@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/stats.h"
 #include "base/util.h"
 #include "proto/json.h"
 #include "server/reader.h"
@@ -29,6 +30,7 @@ static int encode_append(store_txn *t, const bcast *to, const char *sid, const s
             frames[1 + i] = (logrec_frame){1, (const uint8_t *)bins.data + off[i], off[i + 1] - off[i]};
         rc = to ? logrec_append_broadcast(t, to, frames, 1 + nattach, seq)
                 : logrec_append_session(t, sid, frames, 1 + nattach, seq);
+        if (!rc && to) stats_add(STATS_BROADCASTS, 1);
     }
     buf_free(&text);
     buf_free(&bins);
@@ -108,6 +110,7 @@ static int drop_socket(store_txn *t, const store_socket *s, const char *reason, 
     int detached = s->detached_ms != 0;
     int rc = detached ? 0 : inbox_disconnect(t, s, reason, seq); /* told when it detached */
     if (rc) return rc;
+    if (!detached) stats_add(STATS_SOCKET_DISCONNECTS + stats_reason_of(reason), 1);
     if (keep && s->pid[0] && !detached) rc = store_socket_detach(t, id, util_now_ms(), acked);
     else rc = store_socket_del(t, id);
     if (rc && rc != STORE_NOTFOUND) return rc;
@@ -215,6 +218,7 @@ static int session_gained_socket(store_txn *t, const char *sid) {
     if (rc) return rc;
     ss.nsockets++;
     ss.ever_connected = 1;
+    stats_add(STATS_CONNECTS, 1);
     return store_session_put(t, sid, &ss);
 }
 

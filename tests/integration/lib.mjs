@@ -210,10 +210,11 @@ export function startFcgiOnSocket({ stateDir, sock, threads = 16 }) {
   });
 }
 
-// lighttpd in the foreground on 127.0.0.1:port, answering /socket.io/ from
-// a gateway that listens on the Unix socket `sock` (`sio-fcgi --socket`, the
-// README's "gateway on a socket"); its config and error log go to dir.
-export async function startLighttpdOnSocket({ dir, port, sock }) {
+// lighttpd in the foreground on 127.0.0.1:port, answering /socket.io/ (and
+// any other of `paths`) from a gateway that listens on the Unix socket `sock`
+// (`sio-fcgi --socket`, the README's "gateway on a socket"); its config and
+// error log go to dir.
+export async function startLighttpdOnSocket({ dir, port, sock, paths = ["/socket.io/"] }) {
   mkdirSync(path.join(dir, "www"), { recursive: true });
   const conf = path.join(dir, "lighttpd.conf");
   writeFileSync(conf, `
@@ -223,7 +224,7 @@ server.port = ${port}
 server.errorlog = "${dir}/error.log"
 server.modules = ("mod_fastcgi")
 server.max-request-size = 1100
-fastcgi.server = ("/socket.io/" => (("socket" => "${sock}", "check-local" => "disable")))
+fastcgi.server = (${paths.map((p) => `"${p}" => (("socket" => "${sock}", "check-local" => "disable"))`).join(", ")})
 `);
   const proc = await startProcess("/usr/sbin/lighttpd", ["-D", "-f", conf], { name: "lighttpd" });
   await eventually(async () => { await fetch(`http://127.0.0.1:${port}/socket.io/?EIO=4&transport=polling`); });

@@ -2,35 +2,20 @@
 // playwright-core, against the embedded stack (scripts/run-embedded).
 // Two pages join room "chat"; `sioctl emit --to chat` must show up in both;
 // a screenshot goes to tests/out/demo.png.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { REPO, assert, test, before, after, startStack } from "./lib.mjs";
+import { startBrowser } from "./browser.mjs";
 
-const require = createRequire(path.join(REPO, "tests", "package.json"));
-const CHROMIUM = process.env.SIO_CHROMIUM || "/usr/bin/chromium";
-
-let stack, browser, profile;
+let stack, chrome, browser;
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install -y chromium`);
   stack = await startStack("embedded");
-  const { chromium } = require("playwright-core");
-  profile = mkdtempSync(path.join(tmpdir(), "sio-chromium-"));
-  // a fresh profile directory (playwright passes it as --user-data-dir)
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30000,
-    viewport: { width: 1100, height: 760 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--no-first-run", "--disable-sync", "--disable-quic"],
-  });
+  chrome = await startBrowser();
+  browser = chrome.context;
 });
 after(async () => {
-  if (browser) await browser.close().catch(() => {});
+  if (chrome) await chrome.close();
   if (stack) await stack.stop();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 async function openDemo(transport) {
