@@ -2,8 +2,9 @@
  *
  * One poll() loop.  Each turn: (1) in one read transaction, the new inbox
  * records, the packet log's new event records (development mode) and, when
- * due, the sockets table compared with the last snapshot and the figures
- * of server_stats become a list of emits; (2) without a transaction, the
+ * due, the sockets table compared with the last snapshot become a list of
+ * emits, and when due the figures of server_stats (metrics_collect, in a
+ * transaction of its own) are added; (2) without a transaction, the
  * logins are checked (bcrypt is slow); (3) in one write transaction, the
  * logins are answered, the UI's actions applied, the emits appended and
  * the inbox position saved; then one wake-up. */
@@ -28,7 +29,9 @@
 #include "notify/notify.h"
 #include "proto/json.h"
 #include "proto/sio_parser.h"
+#include "base/stats.h"
 #include "server/actions.h"
+#include "server/metrics.h"
 #include "server/reader.h"
 #include "server/rooms.h"
 #include "server/socketio.h"
@@ -109,7 +112,9 @@ struct admin {
     int snap_valid;
     agg *agg;
     size_t nagg, aggcap;
-    int64_t last_stats_ms;
+    uint64_t prev[STATS_NCOUNTERS]; /* the counters at the last figures */
+    int64_t prev_ms;
+    int have_prev;
     /* this turn */
     store_txn *t; /* its read transaction */
     int saw_connection;
@@ -415,74 +420,78 @@ static cJSON *agg_take(admin *a) {
 
 /* ---- server_stats ------------------------------------------------------------- */
 
-typedef struct nspc {
-    char name[SIO_NSP_MAX + 1];
-    size_t n;
-} nspc;
+/* A counter's growth since the last figures, spread over the whole seconds
+ * of that time (Node counts per second): whole numbers, the first seconds
+ * getting the remainder. */
+static void agg_spread(admin *a, int64_t from_ms, int64_t to_ms, const char *type, const char *sub,
+                       uint64_t delta) {
+    if (!delta) return;
+    int64_t first = from_ms / 1000 + 1, last = to_ms / 1000;
+    if (first > last) first = last;
+    uint64_t k = (uint64_t)(last - first + 1), each = delta / k, rest = delta % k;
+    for (int64_t sec = first; sec <= last; sec++) {
+        uint64_t n = each + (rest ? 1 : 0);
+        if (rest) rest--;
+        if (n) agg_add(a, sec * 1000, type, sub, (double)n);
+    }
+}
 
-typedef struct stats_ctx {
-    admin *a;
-    nspc *v;
-    size_t n, cap;
-    size_t clients, polling;
-} stats_ctx;
+static uint64_t sum(const uint64_t *c, int first, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v += c[first + i];
+    return v;
+}
 
-static void nsp_count(stats_ctx *c, const char *name, size_t add) {
-    for (size_t i = 0; i < c->n; i++)
-        if (!strcmp(c->v[i].name, name)) {
-            c->v[i].n += add;
-            return;
+/* aggregatedEvents from the counters every process of the node shares
+ * (base/stats.h): what grew since the last sample. */
+static void agg_counters(admin *a, const uint64_t *c, int64_t now) {
+    if (a->have_prev) {
+        const uint64_t *p = a->prev;
+        static const struct { const char *type; int first; } per_transport[] = {
+            {"rawConnection", STATS_HANDSHAKES}, {"packetsIn", STATS_PACKETS_IN},
+            {"packetsOut", STATS_PACKETS_OUT}, {"bytesIn", STATS_BYTES_IN}, {"bytesOut", STATS_BYTES_OUT}};
+        for (size_t i = 0; i < sizeof per_transport / sizeof per_transport[0]; i++) {
+            int f = per_transport[i].first;
+            uint64_t now_v = sum(c, f, STATS_NTRANSPORTS), was = sum(p, f, STATS_NTRANSPORTS);
+            agg_spread(a, a->prev_ms, now, per_transport[i].type, NULL, now_v > was ? now_v - was : 0);
         }
-    if (util_grow(&c->v, &c->cap, c->n + 1, sizeof *c->v, 8)) return;
-    snprintf(c->v[c->n].name, sizeof c->v[c->n].name, "%s", name);
-    c->v[c->n++].n = add;
+        for (int r = 0; r < STATS_NREASONS; r++) {
+            uint64_t now_v = c[STATS_SESSION_CLOSES + r], was = p[STATS_SESSION_CLOSES + r];
+            agg_spread(a, a->prev_ms, now, "rawDisconnection", stats_reason_name(r), now_v > was ? now_v - was : 0);
+        }
+    }
+    memcpy(a->prev, c, sizeof a->prev);
+    a->prev_ms = now;
+    a->have_prev = 1;
 }
 
-static int stats_sock_cb(void *arg, const store_socket *s) {
-    if (!s->detached_ms) nsp_count(arg, s->nsp, 1);
-    return 0;
-}
-
-static int stats_sess_cb(void *arg, const char *sid, const store_session *s) {
-    (void)sid;
-    stats_ctx *c = arg;
-    if (s->state == STORE_S_CLOSED) return 0;
-    c->clients++;
-    if (s->transport == STORE_T_POLLING) c->polling++;
-    /* Engine.IO connections opened since the last figures */
-    if (s->created_ms > c->a->last_stats_ms) agg_add(c->a, s->created_ms, "rawConnection", NULL, 1);
-    return 0;
-}
-
-static int stats(admin *a, store_txn *t, int64_t now) {
-    stats_ctx c = {a, NULL, 0, 0, 0, 0};
-    for (size_t i = 0; i < a->srv->cfg.nnsp; i++) /* the namespaces that always exist */
-        if (!a->srv->cfg.nsps[i].is_pattern) nsp_count(&c, a->srv->cfg.nsps[i].name, 0);
-    int rc = store_socket_each(t, stats_sock_cb, &c);
-    if (!rc) rc = store_session_each(t, stats_sess_cb, &c);
+/* The figures of the node, as Node's emitStats() gives them. */
+static int stats(admin *a, int64_t now) {
+    metrics_snap m;
+    int rc = metrics_collect(a->srv, &m);
     if (rc) {
-        free(c.v);
+        metrics_free(&m);
         return rc;
     }
-    a->last_stats_ms = now;
+    if (m.counters_ok) agg_counters(a, m.counters, now);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "serverId", a->server_id);
     cJSON_AddStringToObject(o, "hostname", a->hostname);
     cJSON_AddNumberToObject(o, "pid", (double)getpid());
     cJSON_AddNumberToObject(o, "uptime", (double)(now - a->started_ms) / 1000.0);
-    cJSON_AddNumberToObject(o, "clientsCount", (double)c.clients);
-    cJSON_AddNumberToObject(o, "pollingClientsCount", (double)c.polling);
+    cJSON_AddNumberToObject(o, "clientsCount", (double)(m.clients[STATS_T_POLLING] + m.clients[STATS_T_WEBSOCKET]));
+    cJSON_AddNumberToObject(o, "pollingClientsCount", (double)m.clients[STATS_T_POLLING]);
     cJSON_AddItemToObject(o, "aggregatedEvents", agg_take(a));
     cJSON *ns = cJSON_AddArrayToObject(o, "namespaces");
     a->nadmins = 0;
-    for (size_t i = 0; i < c.n; i++) {
+    for (size_t i = 0; i < m.nnsp; i++) {
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "name", c.v[i].name);
-        cJSON_AddNumberToObject(e, "socketsCount", (double)c.v[i].n);
+        cJSON_AddStringToObject(e, "name", m.nsps[i].name);
+        cJSON_AddNumberToObject(e, "socketsCount", (double)m.nsps[i].sockets);
         cJSON_AddItemToArray(ns, e);
-        if (cfg_is_admin_nsp(&a->srv->cfg, c.v[i].name)) a->nadmins = c.v[i].n;
+        if (cfg_is_admin_nsp(&a->srv->cfg, m.nsps[i].name)) a->nadmins = m.nsps[i].sockets;
     }
-    free(c.v);
+    metrics_free(&m);
     add_emit(a, NULL, "server_stats", arr(o, NULL));
     return 0;
 }
@@ -586,13 +595,6 @@ static int inbox_cb(void *arg, uint64_t seq, const void *rec, size_t len) {
         if (is_admin) admin_record(a, c->t, o, type, socket);
         if (!strcmp(type, "connection")) a->saw_connection = 1;
         if (a->cf->development && listened(a)) dev_record(a, c->t, o, type, nsp, socket, is_admin);
-        if (!strcmp(type, "event")) agg_add(a, util_now_ms(), "packetsIn", NULL, 1);
-        if (!strcmp(type, "disconnect")) {
-            const char *reason = jstr(o, "reason");
-            /* the Engine.IO connection's end (not a namespace-level one) */
-            if (reason && !strstr(reason, "namespace disconnect"))
-                agg_add(a, util_now_ms(), "rawDisconnection", reason, 1);
-        }
     }
     cJSON_Delete(o);
     return ++c->n >= INBOX_BATCH;
@@ -632,10 +634,7 @@ static int log_cb(void *arg, uint64_t seq, const void *rec, size_t len) {
     if (cfg_is_admin_nsp(&a->srv->cfg, nsp)) return 0; /* our own emits */
     size_t pos = 0;
     logrec_frame f;
-    if (!logrec_frame_next(&r, &pos, &f) || f.binary) return 0;
-    agg_add(a, util_now_ms(), "packetsOut", NULL, 1);
-    agg_add(a, util_now_ms(), "bytesOut", NULL, (double)f.len);
-    if (!a->cf->development || !listened(a) || a->nsent >= EVENT_SENT_MAX) return 0;
+    if (!logrec_frame_next(&r, &pos, &f) || f.binary || a->nsent >= EVENT_SENT_MAX) return 0;
     sio_packet p;
     if (sio_decode((const char *)f.data, f.len, &p)) return 0;
     if ((p.type == SIO_EVENT || p.type == SIO_BINARY_EVENT) && cJSON_IsArray(p.data)) {
@@ -799,9 +798,9 @@ static int gather(admin *a, int64_t now, cJSON **sessions) {
         more = c.n >= INBOX_BATCH && a->in_cursor < head;
         if (rc > 0) rc = 0;
     }
-    /* event_sent and packetsOut / bytesOut: the packet log */
+    /* event_sent: the packet log */
     if (!rc) rc = store_log_bounds(t, &first, &head);
-    if (!rc && listened(a)) {
+    if (!rc && a->cf->development && listened(a)) {
         if (a->log_cursor + 1 < first) a->log_cursor = first - 1;
         if (head > a->log_cursor + LOG_SKIP) a->log_cursor = head - LOG_SKIP;
         uint64_t until = head < a->log_cursor + LOG_BATCH ? head : a->log_cursor + LOG_BATCH;
@@ -817,19 +816,20 @@ static int gather(admin *a, int64_t now, cJSON **sessions) {
         snaps_free(&a->snap);
         a->snap_valid = 0;
     }
-    if (!rc && now >= a->next_stats) {
-        size_t before = a->nem;
-        rc = stats(a, t, now);
-        a->next_stats = now + ADMIN_STATS_MS;
-        if (!rc && !listened(a)) { /* no one to tell */
-            cJSON_Delete(a->em[before].args);
-            a->nem = before;
-        }
-    }
     if (a->nlg) *sessions = sessions_read(t);
     if (rc < 0) log_error("admin: reading the store failed: %s", store_strerror(rc));
     a->t = NULL;
     store_abort(t);
+    if (now >= a->next_stats) { /* its own read transaction (server/metrics.h) */
+        size_t before = a->nem;
+        rc = stats(a, now);
+        a->next_stats = now + ADMIN_STATS_MS;
+        if (rc) log_error("admin: server_stats: %s", store_strerror(rc));
+        else if (!listened(a)) { /* no one to tell */
+            cJSON_Delete(a->em[before].args);
+            a->nem = before;
+        }
+    }
     return more;
 }
 
@@ -953,7 +953,7 @@ int admin_start(server *srv, admin **out) {
     a->cf = &srv->cfg.admin;
     a->stop_fd = -1;
     a->in_id = reader_self(READER_ADMIN);
-    a->started_ms = a->last_stats_ms = a->next_stats = a->next_scan = util_now_ms();
+    a->started_ms = a->next_stats = a->next_scan = util_now_ms();
     if (gethostname(a->hostname, sizeof a->hostname - 1)) snprintf(a->hostname, sizeof a->hostname, "localhost");
     /* Node: the hostname (HOSTNAME#PID in a cluster worker); here the pid of
      * stated, so that nodes on one host differ too. */

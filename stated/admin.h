@@ -16,9 +16,11 @@
  *   - On an admin socket's "connection" record: `config {supportedFeatures}`
  *     and, in development mode, `all_sockets [...]` to that socket.
  *   - Every 2 s: `server_stats` to the namespace (serverId, hostname, pid,
- *     uptime, clientsCount, pollingClientsCount, namespaces, and
- *     aggregatedEvents: per-second counts of rawConnection,
- *     rawDisconnection by reason, packetsIn/Out and bytesIn/Out).
+ *     uptime, clientsCount, pollingClientsCount, namespaces: from
+ *     metrics_collect, server/metrics.h), with aggregatedEvents: the growth
+ *     of the counters every process of the node shares (base/stats.h:
+ *     Engine.IO handshakes, closes by reason, packets and bytes in and out)
+ *     since the last figures, spread over its seconds.
  *   - Development mode, where each fact comes from:
  *       socket_connected, socket_disconnected, event_received: the inbox
  *         (its "connection", "disconnect", "event" records), read with this

@@ -4,48 +4,34 @@
 // of its form, lists our namespaces, sockets and rooms, and its "join a
 // room" and "disconnect" buttons act on a real socket.io-client.
 // Screenshots go to tests/out/admin-ui-*.png.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import {
   REPO, assert, test, before, after, startStack, connect, connected, eventually, once, run, writeConfig,
 } from "./lib.mjs";
+import { startBrowser } from "./browser.mjs";
 
-const require = createRequire(path.join(REPO, "tests", "package.json"));
-const CHROMIUM = process.env.SIO_CHROMIUM || "/usr/bin/chromium";
 const OUT = path.join(REPO, "tests", "out");
 
-let stack, browser, profile;
+let stack, browser;
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install -y chromium`);
   const h = await run("htpasswd", ["-bnBC", "5", "", "pw-ui"]);
   assert.equal(h.code, 0, h.stderr);
   const hash = h.stdout.replace(/[:\n]/g, "");
   stack = await startStack("embedded", {
     config: writeConfig(`[admin]\nusername = admin\npassword_hash = ${hash}\nmode = development\n`),
   });
-  const { chromium } = require("playwright-core");
-  profile = mkdtempSync(path.join(tmpdir(), "sio-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30000,
-    viewport: { width: 1200, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--no-first-run", "--disable-sync", "--disable-quic"],
-  });
+  browser = await startBrowser({ viewport: { width: 1200, height: 900 } });
   mkdirSync(OUT, { recursive: true });
 });
 after(async () => {
-  if (browser) await browser.close().catch(() => {});
+  if (browser) await browser.close();
   if (stack) await stack.stop();
-  if (profile) rmSync(profile, { recursive: true, force: true });
 });
 
 // The UI's page with its connection form filled in and sent.
 async function openUI(password) {
-  const page = await browser.newPage();
+  const page = await browser.context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   // index.html links Google's fonts and a CDN's icons: this machine is offline
