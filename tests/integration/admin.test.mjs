@@ -196,6 +196,31 @@ test("the UI's emit, join, leave and _disconnect, with and without a room filter
   a.disconnect();
 });
 
+test("garbage from an admin socket (wrong types, unknown namespaces, long names, unknown events) changes nothing and breaks nothing", async () => {
+  const a = adminSocket(dev.url);
+  await connected(a);
+  await a.waitFor("config");
+  const x = await connected(connect(dev.url));
+  const before = await roomsOf(dev, x.id);
+  a.emit("join");
+  a.emit("join", 42, "r", null);
+  a.emit("join", "/", { not: "a room" }, null);
+  a.emit("join", "/nowhere", "r", null);
+  a.emit("join", "/", "r".repeat(300), null);
+  a.emit("leave", "/", null, x.id);
+  a.emit("emit", "/", null);
+  a.emit("emit", "/", null, 7);
+  a.emit("_disconnect", "/nowhere", true, null);
+  a.emit("_disconnect", null, true, null);
+  a.emit("whatever", "/", 1, 2);
+  a.emit("emit", "/", x.id, "still-alive");
+  await once(x, "still-alive");
+  assert.deepEqual(await roomsOf(dev, x.id), before);
+  assert.ok(x.connected);
+  x.disconnect();
+  a.disconnect();
+});
+
 test("server_stats every 2 s: Node's fields, and the counts move as clients connect and emit", async () => {
   const a = adminSocket(dev.url);
   await connected(a);
