@@ -341,6 +341,32 @@ test("without [admin] there is no admin namespace and no /admin-ui/; with it /ad
   assert.equal((await fetch(`${dev.url}/admin-ui/../README.md`)).status, 404);
 });
 
+test("readonly = true: config offers aggregated events (and all events in development mode) only, and the UI's actions do nothing", async () => {
+  const ro = await startStack("embedded", { config: writeConfig("[admin]\nauth = none\nreadonly = true\n") });
+  try {
+    const a = adminSocket(ro.url);
+    await connected(a);
+    const [config] = await a.waitFor("config");
+    assert.deepEqual(config, { supportedFeatures: ["AGGREGATED_EVENTS", "ALL_EVENTS"] });
+    const x = await connected(connect(ro.url));
+    const got = [];
+    x.onAny((...e) => got.push(e));
+    a.emit("join", "/", "nope", null);
+    a.emit("emit", "/", null, "nope");
+    a.emit("_disconnect", "/", true, null);
+    // the admin thread has read them once it reports x's own event after them
+    x.emit("after");
+    await a.waitFor("event_received", (n, id, args) => id === x.id && args[0] === "after");
+    assert.deepEqual((await sockets(ro)).find((s) => s.id === x.id).rooms, [x.id]);
+    assert.ok(x.connected);
+    assert.deepEqual(got, []);
+    x.disconnect();
+    a.disconnect();
+  } finally {
+    await ro.stop();
+  }
+});
+
 test("through lighttpd: an admin socket on polling+websocket gets config and server_stats, sees a client connect, and its join acts on it", async () => {
   const lt = await startStack("lighttpd", { config: writeConfig("[admin]\nauth = none\nmode = development\n") });
   try {
