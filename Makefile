@@ -11,7 +11,7 @@
 #   make soak       10k clients with connection state recovery, churn and a stream for an hour
 #                   (SOAK_MINUTES=N to bound it; see tests/soak/run): loss and memory over time
 #   make install    install the programs, the C API (libsio.a, sioh.h, sio.pc), www/, the
-#                   client bundle, the run scripts, examples and the systemd units under
+#                   client bundle, the Admin UI, the run scripts, examples and the systemd units under
 #                   $(DESTDIR)$(PREFIX) (README "Production"); make uninstall removes them
 
 PREFIX ?= /usr/local
@@ -75,7 +75,7 @@ $(LIB): $(SHARED_OBJ)
 $(BINDIR)/stated: $(patsubst %.c,$(OUT)/%.o,$(wildcard stated/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	@echo "  LINK    $@"
-	@$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS)
+	@$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LDLIBS) -lcrypt
 
 $(BINDIR)/sioctl: $(patsubst %.c,$(OUT)/%.o,$(wildcard sioctl/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
@@ -146,6 +146,7 @@ include tests/bench/bench.mk
 I := $(DESTDIR)$(PREFIX)
 SHARE := $(I)/share/sio
 CLIENT_DIST := tests/node_modules/socket.io-client/dist
+ADMIN_UI_DIST := tests/node_modules/@socket.io/admin-ui/ui/dist
 UNITS := sio-stated.service sio-front.service sio-fcgi.socket sio-fcgi.service
 RECIPES := nginx.conf.example apache-proxy-fcgi.conf.example
 EXAMPLES := README.md echo.c echo_plugin.c echo.conf seed.conf jget
@@ -156,6 +157,8 @@ SUBST := sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(PREFIX)/bin|g' \
 install: build
 	@test -r $(CLIENT_DIST)/socket.io.min.js || \
 	    { echo "make install: $(CLIENT_DIST)/socket.io.min.js missing (scripts/install-deps installs it)" >&2; exit 1; }
+	@test -r $(ADMIN_UI_DIST)/index.html || \
+	    { echo "make install: $(ADMIN_UI_DIST)/index.html missing (scripts/install-deps installs it)" >&2; exit 1; }
 	install -d $(I)/bin $(I)/lib/sio $(I)/lib/pkgconfig $(I)/include/sio $(SHARE)/www \
 	    $(SHARE)/client $(SHARE)/scripts/conf $(SHARE)/examples/handlers $(SHARE)/logrotate \
 	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/sio
@@ -166,6 +169,13 @@ install: build
 	$(SUBST) scripts/conf/sio.pc.in >$(I)/lib/pkgconfig/sio.pc
 	install -m 644 www/* $(SHARE)/www/
 	install -m 644 $(CLIENT_DIST)/socket.io.min.js $(CLIENT_DIST)/socket.io.min.js.map $(SHARE)/client/
+	@# The Admin UI (served at /admin-ui/ when the config has [admin]); no source maps.
+	rm -rf $(SHARE)/admin-ui
+	install -d $(SHARE)/admin-ui/css $(SHARE)/admin-ui/js $(SHARE)/admin-ui/img
+	install -m 644 $(ADMIN_UI_DIST)/index.html $(ADMIN_UI_DIST)/favicon.png $(SHARE)/admin-ui/
+	install -m 644 $(ADMIN_UI_DIST)/css/* $(SHARE)/admin-ui/css/
+	install -m 644 $(filter-out %.map,$(wildcard $(ADMIN_UI_DIST)/js/*)) $(SHARE)/admin-ui/js/
+	install -m 644 $(ADMIN_UI_DIST)/img/* $(SHARE)/admin-ui/img/
 	install -m 755 scripts/run-embedded scripts/run-lighttpd scripts/run-apache $(SHARE)/scripts/
 	install -m 644 scripts/lib-run.sh $(SHARE)/scripts/
 	install -m 644 scripts/conf/lighttpd.conf.in scripts/conf/apache.conf.in scripts/conf/sio.conf.example $(SHARE)/scripts/conf/

@@ -4,10 +4,11 @@
  *     for all connections, front_deliver.c;
  *   - Engine.IO long-polling over plain HTTP, the client bundle and the
  *     demo endpoints (with --demo only), front_http.c and front_demo.c;
- *   - static files from --www.
+ *   - static files from --www, and with an [admin] section the Admin UI
+ *     (the @socket.io/admin-ui package's ui/dist) at /admin-ui/.
  *
  *   sio-front --port PORT [--host 127.0.0.1] [--www DIR] [--state DIR]
- *             [--config FILE] [--client-js FILE] [--max-queue BYTES]
+ *             [--config FILE] [--client-js FILE] [--admin-ui DIR] [--max-queue BYTES]
  *             [--per-message-deflate] [--reuse-port] [--demo]
  *
  * One lws context (its user pointer is the front), one vhost, one thread:
@@ -17,7 +18,7 @@
  *                        eventfd (a dup), a signalfd for SIGTERM/SIGINT,
  *                        and with --reuse-port our own listening socket.
  * Mounts: cfg.path, cfg.engine_path, cfg.metrics_path and (--demo) /demo go to the callback;
- * "/" serves --www.  With --reuse-port the front listens itself (SO_REUSEPORT)
+ * "/" serves --www, /admin-ui the Admin UI ([admin] only).  With --reuse-port the front listens itself (SO_REUSEPORT)
  * and hands accepted sockets to lws, so several fronts can share a port. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,6 +54,7 @@ typedef struct front_opts {
     int port;
     const char *www;
     const char *client_js;
+    const char *admin_ui; /* the Admin UI's folder (served with [admin] only) */
     const char *log; /* --log FILE, NULL: stderr */
     const char *state_dir;
     const char *config;
@@ -82,9 +84,9 @@ typedef struct front {
     int evfd, sigfd, listenfd;
     /* the opaque user data of the adopted descriptors: what each one is */
     int tag_notify, tag_signal, tag_listen;
-    char www[PATH_MAX], client_js[PATH_MAX + 64];
+    char www[PATH_MAX], client_js[PATH_MAX + 64], admin_ui[PATH_MAX + 64];
     char eio_mount[256], bare_mount[256], metrics_mount[260];
-    struct lws_http_mount m_eio, m_bare, m_demo, m_metrics, m_www;
+    struct lws_http_mount m_eio, m_bare, m_demo, m_metrics, m_www, m_admin;
 } front;
 
 static front *front_of(struct lws *wsi) { return lws_context_user(lws_get_context(wsi)); }
@@ -310,12 +312,15 @@ static int adopt_all(front *f) {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: sio-front --port PORT [--host ADDR] [--www DIR] [--state DIR] [--config FILE]\n"
-            "                 [--client-js FILE] [--max-queue BYTES] [--per-message-deflate]\n"
+            "                 [--client-js FILE] [--admin-ui DIR] [--max-queue BYTES] [--per-message-deflate]\n"
             "                 [--reuse-port] [--demo] [--log LOGFILE]\n"
             "  The Engine.IO/Socket.IO front: WebSocket and long-polling at the configured\n"
             "  path (default /socket.io/), /socket.io/socket.io.js and static files from\n"
             "  DIR (default <checkout>/www, or PREFIX/share/sio/www when installed).\n"
             "  --host        address to listen on (default 127.0.0.1)\n"
+            "  --admin-ui    the Admin UI's files, served at /admin-ui/ when the config has\n"
+            "                [admin] (default: the @socket.io/admin-ui package's ui/dist,\n"
+            "                PREFIX/share/sio/admin-ui when installed)\n"
             "  --max-queue   bytes queued for one WebSocket before it is dropped\n"
             "                (default: config max_queue_bytes, 4 MiB)\n"
             "  --per-message-deflate  offer WebSocket compression (default: config\n"
@@ -346,6 +351,7 @@ static int parse_args(int argc, char **argv, front_opts *o) {
         else if (!strcmp(a, "--state") && v) o->state_dir = v, i++;
         else if (!strcmp(a, "--config") && v) o->config = v, i++;
         else if (!strcmp(a, "--client-js") && v) o->client_js = v, i++;
+        else if (!strcmp(a, "--admin-ui") && v) o->admin_ui = v, i++;
         else if (!strcmp(a, "--log") && v) o->log = v, i++;
         else if (!strcmp(a, "--max-queue") && v) {
             if (util_parse_long(v, 1024, 1L << 40, &n)) {
@@ -359,7 +365,7 @@ static int parse_args(int argc, char **argv, front_opts *o) {
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
         else {
             fprintf(stderr, "sio-front: %s %s\n",
-                    util_word_in("--port --host --www --state --config --client-js --max-queue --log", a) ? "a value is needed after" : "unknown option",
+                    util_word_in("--port --host --www --state --config --client-js --admin-ui --max-queue --log", a) ? "a value is needed after" : "unknown option",
                     a);
             usage(stderr);
             return 2;
@@ -390,6 +396,10 @@ static int resolve_paths(front *f) {
         if (paths_default(PATHS_CLIENT_JS, f->client_js, sizeof f->client_js)) f->client_js[0] = 0;
         f->o.client_js = f->client_js;
     }
+    if (!f->o.admin_ui) {
+        if (paths_default(PATHS_ADMIN_UI, f->admin_ui, sizeof f->admin_ui)) f->admin_ui[0] = 0;
+        f->o.admin_ui = f->admin_ui;
+    }
     return 0;
 }
 
@@ -416,9 +426,20 @@ static const struct lws_http_mount *mounts(front *f) {
     f->m_www.def = "index.html";
     f->m_www.origin_protocol = LWSMPRO_FILE;
     const struct lws_http_mount *next = &f->m_www;
+    /* The Admin UI, as Node users get it from the package: only with [admin]
+     * (lws answers /admin-ui with a redirect to /admin-ui/). */
+    if (f->srv.cfg.admin.enabled && !access(f->o.admin_ui, R_OK)) {
+        f->m_admin.mountpoint = "/admin-ui";
+        f->m_admin.mountpoint_len = 9;
+        f->m_admin.origin = f->o.admin_ui;
+        f->m_admin.def = "index.html";
+        f->m_admin.origin_protocol = LWSMPRO_FILE;
+        f->m_admin.mount_next = next;
+        next = &f->m_admin;
+    }
     if (f->o.demo) {
         static char demo[] = "/demo";
-        callback_mount(&f->m_demo, demo, sizeof demo, "/demo", &f->m_www);
+        callback_mount(&f->m_demo, demo, sizeof demo, "/demo", next);
         next = &f->m_demo;
     }
     if (f->srv.cfg.metrics_path) { /* the Prometheus page (server/metrics.h) */
@@ -512,6 +533,11 @@ static void log_listening(front *f) {
     if (access(f->o.client_js, R_OK))
         log_warn("client bundle %s not found: %ssocket.io.js will answer 404 (scripts/install-deps or make install provide it; --client-js FILE)",
                  f->o.client_js, c->path);
+    if (c->admin.enabled && access(f->o.admin_ui, R_OK))
+        log_warn("the Admin UI %s not found: /admin-ui/ will answer 404 (scripts/install-deps or make install provide it; --admin-ui DIR)",
+                 f->o.admin_ui);
+    else if (c->admin.enabled)
+        log_info("the Admin UI at /admin-ui/ (from %s), its namespace %s", f->o.admin_ui, c->admin.nsp);
     log_info("listening on http://%s:%d: Socket.IO at %s%s%s (%s%s%s), static files %s%s, "
              "state %s, reader %s at %llu, max queue %zu bytes%s",
              f->o.host, f->o.port, c->path, c->engine_path ? ", Engine.IO at " : "",

@@ -1089,6 +1089,8 @@ static int inrec_parse(scan_ctx *c, uint64_t seq, const char *rec, size_t len, i
         log_warn("inbox record %llu lacks type/sid: skipped", (unsigned long long)seq);
         return -1;
     }
+    /* stated's admin thread (admin.h) answers the admin namespace. */
+    if (cfg_is_admin_nsp(&d->srv->cfg, r->nsp)) return -1;
     r->is_msg = !strcmp(r->type, "message");
     if (r->is_msg) r->sec = d->srv->cfg.engine_path ? &d->srv->cfg.engine : NULL;
     else r->sec = r->nsp ? cfg_nsp_find(&d->srv->cfg, r->nsp) : NULL;

@@ -26,6 +26,7 @@
 #include "base/log.h"
 #include "base/paths.h"
 #include "base/util.h"
+#include "admin.h"
 #include "cluster/bridge.h"
 #include "dispatch.h"
 #include "handcheck.h"
@@ -229,8 +230,14 @@ int main(int argc, char **argv) {
     rc = bridge_start(&srv, &br);
     if (rc) log_error("cannot start the cluster bridge: %s", store_strerror(rc));
 
+    /* With [admin]: the Admin UI namespace. */
+    admin *adm = NULL;
+    rc = admin_start(&srv, &adm);
+    if (rc) log_error("cannot start the Admin UI thread: %s", store_strerror(rc));
+
     systemd_ready();
     run(&srv, sfd);
+    admin_stop(adm);
     bridge_stop(br);
     dispatch_stop(disp);
     notify_hub_stop(hub);

@@ -125,6 +125,10 @@ void cfg_free(cfg *c) {
     free(c->redis_url);
     free(c->redis_prefix);
     free(c->source);
+    free(c->admin.nsp);
+    free(c->admin.username);
+    free(c->admin.password_hash);
+    free(c->admin.server_id);
     memset(c, 0, sizeof *c);
 }
 
@@ -271,20 +275,115 @@ static double pattern_cost(const char *p) {
     return cost;
 }
 
-/* A section line "[...]" (s is trimmed); *cur and *in_engine follow it. */
-static int parse_section(cfg *c, char *s, int line, cfg_nsp **cur, int *in_engine, char *err,
+/* ---- [admin] ---------------------------------------------------------------- */
+
+static int admin_bool(const char *val, int *out) {
+    if (!strcmp(val, "true") || !strcmp(val, "1")) *out = 1;
+    else if (!strcmp(val, "false") || !strcmp(val, "0")) *out = 0;
+    else return -1;
+    return 0;
+}
+
+/* A bcrypt hash as crypt(3) reads it: $2a$, $2b$ or $2y$, a two-digit cost
+ * 04..31, '$', then 53 characters of bcrypt's base64. */
+static int valid_bcrypt(const char *h) {
+    if (strlen(h) != 60 || h[0] != '$' || h[1] != '2' || !strchr("aby", h[2]) || h[3] != '$' ||
+        h[6] != '$')
+        return 0;
+    if (h[4] < '0' || h[4] > '3' || h[5] < '0' || h[5] > '9') return 0;
+    int cost = (h[4] - '0') * 10 + (h[5] - '0');
+    if (cost < 4 || cost > 31) return 0;
+    for (const char *p = h + 7; *p; p++)
+        if (!strchr("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", *p)) return 0;
+    return 1;
+}
+
+static int set_admin_key(cfg *c, const char *key, const char *val, int line, char *err,
+                         size_t errlen) {
+    cfg_admin *a = &c->admin;
+    if (!strcmp(key, "namespace")) {
+        if (!valid_nsp_name(val) || !strcmp(val, "/"))
+            return fail(err, errlen, line, "admin namespace must start with '/', not be '/', no ',' (max 128 bytes)");
+        return set_string(&a->nsp, val);
+    }
+    if (!strcmp(key, "auth")) {
+        if (strcmp(val, "none")) return fail(err, errlen, line, "auth: the only value is none (else username and password_hash)");
+        a->auth_none = 1;
+        return 0;
+    }
+    if (!strcmp(key, "username")) {
+        if (!*val || strlen(val) > 256) return fail(err, errlen, line, "username: 1 to 256 bytes");
+        return set_string(&a->username, val);
+    }
+    if (!strcmp(key, "password_hash")) {
+        if (!valid_bcrypt(val))
+            return fail(err, errlen, line, "password_hash must be a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters)");
+        return set_string(&a->password_hash, val);
+    }
+    if (!strcmp(key, "mode")) {
+        if (!strcmp(val, "development")) a->development = 1;
+        else if (!strcmp(val, "production")) a->development = 0;
+        else return fail(err, errlen, line, "mode must be development or production");
+        return 0;
+    }
+    if (!strcmp(key, "readonly")) {
+        if (admin_bool(val, &a->readonly)) return fail(err, errlen, line, "readonly must be true or false");
+        return 0;
+    }
+    if (!strcmp(key, "server_id")) {
+        if (!*val || strlen(val) > 128) return fail(err, errlen, line, "server_id: 1 to 128 bytes");
+        return set_string(&a->server_id, val);
+    }
+    return fail(err, errlen, line, "unknown admin setting '%s'", key);
+}
+
+/* After the file: the [admin] section is complete, and its namespace exists
+ * (as an exact namespace without handlers: stated's admin thread serves it). */
+static int admin_finish(cfg *c, char *err, size_t errlen) {
+    cfg_admin *a = &c->admin;
+    if (!a->enabled) return 0;
+    int line = a->line;
+    if (!a->nsp) a->nsp = xstrdup("/admin");
+    if (a->auth_none && (a->username || a->password_hash))
+        return fail(err, errlen, line, "[admin]: auth = none, or username and password_hash, not both");
+    if (!a->auth_none && (!a->username || !a->password_hash))
+        return fail(err, errlen, line, "[admin]: set auth = none, or both username and password_hash");
+    for (size_t i = 0; i < c->nnsp; i++)
+        if (!c->nsps[i].is_pattern && !strcmp(c->nsps[i].name, a->nsp))
+            return fail(err, errlen, line, "[namespace %s] is the admin namespace: its handlers would never run", a->nsp);
+    add_nsp(c, a->nsp, 0);
+    return 0;
+}
+
+int cfg_is_admin_nsp(const cfg *c, const char *name) {
+    return c->admin.enabled && name && !strcmp(c->admin.nsp, name);
+}
+
+/* The section a line belongs to. */
+enum { SECT_NSP = 0, SECT_ENGINE = 1, SECT_ADMIN = 2 };
+
+/* A section line "[...]" (s is trimmed); *cur and *sect follow it. */
+static int parse_section(cfg *c, char *s, int line, cfg_nsp **cur, int *sect, char *err,
                          size_t errlen) {
     char *close = strrchr(s, ']');
     if (!close || close[1]) return fail(err, errlen, line, "bad section line");
     *close = 0;
     char *inner = trim(s + 1);
-    *in_engine = !strcmp(inner, "engine");
-    if (*in_engine) {
+    *sect = !strcmp(inner, "engine") ? SECT_ENGINE : !strcmp(inner, "admin") ? SECT_ADMIN : SECT_NSP;
+    if (*sect == SECT_ENGINE) {
         *cur = &c->engine;
         return 0;
     }
+    if (*sect == SECT_ADMIN) {
+        if (c->admin.enabled) return fail(err, errlen, line, "a second [admin] section");
+        c->admin.enabled = 1;
+        c->admin.line = line;
+        c->admin.development = 1; /* Node's default (NODE_ENV unset) */
+        *cur = NULL;
+        return 0;
+    }
     if (strncmp(inner, "namespace", 9) || (inner[9] != ' ' && inner[9] != '\t'))
-        return fail(err, errlen, line, "unknown section (expected [namespace NAME] or [engine])");
+        return fail(err, errlen, line, "unknown section (expected [namespace NAME], [engine] or [admin])");
     char *name = trim(inner + 9);
     if (*name == '~') {
         if (strlen(name + 1) > CFG_PATTERN_MAX || pattern_cost(name + 1) > CFG_PATTERN_COST_MAX)
@@ -312,15 +411,18 @@ static int parse_section(cfg *c, char *s, int line, cfg_nsp **cur, int *in_engin
     return 0;
 }
 
-/* A "key = value" line of a section (cur) or of the server (cur NULL). */
-static int parse_setting(cfg *c, char *s, int line, cfg_nsp *cur, int in_engine, char *err,
+/* A "key = value" line of a section (cur, or sect SECT_ADMIN) or of the
+ * server (cur NULL). */
+static int parse_setting(cfg *c, char *s, int line, cfg_nsp *cur, int sect, char *err,
                          size_t errlen) {
     char *eq = strchr(s, '=');
     if (!eq) return fail(err, errlen, line, "expected key = value");
     *eq = 0;
     char *key = trim(s), *val = trim(eq + 1);
     if (!*key) return fail(err, errlen, line, "empty key");
+    if (sect == SECT_ADMIN) return set_admin_key(c, key, val, line, err, errlen);
     if (!cur) return set_server_key(c, key, val, line, err, errlen);
+    int in_engine = sect == SECT_ENGINE;
     if (in_engine ? !key_allowed(cfg_engine_keys, key) : !nsp_key_allowed(key))
         return fail(err, errlen, line, "unknown %s setting '%s'", in_engine ? "engine" : "namespace", key);
     if (!strcmp(key, "timeout") && (strtol(val, NULL, 10) < 1 || strtol(val, NULL, 10) > 3600000))
@@ -339,7 +441,7 @@ int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
     cfg_defaults(c);
     buf copy = BUF_INIT;
     if (buf_append(&copy, text, len)) abort();
-    int line = 0, rc = 0, in_engine = 0;
+    int line = 0, rc = 0, sect = SECT_NSP;
     cfg_nsp *cur = NULL;
     char *start = copy.data ? copy.data : "";
     while (start && rc == 0) {
@@ -352,10 +454,11 @@ int cfg_parse(cfg *c, const char *text, size_t len, char *err, size_t errlen) {
         if (hash && (hash == s || hash[-1] == ' ' || hash[-1] == '\t')) *hash = 0;
         s = trim(s);
         if (!*s) continue;
-        if (*s == '[') rc = parse_section(c, s, line, &cur, &in_engine, err, errlen);
-        else rc = parse_setting(c, s, line, cur, in_engine, err, errlen);
+        if (*s == '[') rc = parse_section(c, s, line, &cur, &sect, err, errlen);
+        else rc = parse_setting(c, s, line, cur, sect, err, errlen);
     }
     buf_free(&copy);
+    if (!rc) rc = admin_finish(c, err, errlen);
     if (!rc && c->engine_path) {
         free(c->engine.name);
         c->engine.name = xstrdup(c->engine_path);

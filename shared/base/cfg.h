@@ -5,7 +5,8 @@
  * an exact name starting with '/', or '~' followed by a POSIX extended regular
  * expression matched against the whole name (the Node server's dynamic
  * namespaces).  `/` always exists.  Keys before the first section are server
- * options (see cfg_keys in cfg.c and the README for the list and limits). */
+ * options (see cfg_keys in cfg.c and the README for the list and limits).
+ * An `[admin]` section turns on the Admin UI namespace (cfg_admin). */
 #ifndef SIO_CFG_H
 #define SIO_CFG_H
 
@@ -25,6 +26,21 @@ typedef struct cfg_nsp {
     cfg_kv *kv;       /* the section's own settings */
     size_t nkv;
 } cfg_nsp;
+
+/* The [admin] section: the Admin UI protocol of @socket.io/admin-ui on a
+ * namespace (stated/admin.h).  Without the section, enabled is 0 and no
+ * admin namespace exists. */
+typedef struct cfg_admin {
+    int enabled;
+    char *nsp;           /* `namespace`, "/admin" */
+    int auth_none;       /* auth = none: anyone who reaches the namespace */
+    char *username;      /* else both of these */
+    char *password_hash; /* a bcrypt hash ($2a$, $2b$, $2y$), checked with crypt(3) */
+    int development;     /* mode = development (default) | production */
+    int readonly;        /* readonly = true: no emit/join/leave/disconnect from the UI */
+    char *server_id;     /* server_id: the serverId reported, NULL = "HOSTNAME#PID" of stated */
+    int line;            /* of the [admin] line, for messages */
+} cfg_admin;
 
 /* durability = fast | safe (store/store.h says what each costs). */
 enum { CFG_DURABILITY_FAST = 0, CFG_DURABILITY_SAFE = 1 };
@@ -62,6 +78,7 @@ typedef struct cfg {
     int allow_polling;         /* transports = polling,websocket (Node's option) */
     int allow_websocket;
     cfg_nsp engine;            /* its [engine] section (name = engine_path) */
+    cfg_admin admin;           /* the [admin] section; its namespace is also in nsps */
     cfg_nsp *nsps;
     size_t nnsp;
     char *source;              /* file it came from, or NULL for defaults */
@@ -85,6 +102,8 @@ void cfg_free(cfg *c);
 /* The namespace section that admits name: an exact name first, then the
  * patterns in file order.  NULL when the namespace does not exist. */
 const cfg_nsp *cfg_nsp_find(const cfg *c, const char *name);
+/* 1 when name is the admin namespace of an [admin] section. */
+int cfg_is_admin_nsp(const cfg *c, const char *name);
 /* The value of key in a namespace section, or NULL. */
 const char *cfg_nsp_get(const cfg_nsp *n, const char *key);
 

@@ -73,6 +73,11 @@ int paths_default(enum paths_kind kind, char *out, size_t n) {
     case PATHS_PLUGINS:
         w = snprintf(out, n, "%s/lib/sio", root);
         break;
+    case PATHS_ADMIN_UI:
+        w = snprintf(out, n,
+                     inst ? "%s/share/sio/admin-ui" : "%s/tests/node_modules/@socket.io/admin-ui/ui/dist",
+                     root);
+        break;
     default:
         return -EINVAL;
     }

@@ -2,10 +2,12 @@
  * Two layouts:
  *   a checkout   <checkout>/bin/PROG (or <checkout>/build/asan/bin/PROG):
  *                www/, var/state, plugins next to the programs, and the
- *                client bundle of the socket.io-client npm package in
+ *                client bundle of the socket.io-client npm package and the
+ *                Admin UI of @socket.io/admin-ui (ui/dist) in
  *                tests/node_modules;
  *   an install   PREFIX/bin/PROG beside PREFIX/share/sio/ (`make install`):
- *                share/sio/www, share/sio/client/socket.io.min.js, plugins
+ *                share/sio/www, share/sio/client/socket.io.min.js,
+ *                share/sio/admin-ui, plugins
  *                in PREFIX/lib/sio, and the state in PATHS_STATE_DIR
  *                (/var/lib/sio, the service's StateDirectory).
  * A program is installed when <its folder>/../share/sio/www is a directory,
@@ -25,6 +27,7 @@ enum paths_kind {
     PATHS_WWW,       /* sio-front's static files */
     PATHS_CLIENT_JS, /* socket.io.min.js, served as /socket.io/socket.io.js */
     PATHS_PLUGINS,   /* where a relative `plugin = FILE` is looked for */
+    PATHS_ADMIN_UI,  /* the Admin UI's files, served at /admin-ui/ with [admin] */
 };
 
 /* The folder of the running program (no trailing slash), "." when

@@ -12,7 +12,8 @@
 
 /* ---- identities ------------------------------------------------------------------
  * Their names in the store's readers table (part of the store's format):
- * "front-<pid>", "in:dispatcher", "in:listen-<pid>", "bridge", "in:bridge";
+ * "front-<pid>", "in:dispatcher", "in:listen-<pid>", "bridge", "in:bridge",
+ * "in:admin";
  * "in:" marks the inbox. */
 
 #define NAME_FRONT "front-"
@@ -20,10 +21,12 @@
 #define NAME_LISTEN "in:listen-"
 #define NAME_BRIDGE "bridge"
 #define NAME_BRIDGE_INBOX "in:bridge"
+#define NAME_ADMIN "in:admin"
 
 /* stated's own readers: one per store, not tied to a pid. */
 static int per_store(reader_kind kind) {
-    return kind == READER_DISPATCHER || kind == READER_BRIDGE || kind == READER_BRIDGE_INBOX;
+    return kind == READER_DISPATCHER || kind == READER_BRIDGE || kind == READER_BRIDGE_INBOX ||
+           kind == READER_ADMIN;
 }
 
 reader_id reader_self(reader_kind kind) {
@@ -46,6 +49,7 @@ const char *reader_name(const reader_id *id, char *out, size_t n) {
     case READER_LISTEN: snprintf(out, n, NAME_LISTEN "%d", id->pid); break;
     case READER_BRIDGE: snprintf(out, n, NAME_BRIDGE); break;
     case READER_BRIDGE_INBOX: snprintf(out, n, NAME_BRIDGE_INBOX); break;
+    case READER_ADMIN: snprintf(out, n, NAME_ADMIN); break;
     default: snprintf(out, n, "?"); break;
     }
     return out;
@@ -56,7 +60,7 @@ static int parse_name(const char *name, reader_id *out) {
     long pid;
     static const struct { const char *name; reader_kind kind; } fixed[] = {
         {NAME_DISPATCHER, READER_DISPATCHER}, {NAME_BRIDGE, READER_BRIDGE},
-        {NAME_BRIDGE_INBOX, READER_BRIDGE_INBOX}};
+        {NAME_BRIDGE_INBOX, READER_BRIDGE_INBOX}, {NAME_ADMIN, READER_ADMIN}};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         if (!strcmp(name, fixed[i].name)) {
             *out = (reader_id){fixed[i].kind, 0};

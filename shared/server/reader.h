@@ -6,7 +6,8 @@
  *     log only below what its readers still need.  The packet log is read
  *     by every sio-front process (its one cursor for all its WebSockets) and
  *     by each polling session (the cursor in its session record); the inbox
- *     by stated's handler dispatcher and by `sioctl listen`.
+ *     by stated's handler dispatcher, its Admin UI thread and by `sioctl
+ *     listen`.
  *   - What a broadcast record reaches: matching by namespace, rooms and
  *     except rooms at exact positions.  A socket receives a record written
  *     after it connected (or was attached to its current session) while it
@@ -37,6 +38,7 @@ typedef enum reader_kind {
     READER_LISTEN = 3,       /* the inbox: a `sioctl listen` process */
     READER_BRIDGE = 4,       /* the packet log: stated's cluster bridge (publishes) */
     READER_BRIDGE_INBOX = 5, /* the inbox: the bridge (acks for other servers) */
+    READER_ADMIN = 6,        /* the inbox: stated's Admin UI thread */
 } reader_kind;
 
 typedef enum reader_log { READER_LOG_PACKETS = 0, READER_LOG_INBOX = 1 } reader_log;

@@ -416,7 +416,13 @@ static int on_connect(server *srv, store_txn *t, const char *sid, store_session 
     int rc = store_session_put(t, sid, s);
     if (rc) return rc;
     int skip = srv->cfg.recovery_skip_middlewares;
-    if (!cfg_nsp_get(n, "auth")) {
+    /* The admin namespace with a password: stated's admin thread checks the
+     * login (stated/admin.h) as an auth handler would, outside any write
+     * transaction (bcrypt takes tens of ms). */
+    int admin = cfg_is_admin_nsp(&srv->cfg, pkt->nsp);
+    int middleware = admin ? !srv->cfg.admin.auth_none : cfg_nsp_get(n, "auth") != NULL;
+    if (admin) skip = 0; /* no connection state recovery for the admin namespace */
+    if (!middleware) {
         rc = socketio_accept(srv, t, sid, pkt->nsp, NULL, pkt->data, NULL, seq);
     } else if (!skip || !(rc = recover(srv, t, sid, pkt->nsp, pkt->data, seq))) {
         /* Middleware: the dispatcher runs the auth handler, then accepts or

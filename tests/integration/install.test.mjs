@@ -24,6 +24,7 @@ const bin = (p) => path.join(P, "bin", p);
 const SHARE = path.join(P, "share", "sio");
 const UNITS = path.join(P, "lib", "systemd", "system");
 const CLIENT = path.join(REPO, "tests", "node_modules", "socket.io-client", "dist", "socket.io.min.js");
+const ADMIN_UI = path.join(REPO, "tests", "node_modules", "@socket.io", "admin-ui", "ui", "dist");
 // Install the build under test: the ASan build when SIO_BIN points at it.
 const MODE = path.resolve(BIN) === path.join(REPO, "build", "asan", "bin") ? ["MODE=asan"] : [];
 
@@ -76,6 +77,10 @@ test("make install DESTDIR=... PREFIX=/usr/local installs the programs, the C AP
                  `scripts/conf/${f} not installed as tested`);
   // the bundle is a copy of the npm package's, made at install time
   assert.ok(readFileSync(path.join(SHARE, "client", "socket.io.min.js")).equals(readFileSync(CLIENT)));
+  // and so is the Admin UI (without its source maps)
+  assert.ok(readFileSync(path.join(SHARE, "admin-ui", "index.html")).equals(readFileSync(path.join(ADMIN_UI, "index.html"))));
+  assert.deepEqual(readdirSync(path.join(SHARE, "admin-ui", "js")).sort(),
+                   readdirSync(path.join(ADMIN_UI, "js")).filter((f) => !f.endsWith(".map")).sort());
   assert.deepEqual(readdirSync(UNITS).sort(),
                    ["sio-fcgi.service", "sio-fcgi.socket", "sio-front.service", "sio-stated.service"]);
   assert.match(unit("sio-stated.service"), /^ExecStart=\/usr\/local\/bin\/stated --state \/var\/lib\/sio --config \/etc\/sio\/sio.conf$/m);
@@ -113,6 +118,22 @@ test("the installed stack: stated + sio-front + sioctl from DESTDIR with the ins
   // an installed sioctl without SIO_STATE_DIR looks in /var/lib/sio (the service's)
   const def = await run(bin("sioctl"), ["status"], { env: { SIO_STATE_DIR: "" } });
   assert.match(def.stdout + def.stderr, /\/var\/lib\/sio/, `${def.code} ${def.stdout} ${def.stderr}`);
+}, { timeout: 60000 });
+
+test("with [admin], the installed front serves the installed Admin UI at /admin-ui/ and the admin namespace answers", async () => {
+  const config = path.join(root, "admin.conf");
+  writeFileSync(config, "[admin]\nauth = none\nmode = development\n");
+  const state = path.join(root, "state-admin");
+  await startStated(state, config);
+  const front = await startFront(state);
+  assert.match(front.output, new RegExp(`the Admin UI at /admin-ui/ \\(from ${P}/share/sio/admin-ui\\)`));
+  const page = await http("GET", `${front.url}/admin-ui/`);
+  assert.equal(page.status, 200);
+  assert.equal(page.body, readFileSync(path.join(SHARE, "admin-ui", "index.html"), "utf8"));
+  const a = connect(front.url, "/admin", { transports: ["websocket"] });
+  const config0 = once(a, "config", 15000);
+  await connected(a);
+  assert.ok((await config0)[0].supportedFeatures.includes("ALL_EVENTS"));
 }, { timeout: 60000 });
 
 test("a handler and a plugin built with `pkg-config --cflags --libs sio` against the installed headers run", async () => {

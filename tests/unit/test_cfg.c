@@ -145,6 +145,53 @@ TEST(namespace_patterns_bounded) {
     cfg_free(&c);
 }
 
+#define HASH "$2y$05$abcdefghijklmnopqrstuu5dJ1tq0tDJxbdUPmiSHaQPpYv3Jg3Pe"
+
+TEST(admin_section) {
+    cfg c;
+    char err[256] = "";
+    /* none: no admin namespace */
+    ASSERT_EQ_INT(parse(&c, "ping_interval = 300\n", err), 0);
+    ASSERT_TRUE(!c.admin.enabled && !cfg_is_admin_nsp(&c, "/admin") && !cfg_nsp_find(&c, "/admin"));
+    cfg_free(&c);
+    /* the defaults: /admin, development mode; its namespace exists */
+    ASSERT_EQ_INT(parse(&c, "[admin]\nauth = none\n[namespace /chat]\n", err), 0);
+    ASSERT_TRUE(c.admin.enabled && c.admin.auth_none && c.admin.development && !c.admin.readonly);
+    ASSERT_EQ_STR(c.admin.nsp, "/admin");
+    ASSERT_TRUE(cfg_is_admin_nsp(&c, "/admin") && !cfg_is_admin_nsp(&c, "/chat"));
+    ASSERT_TRUE(cfg_nsp_find(&c, "/admin") != NULL && cfg_nsp_find(&c, "/chat") != NULL);
+    cfg_free(&c);
+    ASSERT_EQ_INT(parse(&c, "[admin]\nnamespace = /ops\nusername = boss\npassword_hash = " HASH
+                            "\nmode = production\nreadonly = true\nserver_id = node-a\n", err), 0);
+    ASSERT_TRUE(!c.admin.auth_none && !c.admin.development && c.admin.readonly);
+    ASSERT_EQ_STR(c.admin.username, "boss");
+    ASSERT_EQ_STR(c.admin.password_hash, HASH);
+    ASSERT_EQ_STR(c.admin.server_id, "node-a");
+    ASSERT_TRUE(cfg_is_admin_nsp(&c, "/ops") && cfg_nsp_find(&c, "/admin") == NULL);
+    cfg_free(&c);
+    static const struct { const char *text; const char *err; } rows[] = {
+        {"[admin]\n", "line 1: [admin]: set auth = none, or both username and password_hash"},
+        {"[admin]\nusername = a\n", "line 1: [admin]: set auth = none"},
+        {"\n[admin]\nauth = none\nusername = a\n", "line 2: [admin]: auth = none, or username"},
+        {"[admin]\nauth = basic\n", "line 2: auth: the only value is none"},
+        {"[admin]\npassword_hash = $1$abc$def\n", "line 2: password_hash must be a bcrypt hash"},
+        {"[admin]\npassword_hash = $2y$05$abc\n", "line 2: password_hash must be a bcrypt hash"},
+        {"[admin]\nmode = test\n", "line 2: mode must be development or production"},
+        {"[admin]\nnamespace = admin\n", "line 2: admin namespace must start with '/'"},
+        {"[admin]\nnamespace = /\n", "line 2: admin namespace must start with '/', not be '/'"},
+        {"[admin]\nfoo = 1\n", "line 2: unknown admin setting 'foo'"},
+        {"[admin]\nauth = none\n[admin]\n", "line 3: a second [admin] section"},
+        {"[admin]\nauth = none\n[namespace /admin]\nany = true\n", "line 1: [namespace /admin] is the admin namespace"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        UNIT_CTX("row %zu", i);
+        ASSERT_EQ_INT(parse(&c, rows[i].text, err), -EINVAL);
+        ASSERT_TRUE(strncmp(err, rows[i].err, strlen(rows[i].err)) == 0 || (printf("got: %s\n", err), 0));
+        ASSERT_TRUE(!c.admin.enabled);
+        cfg_free(&c);
+    }
+}
+
 TEST(load_reports_missing_files) {
     cfg c;
     char err[256] = "";
