@@ -15,46 +15,39 @@
 // folder made as they say (group www-data, 0750) and the socket given to
 // the group www-data, so that the web servers' workers (www-data) reach it
 // as they would once installed.
-// Through each: the demo page and the client bundle, polling, WebSocket
+// Through each (the config has an [admin] section): the demo page, the
+// Admin UI's page (/admin-ui/) and the client bundle, polling, WebSocket
 // and the upgrade with the real socket.io-client, and the demo page in
 // Debian's chromium (it loads the bundle from the web server, connects,
 // upgrades, joins a room through /demo/join and shows an event emitted to
 // the room); without `sio-front --demo`, its Join says the endpoints are off.
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import {
   REPO, BIN, TIME_SCALE, assert, test, before, after, tmpDir, freePort, startProcess, run, startStack, startStated, makeStack,
-  connect, connected, closeClients, once, eventually, http,
+  connect, connected, closeClients, once, eventually, http, writeConfig,
 } from "./lib.mjs";
+import { startBrowser } from "./browser.mjs";
 
-const require = createRequire(path.join(REPO, "tests", "package.json"));
-const CHROMIUM = process.env.SIO_CHROMIUM || "/usr/bin/chromium";
 const CLIENT_DIR = path.join(REPO, "tests", "node_modules", "socket.io-client", "dist");
 const CLIENT = path.join(CLIENT_DIR, "socket.io.min.js");
 const CONF = path.join(REPO, "scripts", "conf");
 const WAIT = 15000 * TIME_SCALE;   // a bound for a hang in the browser, not a speed
 
-let browser, profile;
+// Every stack has the Admin UI on: its page goes through each recipe too.
+const CONFIG = writeConfig("[admin]\nauth = none\n");
+const ADMIN_UI = path.join(REPO, "tests", "node_modules", "@socket.io", "admin-ui", "ui", "dist", "index.html");
+
+let chromium, browser;
 const running = [];
 before(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} missing: apt-get install -y chromium`);
   if (!existsSync("/usr/sbin/nginx")) throw new Error("/usr/sbin/nginx missing: scripts/install-deps installs nginx-light");
-  const { chromium } = require("playwright-core");
-  profile = mkdtempSync(path.join(tmpdir(), "sio-chromium-"));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30000,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-      "--no-first-run", "--disable-sync", "--disable-quic"],
-  });
+  chromium = await startBrowser();
+  browser = chromium.context;
 });
 after(async () => {
   for (const p of running.reverse()) await p.stop();
-  if (browser) await browser.close().catch(() => {});
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  if (chromium) await chromium.close();
 });
 async function stopAll() {
   closeClients();
@@ -92,13 +85,13 @@ async function socketBackends(kind, { demo }) {
   // the web server goes at `first`, so that it stops last: its held polls
   // end when the gateway stops (Apache would wait on them)
   const first = running.length;
-  running.push(await startStated({ stateDir }));
+  running.push(await startStated({ stateDir, config: CONFIG }));
   running.push(await startProcess(path.join(BIN, "sio-fcgi"),
-    ["--state", stateDir, "--socket", path.join(sockDir, "sio-fcgi.sock"), "--socket-mode", "0660", "--socket-group", "www-data"],
+    ["--state", stateDir, "--config", CONFIG, "--socket", path.join(sockDir, "sio-fcgi.sock"), "--socket-mode", "0660", "--socket-group", "www-data"],
     { ready: /serving/, name: "sio-fcgi" }));
   const frontPort = await freePort();
   running.push(await startProcess(path.join(BIN, "sio-front"),
-    ["--port", String(frontPort), "--host", "127.0.0.1", "--state", stateDir, ...(demo ? ["--demo"] : [])],
+    ["--port", String(frontPort), "--host", "127.0.0.1", "--state", stateDir, "--config", CONFIG, ...(demo ? ["--demo"] : [])],
     { ready: /listening on/, name: "sio-front" }));
   const port = await freePort();
   return {
@@ -191,7 +184,7 @@ Include "${d}/sio.conf"
 }
 
 async function startScript(kind) {
-  const stack = await startStack(kind);
+  const stack = await startStack(kind, { config: CONFIG });
   running.push(stack.proc);
   return stack;
 }
@@ -213,6 +206,9 @@ async function checkRecipe(stack) {
   assert.equal(js.status, 200, "/socket.io/socket.io.js");
   assert.match(js.headers.get("content-type") || "", /javascript/);
   assert.ok(Buffer.from(await js.arrayBuffer()).equals(readFileSync(CLIENT)), "/socket.io/socket.io.js is not the client bundle");
+  const ui = await http("GET", `${stack.url}/admin-ui/`);
+  assert.equal(ui.status, 200, "/admin-ui/");
+  assert.equal(ui.body, readFileSync(ADMIN_UI, "utf8"), "/admin-ui/ is not the Admin UI's page");
 
   const p = await connected(connect(stack.url, "/", { transports: ["polling"] }));
   await reaches(stack, p, "over polling");
@@ -260,17 +256,17 @@ async function demoPage(stack) {
   }
 }
 
-test("lighttpd (scripts/run-lighttpd, lighttpd.conf.in): page, bundle, polling, WebSocket, upgrade, the demo's Join", async () => {
+test("lighttpd (scripts/run-lighttpd, lighttpd.conf.in): page, bundle, polling, WebSocket, upgrade, the demo's Join, the Admin UI page", async () => {
   await checkRecipe(await startScript("lighttpd"));
   await stopAll();
 }, { timeout: 120000 });
 
-test("Apache with mod_fcgid (scripts/run-apache, apache.conf.in): page, bundle, polling, WebSocket, upgrade, the demo's Join", async () => {
+test("Apache with mod_fcgid (scripts/run-apache, apache.conf.in): page, bundle, polling, WebSocket, upgrade, the demo's Join, the Admin UI page", async () => {
   await checkRecipe(await startScript("apache"));
   await stopAll();
 }, { timeout: 120000 });
 
-test("nginx (nginx.conf.example as shipped): page, bundle, polling, WebSocket, upgrade, the demo's Join", async () => {
+test("nginx (nginx.conf.example as shipped): page, bundle, polling, WebSocket, upgrade, the demo's Join, the Admin UI page", async () => {
   const stack = await startNginx();
   await checkRecipe(stack);
   // the bundle's source map, next to it
@@ -284,7 +280,7 @@ test("nginx (nginx.conf.example as shipped): page, bundle, polling, WebSocket, u
   await stopAll();
 }, { timeout: 120000 });
 
-test("Apache with mod_proxy_fcgi (apache-proxy-fcgi.conf.example as shipped): page, bundle, polling, WebSocket, upgrade, the demo's Join", async () => {
+test("Apache with mod_proxy_fcgi (apache-proxy-fcgi.conf.example as shipped): page, bundle, polling, WebSocket, upgrade, the demo's Join, the Admin UI page", async () => {
   const stack = await startApacheProxyFcgi();
   await checkRecipe(stack);
   const map = await fetch(`${stack.url}/socket.io/socket.io.min.js.map`);
