@@ -26,6 +26,13 @@ static void wait_connected(notify_sub *s) {
     ASSERT_TRUE(notify_sub_connected(s));
 }
 
+/* A hub in d, and one subscriber connected to it. */
+static void hub_and_sub(const char *d, notify_hub **h, notify_sub **s) {
+    ASSERT_EQ_INT(notify_hub_start(d, h), 0);
+    ASSERT_EQ_INT(notify_sub_start(d, s), 0);
+    wait_connected(*s);
+}
+
 TEST(a_publish_wakes_every_other_subscriber) {
     char *d = tmpdir();
     notify_hub *h;
@@ -55,10 +62,8 @@ TEST(a_publish_wakes_every_other_subscriber) {
 TEST(a_publish_right_after_start_is_not_lost) {
     char *d = tmpdir();
     notify_hub *h;
-    ASSERT_EQ_INT(notify_hub_start(d, &h), 0);
     notify_sub *b;
-    ASSERT_EQ_INT(notify_sub_start(d, &b), 0);
-    wait_connected(b);
+    hub_and_sub(d, &h, &b);
     uint64_t g = notify_sub_gen(b);
     notify_sub *a;
     ASSERT_EQ_INT(notify_sub_start(d, &a), 0);
@@ -103,10 +108,8 @@ static int raw_peer(const char *dir) {
 TEST(a_lone_sender_is_not_told_its_own_news) {
     char *d = tmpdir();
     notify_hub *h;
-    ASSERT_EQ_INT(notify_hub_start(d, &h), 0);
     notify_sub *b;
-    ASSERT_EQ_INT(notify_sub_start(d, &b), 0);
-    wait_connected(b);
+    hub_and_sub(d, &h, &b);
     int r = raw_peer(d);
     uint64_t g = notify_sub_gen(b);
     uint64_t m[2] = {7, 0};
