@@ -1,13 +1,13 @@
 /* stats: the counters shared by every process, in a mapped file (see
  * stats.h). */
 #include "base/stats.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -65,7 +65,6 @@ int stats_reason_of(const char *name) {
 
 const char *stats_transport_name(int t) { return t == STATS_T_WEBSOCKET ? "websocket" : "polling"; }
 
-static int alive(int pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
 /* Moves slot s's counts into the base slot (file lock held). */
 static void fold(stats_slot *s) {
@@ -83,7 +82,7 @@ static int fold_dead_locked(void) {
     for (int i = 1; i <= STATS_SLOTS; i++) {
         stats_slot *s = &map->slot[i];
         int pid = atomic_load(&s->pid);
-        if (!pid || pid == getpid() || alive(pid)) continue;
+        if (!pid || pid == getpid() || util_pid_alive(pid)) continue;
         fold(s);
         atomic_store(&s->pid, 0);
         n++;
@@ -204,7 +203,7 @@ int stats_processes(stats_proc *out, int max) {
     for (int i = 1; i <= STATS_SLOTS; i++) {
         stats_slot *s = &map->slot[i];
         int pid = atomic_load(&s->pid);
-        if (!pid || !alive(pid)) continue;
+        if (!pid || !util_pid_alive(pid)) continue;
         if (n < max) {
             out[n].pid = pid;
             memcpy(out[n].name, s->name, sizeof out[n].name);

@@ -98,6 +98,8 @@ int util_env_kept(const char *kv) {
     return 0;
 }
 
+int util_pid_alive(int pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
+
 int util_pidfd_open(int pid) {
 #ifdef SYS_pidfd_open
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);

@@ -30,6 +30,9 @@ int util_grow(void *items, size_t *cap, size_t n, size_t elem, size_t min);
  * (secrets, tokens) is dropped; the SIO_* variables of the handler protocol
  * are set by whoever spawns. */
 int util_env_kept(const char *kv);
+/* 1 when process pid exists (one we may not signal counts), 0 when not or
+ * pid <= 0. */
+int util_pid_alive(int pid);
 /* A pidfd for child pid (readable when it exits; close-on-exec), or -1
  * when the kernel has none. */
 int util_pidfd_open(int pid);

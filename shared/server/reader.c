@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,7 +38,7 @@ reader_log reader_log_of(reader_kind kind) {
 
 int reader_alive(const reader_id *id) {
     if (id->pid <= 0 || id->pid == getpid()) return 1;
-    return kill((pid_t)id->pid, 0) == 0 || errno != ESRCH;
+    return util_pid_alive((int)id->pid);
 }
 
 const char *reader_name(const reader_id *id, char *out, size_t n) {

@@ -2,7 +2,6 @@
 #include "server/session.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +16,7 @@
 int session_holder_alive(const store_session *s) {
     if (!s->poll_pid) return 0;
     if (s->poll_pid == getpid()) return 1;
-    return kill(s->poll_pid, 0) == 0 || errno == EPERM;
+    return util_pid_alive(s->poll_pid);
 }
 
 int session_close(store_txn *t, const char *sid, store_session *s, int reason) {

@@ -549,6 +549,39 @@ test("--reuse-port: two fronts on one port share the clients of every transport"
   }
 }, { timeout: 40000 });
 
+test("SIGKILL of one of two fronts: stated closes the dead front's WebSocket sessions, and only those", async () => {
+  const stated = await startStated({ config: CONFIG });
+  const fronts = [], socks = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort();
+      const f = await startProcess(path.join(BIN, "sio-front"),
+        ["--port", String(port), "--state", stated.stateDir, "--config", CONFIG], {
+          ready: /listening on http/, name: `sio-front-${i}:${port}`,
+        });
+      f.url = `http://127.0.0.1:${port}`;
+      fronts.push(f);
+    }
+    for (let i = 0; i < 6; i++) socks.push(connect(fronts[i % 2].url, "/", { transports: ["websocket"], reconnection: false }));
+    await Promise.all(socks.map((s) => connected(s)));
+    const ids = async () => JSON.parse((await ok(sioctl(stated.stateDir, CONFIG, "--json", "sockets"))).stdout)
+      .map((x) => x.id).sort();
+    assert.deepEqual(await ids(), socks.map((s) => s.id).sort());
+    fronts[0].child.kill("SIGKILL");
+    const left = socks.filter((_, i) => i % 2 === 1).map((s) => s.id).sort();
+    // stated's housekeeping looks at every session at least once a second
+    await eventually(async () => assert.deepEqual(await ids(), left), 10000, 200);
+    assert.match(stated.output, /closed: transport error/);
+    await sleep(1500); // another pass or more: the live front's sessions stay
+    assert.deepEqual(await ids(), left);
+    for (const s of socks.filter((_, i) => i % 2 === 1)) assert.ok(s.connected);
+  } finally {
+    for (const s of socks) s.disconnect();
+    for (const f of fronts) await f.stop();
+    await stated.stop();
+  }
+}, { timeout: 40000 });
+
 test("SIGTERM: the front closes its sessions, deletes its reader entry, exits 0", async () => {
   const s = await connected(connect(st.url, "/", { transports: ["websocket"] }));
   const gone = once(s, "disconnect");
