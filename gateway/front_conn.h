@@ -38,13 +38,22 @@ void fmsg_unref(fmsg *m);
 
 /* ---- connections ------------------------------------------------------------------ */
 
+/* Flow control (front_deliver.c): a queue holding more than this many
+ * bytes or messages (or half its limits, when those are lower) is busy,
+ * and stops being busy at half of it.  While a quarter of the connections
+ * that are taking bytes are busy, the front stops reading the log: what
+ * clients have not taken stays in the log (shared, bounded by the
+ * producers' backlog) instead of in every connection's queue. */
+#define CONN_FLOW_BYTES (64 * 1024)
+#define CONN_FLOW_PACKETS 1024
+
 /* What the send queues of all connections share (flow control). */
 typedef struct ws_conn ws_conn;
 typedef struct fconns {
     size_t max_queue; /* bytes queued for one connection before it is dropped */
     size_t max_packets; /* messages queued for one connection before it is dropped */
-    size_t busy;      /* open connections whose queue is over half full */
-    /* Called when a queue shrinks to a quarter of the limit or less. */
+    size_t busy;      /* connections whose queue is busy (see CONN_FLOW_BYTES) */
+    /* Called when a queue stops being busy. */
     void (*drained)(void *arg, ws_conn *c);
     void *drained_arg;
 } fconns;
@@ -101,7 +110,7 @@ struct ws_conn {
     fmsg **q;
     size_t qhead, qlen, qcap, qbytes, qoff;
     int64_t progress_ms; /* when the queue last shrank (flow control) */
-    int busy;            /* qbytes > max_queue / 2 (counted in pool->busy) */
+    int busy;            /* over the flow threshold (counted in pool->busy) */
 };
 
 /* Appends m to c's queue (takes a reference) and asks for a write.

@@ -732,7 +732,7 @@ int ws_writeable(struct lws *wsi, ws_conn *c) {
         bytes += chunk;
         sent += chunk;
         if (last) conn_pop(c), done++;
-        else c->qoff += chunk;
+        else c->qoff += chunk, c->progress_ms = util_now_ms(); /* taking bytes (flow control) */
     }
     stats_add(STATS_PACKETS_OUT + STATS_T_WEBSOCKET, (uint64_t)done);
     stats_add(STATS_BYTES_OUT + STATS_T_WEBSOCKET, sent);
