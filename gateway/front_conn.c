@@ -56,7 +56,7 @@ void conn_pop(ws_conn *c) {
     c->qbytes -= m->len;
     c->qoff = 0;
     fmsg_unref(m);
-    if (!c->qlen && c->qcap > 2 * CONN_FLOW_PACKETS) { /* a burst is over: give its ring back */
+    if (!c->qlen) { /* an idle connection keeps no ring */
         free(c->q);
         c->q = NULL;
         c->qcap = c->qhead = 0;

@@ -13,6 +13,7 @@
 #include "front_deliver.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 
 #define SCAN_MAX_RECORDS CONN_FLOW_PACKETS /* per pass; the rest on the next loop turn */
 #define PERSIST_EVERY_MS 100
+#define RELEASE_EVERY_MS 1000 /* the store's pages this process touched: unmapped */
 #define TCACHE_SIZE 8
 #define STALL_MS 5000         /* a busy connection taking nothing this long is dropped */
 #define FLOW_GRACE_MS 1000    /* ... and no longer pauses the reader after this long */
@@ -57,7 +59,7 @@ struct deliver {
     uint64_t cursor;
     uint64_t persisted; /* UINT64_MAX: no entry saved */
     int64_t persist_at;
-    lws_sorted_usec_list_t sul_persist, sul_rescan;
+    lws_sorted_usec_list_t sul_persist, sul_rescan, sul_release;
     int paused; /* flow control: waiting for queues to drain */
     /* delivering connections: a list (for broadcasts) and a sid hash */
     ws_conn *head;
@@ -212,6 +214,18 @@ void deliver_unhold(deliver *d, uint64_t seq) {
 
 static void drained_cb(void *arg, ws_conn *c);
 
+/* Every second: the log pages a scan read, the session records a ramp of
+ * connections wrote, leave this process's resident memory (the page cache
+ * keeps them once for all processes; store_release_pages), and so do the
+ * free pages of the heap (a ramp's request heads, a burst's queues). */
+static void release_cb(lws_sorted_usec_list_t *sul) {
+    deliver *d = lws_container_of(sul, deliver, sul_release);
+    if (d->stopping) return;
+    store_release_pages(d->srv->st);
+    malloc_trim(0);
+    lws_sul_schedule(d->ctx, 0, &d->sul_release, release_cb, RELEASE_EVERY_MS * LWS_US_PER_MS);
+}
+
 /* Removes the entries of fronts that are gone (a crash leaves them) and
  * registers ours at the log head. */
 static int register_reader(deliver *d) {
@@ -258,6 +272,7 @@ int deliver_new(server *srv, struct lws_context *ctx, fconns *pool,
     }
     pool->drained = drained_cb;
     pool->drained_arg = d;
+    lws_sul_schedule(ctx, 0, &d->sul_release, release_cb, RELEASE_EVERY_MS * LWS_US_PER_MS);
     *out = d;
     return 0;
 }
@@ -266,6 +281,7 @@ void deliver_stop(deliver *d) {
     d->stopping = 1;
     lws_sul_cancel(&d->sul_persist);
     lws_sul_cancel(&d->sul_rescan);
+    lws_sul_cancel(&d->sul_release);
 }
 
 void deliver_free(deliver *d) {
@@ -306,11 +322,10 @@ static void push(ws_conn ***arr, size_t *n, size_t *cap, ws_conn *c) {
 
 static int sock_cb(void *arg, const store_socket *s) {
     ws_conn *c = arg;
-    if (c->nsocks % 4 == 0) {
-        store_socket *p = realloc(c->socks, (c->nsocks + 4) * sizeof *p);
-        if (!p) return -ENOMEM;
-        c->socks = p;
-    }
+    /* room for exactly as many as it has (most have one): a store_socket is big */
+    store_socket *p = realloc(c->socks, (c->nsocks + 1) * sizeof *p);
+    if (!p) return -ENOMEM;
+    c->socks = p;
     c->socks[c->nsocks] = *s;
     c->socks[c->nsocks].data = NULL;
     c->socks[c->nsocks].data_len = 0;
@@ -576,7 +591,7 @@ static void finish(scan *s) {
         ws_conn *c = s->drop[i];
         log_warn("session %s dropped: %s (send queue %zu bytes in %zu messages; limits "
                  "max_queue_bytes %zu, max_queue_packets %zu)", c->sid,
-                 server_close_reason(SESSION_CLOSE_LAGGING), c->qbytes, c->qlen, d->pool->max_queue,
+                 server_close_reason(SESSION_CLOSE_LAGGING), c->qbytes, (size_t)c->qlen, d->pool->max_queue,
                  d->pool->max_packets);
         d->close(c, SESSION_CLOSE_LAGGING);
     }

@@ -625,8 +625,7 @@ int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
     }
     if (!final) return 0;
     on_message(c, (const uint8_t *)c->rx.data, c->rx.len, c->rx_binary);
-    if (c->rx.cap > WS_RX_KEEP) buf_free(&c->rx); /* do not keep big buffers around */
-    else buf_reset(&c->rx);
+    buf_free(&c->rx); /* an idle connection keeps no buffer */
     return 0;
 }
 

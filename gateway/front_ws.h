@@ -15,10 +15,10 @@
 
 /* The most of a WebSocket message lws hands over per RECEIVE callback: it
  * keeps a buffer of this size for every connection, so it is small (idle
- * memory); longer messages are reassembled in ws_conn.rx. */
-#define WS_RX_CHUNK 512
-/* A reassembly buffer up to this size is kept for the next message. */
-#define WS_RX_KEEP 4096
+ * memory: 128 holds an event of a few short arguments, as an ack or a
+ * chat line); longer messages are reassembled in ws_conn.rx, which is
+ * freed after each one. */
+#define WS_RX_CHUNK 128
 
 typedef struct ws_front ws_front;
 
