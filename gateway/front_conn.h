@@ -90,8 +90,10 @@ struct ws_conn {
     uint64_t accept_cursor;  /* probing: the session's cursor at accept */
     buf rx;                  /* the message being reassembled */
     ftimer t_ping;           /* next ping, or the pong deadline */
-    ftimer t_connect;
-    ftimer t_upgrade;
+    union {                  /* never both armed: an upgrade's connect timer starts once it is done */
+        ftimer t_connect;
+        ftimer t_upgrade;
+    };
     uint64_t ping_cursor;    /* the delivery position when the last ping was queued */
     uint64_t acked;          /* ... when the client answered it: what reached it */
     struct ws_conn *aprev, *anext; /* the list of all WebSocket connections */
