@@ -33,13 +33,19 @@ void fmsg_unref(fmsg *m) {
 
 /* ---- the send queue ---------------------------------------------------------- */
 
-/* Keeps c->busy and pool->busy in step with c->qbytes. */
+/* Keeps c->busy and pool->busy in step with the queue: busy over the flow
+ * threshold, not busy again at half of it; tells the pool when it drains. */
 static void account(ws_conn *c) {
-    int busy = c->qbytes > c->pool->max_queue / 2;
-    if (busy != c->busy) {
-        c->busy = busy;
-        if (busy) c->pool->busy++;
-        else c->pool->busy--;
+    fconns *p = c->pool;
+    size_t fb = p->max_queue / 2 < CONN_FLOW_BYTES ? p->max_queue / 2 : CONN_FLOW_BYTES;
+    size_t fp = p->max_packets / 2 < CONN_FLOW_PACKETS ? p->max_packets / 2 : CONN_FLOW_PACKETS;
+    if (!c->busy && (c->qbytes > fb || c->qlen > fp)) {
+        c->busy = 1;
+        p->busy++;
+    } else if (c->busy && c->qbytes <= fb / 2 && c->qlen <= fp / 2) {
+        c->busy = 0;
+        p->busy--;
+        if (p->drained) p->drained(p->drained_arg, c);
     }
 }
 
@@ -50,10 +56,13 @@ void conn_pop(ws_conn *c) {
     c->qbytes -= m->len;
     c->qoff = 0;
     fmsg_unref(m);
+    if (!c->qlen) { /* an idle connection keeps no ring */
+        free(c->q);
+        c->q = NULL;
+        c->qcap = c->qhead = 0;
+    }
     c->progress_ms = util_now_ms();
     account(c);
-    if (c->pool->drained && c->qbytes <= c->pool->max_queue / 4)
-        c->pool->drained(c->pool->drained_arg, c);
 }
 
 void conn_clear(ws_conn *c) {

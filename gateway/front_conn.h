@@ -38,13 +38,22 @@ void fmsg_unref(fmsg *m);
 
 /* ---- connections ------------------------------------------------------------------ */
 
+/* Flow control (front_deliver.c): a queue holding more than this many
+ * bytes or messages (or half its limits, when those are lower) is busy,
+ * and stops being busy at half of it.  While a quarter of the connections
+ * that are taking bytes are busy, the front stops reading the log: what
+ * clients have not taken stays in the log (shared, bounded by the
+ * producers' backlog) instead of in every connection's queue. */
+#define CONN_FLOW_BYTES (64 * 1024)
+#define CONN_FLOW_PACKETS 1024
+
 /* What the send queues of all connections share (flow control). */
 typedef struct ws_conn ws_conn;
 typedef struct fconns {
     size_t max_queue; /* bytes queued for one connection before it is dropped */
     size_t max_packets; /* messages queued for one connection before it is dropped */
-    size_t busy;      /* open connections whose queue is over half full */
-    /* Called when a queue shrinks to a quarter of the limit or less. */
+    size_t busy;      /* connections whose queue is busy (see CONN_FLOW_BYTES) */
+    /* Called when a queue stops being busy. */
     void (*drained)(void *arg, ws_conn *c);
     void *drained_arg;
 } fconns;
@@ -63,45 +72,50 @@ struct ws_conn {
     struct ws_front *owner;
     fconns *pool;
     char sid[UTIL_ID_LEN + 1];
+    /* (the flags of each group are bytes, kept together: an idle
+     * connection costs what this struct costs) */
 
     /* the transport (front_ws.c) */
-    int state;
-    int established;         /* lws called ESTABLISHED: writes allowed */
+    uint8_t state;
+    uint8_t established;     /* lws called ESTABLISHED: writes allowed */
+    uint8_t server_done;     /* websocket_closed / upgrade_abort called */
+    uint8_t close_frame;     /* closing: send an empty close frame first */
+    uint8_t close_sent;      /* our close frame is out: draining */
+    uint8_t peer_closed;     /* the client sent a close frame */
+    uint8_t rx_binary;
+    uint8_t awaiting_pong;
+    uint8_t acked_dirty;     /* acked not yet in the session record */
+    uint16_t close_code;     /* closing with a status code (1009, 1013) */
     int fd;                  /* its socket, once established (front_guard.h) */
     uint64_t accept_cursor;  /* probing: the session's cursor at accept */
-    int server_done;         /* websocket_closed / upgrade_abort called */
-    int close_frame;         /* closing: send an empty close frame first */
-    int close_code;          /* closing with a status code (1009, 1013) */
-    int close_sent;          /* our close frame is out: draining */
-    int peer_closed;         /* the client sent a close frame */
     buf rx;                  /* the message being reassembled */
-    int rx_binary;
     ftimer t_ping;           /* next ping, or the pong deadline */
-    ftimer t_connect;
-    ftimer t_upgrade;
-    int awaiting_pong;
+    union {                  /* never both armed: an upgrade's connect timer starts once it is done */
+        ftimer t_connect;
+        ftimer t_upgrade;
+    };
     uint64_t ping_cursor;    /* the delivery position when the last ping was queued */
     uint64_t acked;          /* ... when the client answered it: what reached it */
-    int acked_dirty;         /* acked not yet in the session record */
     struct ws_conn *aprev, *anext; /* the list of all WebSocket connections */
 
     /* delivery (front_deliver.c) */
+    uint8_t socks_valid;
+    uint8_t check_state;     /* the server closed the session */
+    uint8_t checking;        /* in the scan's list of sessions to look at */
+    uint8_t dropping;        /* over the queue limit: dropped after the scan */
+    uint32_t nsocks;
     uint64_t cursor;         /* records with seq <= cursor are not for us */
     store_socket *socks;     /* the session's sockets, loaded lazily */
-    size_t nsocks;
-    int socks_valid;
-    int check_state;         /* the server closed the session */
-    int checking;            /* in the scan's list of sessions to look at */
-    int dropping;            /* over the queue limit: dropped after the scan */
     uint64_t given;          /* last record queued (room broadcasts dedupe) */
     struct ws_conn *hnext;       /* sid hash chain */
     struct ws_conn *prev, *next; /* the list of delivering connections */
 
     /* the send queue: a ring of messages; qoff = bytes of the head sent */
     fmsg **q;
-    size_t qhead, qlen, qcap, qbytes, qoff;
+    uint32_t qhead, qlen, qcap;
+    uint8_t busy;        /* over the flow threshold (counted in pool->busy) */
+    size_t qbytes, qoff;
     int64_t progress_ms; /* when the queue last shrank (flow control) */
-    int busy;            /* qbytes > max_queue / 2 (counted in pool->busy) */
 };
 
 /* Appends m to c's queue (takes a reference) and asks for a write.

@@ -13,6 +13,7 @@
 #include "front_deliver.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,12 @@
 #include "base/log.h"
 #include "base/util.h"
 
-#define SCAN_MAX_RECORDS 4096 /* per pass; the rest on the next loop turn */
+#define SCAN_MAX_RECORDS CONN_FLOW_PACKETS /* per pass; the rest on the next loop turn */
 #define PERSIST_EVERY_MS 100
+#define RELEASE_EVERY_MS 1000 /* the store's pages this process touched: unmapped */
 #define TCACHE_SIZE 8
 #define STALL_MS 5000         /* a busy connection taking nothing this long is dropped */
+#define FLOW_GRACE_MS 1000    /* ... and no longer pauses the reader after this long */
 #define MAX_DEAD_FRONTS 64    /* reader entries of gone fronts removed at start */
 
 /* The target cache (see "target cache" below). */
@@ -56,7 +59,7 @@ struct deliver {
     uint64_t cursor;
     uint64_t persisted; /* UINT64_MAX: no entry saved */
     int64_t persist_at;
-    lws_sorted_usec_list_t sul_persist, sul_rescan;
+    lws_sorted_usec_list_t sul_persist, sul_rescan, sul_release;
     int paused; /* flow control: waiting for queues to drain */
     /* delivering connections: a list (for broadcasts) and a sid hash */
     ws_conn *head;
@@ -211,6 +214,18 @@ void deliver_unhold(deliver *d, uint64_t seq) {
 
 static void drained_cb(void *arg, ws_conn *c);
 
+/* Every second: the log pages a scan read, the session records a ramp of
+ * connections wrote, leave this process's resident memory (the page cache
+ * keeps them once for all processes; store_release_pages), and so do the
+ * free pages of the heap (a ramp's request heads, a burst's queues). */
+static void release_cb(lws_sorted_usec_list_t *sul) {
+    deliver *d = lws_container_of(sul, deliver, sul_release);
+    if (d->stopping) return;
+    store_release_pages(d->srv->st);
+    malloc_trim(0);
+    lws_sul_schedule(d->ctx, 0, &d->sul_release, release_cb, RELEASE_EVERY_MS * LWS_US_PER_MS);
+}
+
 /* Removes the entries of fronts that are gone (a crash leaves them) and
  * registers ours at the log head. */
 static int register_reader(deliver *d) {
@@ -257,6 +272,7 @@ int deliver_new(server *srv, struct lws_context *ctx, fconns *pool,
     }
     pool->drained = drained_cb;
     pool->drained_arg = d;
+    lws_sul_schedule(ctx, 0, &d->sul_release, release_cb, RELEASE_EVERY_MS * LWS_US_PER_MS);
     *out = d;
     return 0;
 }
@@ -265,6 +281,7 @@ void deliver_stop(deliver *d) {
     d->stopping = 1;
     lws_sul_cancel(&d->sul_persist);
     lws_sul_cancel(&d->sul_rescan);
+    lws_sul_cancel(&d->sul_release);
 }
 
 void deliver_free(deliver *d) {
@@ -305,11 +322,10 @@ static void push(ws_conn ***arr, size_t *n, size_t *cap, ws_conn *c) {
 
 static int sock_cb(void *arg, const store_socket *s) {
     ws_conn *c = arg;
-    if (c->nsocks % 4 == 0) {
-        store_socket *p = realloc(c->socks, (c->nsocks + 4) * sizeof *p);
-        if (!p) return -ENOMEM;
-        c->socks = p;
-    }
+    /* room for exactly as many as it has (most have one): a store_socket is big */
+    store_socket *p = realloc(c->socks, (c->nsocks + 1) * sizeof *p);
+    if (!p) return -ENOMEM;
+    c->socks = p;
     c->socks[c->nsocks] = *s;
     c->socks[c->nsocks].data = NULL;
     c->socks[c->nsocks].data_len = 0;
@@ -493,19 +509,25 @@ static int scan_cb(void *arg, uint64_t seq, const void *data, size_t len) {
     else broadcast(s, &r, seq);
     release_msgs(s);
     if (s->err) return 1;
-    /* a pass queues at most a quarter of a connection's limit: the busy check
-     * runs again before anyone can overflow */
-    return s->records >= SCAN_MAX_RECORDS || s->bytes >= s->d->pool->max_queue / 4;
+    /* a pass queues at most a quarter of a connection's limit, and about
+     * the flow threshold: the busy check runs again before anyone can
+     * overflow, and a queue grows at most about twice that threshold */
+    fconns *p = s->d->pool;
+    return s->records >= SCAN_MAX_RECORDS || s->bytes >= p->max_queue / 4 ||
+           s->bytes >= CONN_FLOW_BYTES;
 }
 
 /* ---- flow control ---------------------------------------------------------------
- * When at least a quarter of the open connections hold more than half of
- * their queue limit, the producers are faster than the clients: the front
- * stops reading the log (its cursor, which producers watch, stops) until
- * queues drain.  A small minority of slow clients cannot pause it: they fill
- * their queue and are dropped, while the others go on.  A connection that
- * stays busy without taking a byte for STALL_MS is dropped too, so a stalled
- * client never holds the front. */
+ * When at least a quarter of the open connections that are taking bytes are
+ * busy (their queue is over the flow threshold, front_conn.h), the
+ * producers are faster than the clients: the front stops reading the log
+ * (its cursor, which producers watch, stops) until queues drain.  So the
+ * backlog of a flood stays in the log, once, not in every queue.  A small
+ * minority of slow clients cannot pause it: they fill their queue to
+ * max_queue_bytes / max_queue_packets and are dropped, while the others go
+ * on.  A busy connection that has taken nothing for FLOW_GRACE_MS no longer
+ * holds the front (it fills up and is dropped the same way), and one that
+ * takes nothing for STALL_MS is dropped in any case. */
 
 static void rescan_cb(lws_sorted_usec_list_t *sul) {
     deliver_scan(lws_container_of(sul, deliver, sul_rescan));
@@ -513,15 +535,18 @@ static void rescan_cb(lws_sorted_usec_list_t *sul) {
 
 static int too_busy(deliver *d) {
     if (d->pool->busy == 0) return 0; /* the common case, without walking anyone */
-    size_t open = 0, busy = 0, nstalled = 0, half = d->pool->max_queue / 2;
+    size_t open = 0, busy = 0, nstalled = 0;
     ws_conn *stalled[64];
     int64_t now = util_now_ms();
     for (ws_conn *c = d->head; c; c = c->next) {
         if (c->state != WS_OPEN || c->dropping) continue;
-        open++;
-        if (c->qbytes <= half) continue;
-        if (now - c->progress_ms > STALL_MS && nstalled < 64) stalled[nstalled++] = c;
-        else busy++;
+        if (!c->busy) {
+            open++;
+            continue;
+        }
+        int64_t idle = now - c->progress_ms;
+        if (idle > STALL_MS && nstalled < 64) stalled[nstalled++] = c;
+        else if (idle <= FLOW_GRACE_MS) open++, busy++;
     }
     for (size_t i = 0; i < nstalled; i++) {
         log_warn("session %s dropped: %s (send queue %zu bytes, no progress for %d ms)",
@@ -529,7 +554,7 @@ static int too_busy(deliver *d) {
                  STALL_MS);
         d->close(stalled[i], SESSION_CLOSE_LAGGING);
     }
-    return busy > 0 && busy * 4 >= open - nstalled;
+    return busy > 0 && busy * 4 >= open;
 }
 
 static void drained_cb(void *arg, ws_conn *c) {
@@ -566,7 +591,7 @@ static void finish(scan *s) {
         ws_conn *c = s->drop[i];
         log_warn("session %s dropped: %s (send queue %zu bytes in %zu messages; limits "
                  "max_queue_bytes %zu, max_queue_packets %zu)", c->sid,
-                 server_close_reason(SESSION_CLOSE_LAGGING), c->qbytes, c->qlen, d->pool->max_queue,
+                 server_close_reason(SESSION_CLOSE_LAGGING), c->qbytes, (size_t)c->qlen, d->pool->max_queue,
                  d->pool->max_packets);
         d->close(c, SESSION_CLOSE_LAGGING);
     }

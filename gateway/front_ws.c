@@ -625,8 +625,7 @@ int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len) {
     }
     if (!final) return 0;
     on_message(c, (const uint8_t *)c->rx.data, c->rx.len, c->rx_binary);
-    if (c->rx.cap > WS_RX_KEEP) buf_free(&c->rx); /* do not keep big buffers around */
-    else buf_reset(&c->rx);
+    buf_free(&c->rx); /* an idle connection keeps no buffer */
     return 0;
 }
 
@@ -732,7 +731,7 @@ int ws_writeable(struct lws *wsi, ws_conn *c) {
         bytes += chunk;
         sent += chunk;
         if (last) conn_pop(c), done++;
-        else c->qoff += chunk;
+        else c->qoff += chunk, c->progress_ms = util_now_ms(); /* taking bytes (flow control) */
     }
     stats_add(STATS_PACKETS_OUT + STATS_T_WEBSOCKET, (uint64_t)done);
     stats_add(STATS_BYTES_OUT + STATS_T_WEBSOCKET, sent);

@@ -260,7 +260,7 @@ static void cursor_saved(dispatch *d, uint64_t w) {
  * the transaction fails as a whole, each action is retried alone once.
  * who: for logs. */
 /* Producers wait while the fronts are this many records behind the log. */
-#define BACKLOG_MAX_RECORDS 50000
+#define BACKLOG_MAX_RECORDS 10000
 #define BACKLOG_MAX_WAIT_MS 10000
 
 static void apply_actions(dispatch *d, cJSON **acts, size_t n, const char *self, const char *who) {

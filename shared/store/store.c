@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/vfs.h>
@@ -23,6 +25,7 @@ struct store {
     int mode;       /* STORE_MODE_* */
     int keeper;     /* stated (opened with create): may use the reserve */
     char note[320]; /* why fast mode runs without the map */
+    pthread_mutex_t map_lock; /* the map does not move during store_release_pages */
 };
 
 struct store_txn {
@@ -294,6 +297,7 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
     store *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
     snprintf(s->dir, sizeof s->dir, "%s", dir);
+    pthread_mutex_init(&s->map_lock, NULL);
     s->keeper = o.create;
     int rc = env_new(s, &o);
     if (rc) { free(s); return rc_of(rc); }
@@ -344,6 +348,7 @@ int store_open(store **out, const char *dir, const store_opts *opts) {
     return 0;
 fail:
     mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->map_lock);
     free(s);
     return store_lmdb_rc(rc);
 }
@@ -351,6 +356,7 @@ fail:
 void store_close(store *s) {
     if (!s) return;
     mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->map_lock);
     free(s);
 }
 
@@ -361,6 +367,42 @@ int store_reader_check(store *s) {
 }
 
 int store_sync(store *s) { return rc_of(mdb_env_sync(s->env, 1)); }
+
+/* This process's mapping of data.mdb (LMDB tells its address only for a
+ * fixed map): from /proc/self/maps, by inode.  Called under map_lock. */
+static int find_map(store *s, void **addr, size_t *len) {
+    mdb_filehandle_t fd;
+    struct stat st;
+    if (mdb_env_get_fd(s->env, &fd) || fstat(fd, &st)) return -EINVAL;
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f) return -errno;
+    char line[PATH_MAX + 128];
+    *addr = NULL;
+    while (!*addr && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi, off, ino;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %lx %*s %lu", &lo, &hi, perms, &off, &ino) == 5 &&
+            ino == (unsigned long)st.st_ino && off == 0 && perms[3] == 's') {
+            *addr = (void *)lo;
+            *len = hi - lo;
+        }
+    }
+    fclose(f);
+    return *addr ? 0 : -ENOENT;
+}
+int store_release_pages(store *s) {
+    void *addr;
+    size_t len;
+    /* looked up each time, under the lock that store_begin takes to move
+     * the map: never an address that is something else by now */
+    pthread_mutex_lock(&s->map_lock);
+    int rc = find_map(s, &addr, &len);
+    /* MADV_DONTNEED on a shared file mapping drops page table entries, never
+     * data: a page in use by a transaction is simply faulted in again */
+    if (!rc && madvise(addr, len, MADV_DONTNEED)) rc = -errno;
+    pthread_mutex_unlock(&s->map_lock);
+    return rc;
+}
 
 /* The last pages of the map are stated's: a delete needs free pages too
  * (LMDB copies every page it changes), so a map filled to the last page by
@@ -395,7 +437,9 @@ int store_begin(store *s, int write, store_txn **out) {
     t->write = write;
     int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     if (rc == MDB_MAP_RESIZED) {
+        pthread_mutex_lock(&s->map_lock);
         mdb_env_set_mapsize(s->env, 0);
+        pthread_mutex_unlock(&s->map_lock);
         rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     }
     if (!rc && write && !s->keeper && (rc = check_reserve(s))) mdb_txn_abort(t->txn);

@@ -125,6 +125,14 @@ const char *store_format(void);
 /* Clears reader slots left by crashed processes; returns how many. */
 int store_reader_check(store *s);
 int store_sync(store *s);
+/* Unmaps, in this process only, the store's pages it has touched: they stay
+ * in the page cache (shared by every process, dirty ones written back as
+ * usual) and come back on the next touch, as a minor fault.  Without it
+ * every page a process ever read or wrote (a burst's log records, the
+ * sessions of a connection ramp) stays in its resident memory, counted
+ * again in each process.  Safe at any time, transactions in progress
+ * included.  Returns 0 or -errno. */
+int store_release_pages(store *s);
 
 /* How the store is open (see Durability above). */
 enum { STORE_MODE_FAST = 0, STORE_MODE_FAST_PWRITE = 1, STORE_MODE_SAFE = 2 };
