@@ -110,18 +110,19 @@ static void post(server *srv, FCGX_Request *r, polling_req *p, http_resp *resp) 
     buf_free(&body);
 }
 
-/* Hands a held GET over to the parking loop: its input is read to the end
- * (the empty STDIN record follows the parameters at once), then only the
- * connection is kept and r is made ready for the next accept.  0 when
- * parked; -1 when the connection broke (the caller finishes r). */
-static int park(gateway *g, FCGX_Request *r, polling_req *p, int64_t deadline) {
+/* Hands a GET over to the parking loop, which claims it (with the others
+ * of its turn) and holds it: its input is read to the end (the empty STDIN
+ * record follows the parameters at once), then only the connection is
+ * kept and r is made ready for the next accept.  0 when parked; -1 when
+ * the connection broke (the caller finishes r). */
+static int park(gateway *g, FCGX_Request *r, polling_req *p, http_resp *resp) {
     char chunk[512];
     while (FCGX_GetStr(chunk, sizeof chunk, r->in) > 0) {}
     if (FCGX_GetError(r->in)) return -1;
     int fd = r->ipcFd, id = r->requestId;
     FCGX_Free(r, 0); /* the streams and parameters; the connection stays open */
     FCGX_InitRequest(r, g->listen_fd, 0);
-    fpark_add(g->park, fd, id, p, deadline);
+    fpark_add(g->park, fd, id, p, 1, &resp->headers, 0);
     return 0;
 }
 
@@ -150,17 +151,16 @@ static int handle(gateway *g, FCGX_Request *r) {
         return 0;
     }
     polling_req p;
-    int rc = polling_begin(srv, &req, &p, &resp);
+    int rc = polling_begin_deferred(srv, &req, &p, &resp);
     if (rc == POLLING_READ_BODY) {
         post(srv, r, &p, &resp);
-    } else if (rc == POLLING_WAIT) {
-        int64_t deadline = util_now_ms() + 1000; /* polling_step may leave it (very busy) */
-        if (polling_step(srv, &p, &resp, &deadline) == POLLING_WAIT) {
-            if (park(g, r, &p, deadline) == 0) return 1;
-            polling_dropped(srv, &p); /* no one to answer */
+    } else if (rc == POLLING_CLAIM) {
+        if (park(g, r, &p, &resp) == 0) {
             http_resp_free(&resp);
-            return 0;
+            return 1;
         }
+        http_resp_free(&resp); /* broken before it was claimed: nothing to release */
+        return 0;
     }
     write_resp(r, &resp);
     http_resp_free(&resp);

@@ -31,8 +31,10 @@ typedef struct parked {
     int fd;
     int request_id;
     int writing;      /* the answer is being written */
+    int claim;        /* not claimed yet (polling_begin_deferred): the next pass claims it */
     int64_t deadline; /* wall clock (util_now_ms): step again by then */
     polling_req p;
+    buf head;   /* headers for the answer (CORS), kept while it waits */
     buf out;    /* the answer's records (writing) */
     size_t off; /* written so far */
 } parked;
@@ -48,6 +50,14 @@ typedef struct ploop {
     parked *incoming; /* under mu */
     parked *list;     /* loop thread only */
     int64_t next_due; /* earliest deadline in list, INT64_MAX: none */
+    /* a pass's batch (loop thread only): the polls stepped together, and
+     * polling_step_many's arrays for them */
+    size_t cap;
+    parked **batch;
+    polling_req **reqs;
+    http_resp *resps;
+    int *rcs;
+    int64_t *dues;
 } ploop;
 
 #define PARK_MAX_LOOPS 16
@@ -125,6 +135,7 @@ static void list_del(ploop *k, parked *q) {
 static void park_free(ploop *k, parked *q) {
     list_del(k, q);
     close(q->fd); /* also takes it out of the epoll set */
+    buf_free(&q->head);
     buf_free(&q->out);
     free(q);
 }
@@ -151,17 +162,61 @@ static void flush(ploop *k, parked *q) {
     park_free(k, q);
 }
 
-/* Looks at a waiting poll again: 1 when it still waits, 0 when its answer
- * is being written (q may be freed already). */
-static int step(ploop *k, parked *q) {
-    http_resp resp = {0};
-    q->deadline = util_now_ms() + 1000; /* polling_step may leave it (very busy) */
-    if (polling_step(k->srv, &q->p, &resp, &q->deadline) == POLLING_WAIT) return 1;
-    encode(&resp, q->request_id, &q->out);
-    http_resp_free(&resp);
+/* The answer polling_step found for q goes out (resp is freed; q may be
+ * freed too once it is written). */
+static void answer(ploop *k, parked *q, http_resp *resp) {
+    encode(resp, q->request_id, &q->out);
+    http_resp_free(resp);
     q->writing = 1;
     flush(k, q);
+}
+
+/* Room for n polls in k's batch arrays; 0 or -ENOMEM. */
+static int batch_room(ploop *k, size_t n) {
+    if (n <= k->cap) return 0;
+    size_t cap = k->cap ? k->cap : 64;
+    while (cap < n) cap *= 2;
+    parked **b = realloc(k->batch, cap * sizeof *b);
+    if (b) k->batch = b;
+    polling_req **r = realloc(k->reqs, cap * sizeof *r);
+    if (r) k->reqs = r;
+    http_resp *h = realloc(k->resps, cap * sizeof *h);
+    if (h) k->resps = h;
+    int *c = realloc(k->rcs, cap * sizeof *c);
+    if (c) k->rcs = c;
+    int64_t *d = realloc(k->dues, cap * sizeof *d);
+    if (d) k->dues = d;
+    if (!b || !r || !h || !c || !d) return -ENOMEM;
+    k->cap = cap;
     return 0;
+}
+
+/* Looks at the n waiting polls of k's batch again, together (one store
+ * read and one write for all of them: polling_step_many), or, with claim,
+ * claims the n new ones together (one write: polling_claim_many); those
+ * answered go out, the others get their new deadline. */
+static void step_batch(ploop *k, size_t n, int claim) {
+    for (size_t i = 0; i < n; i++) {
+        parked *q = k->batch[i];
+        k->reqs[i] = &q->p;
+        k->resps[i] = (http_resp){.headers = q->head};
+        q->head = (buf)BUF_INIT;
+        k->dues[i] = util_now_ms() + 1000; /* polling_step may leave it (very busy) */
+    }
+    if (claim) polling_claim_many(k->srv, k->reqs, n, k->resps, k->rcs, k->dues);
+    else polling_step_many(k->srv, k->reqs, n, k->resps, k->rcs, k->dues);
+    for (size_t i = 0; i < n; i++) {
+        parked *q = k->batch[i];
+        q->claim = 0;
+        if (k->rcs[i] == POLLING_WAIT) {
+            q->deadline = k->dues[i];
+            q->head = k->resps[i].headers;
+            k->resps[i].headers = (buf)BUF_INIT;
+            http_resp_free(&k->resps[i]);
+        } else {
+            answer(k, q, &k->resps[i]);
+        }
+    }
 }
 
 /* The web server closed the connection of a waiting poll, or sent on it
@@ -175,7 +230,9 @@ static void peer_event(ploop *k, parked *q) {
     park_free(k, q);
 }
 
-/* The polls handed over since the last turn join the list. */
+/* The polls handed over since the last turn join the list; those that
+ * missed a store change since their worker looked are due at once (this
+ * turn's pass steps them with the rest). */
 static void take_incoming(ploop *k) {
     uint64_t v;
     ssize_t r = read(k->in_fd, &v, sizeof v);
@@ -193,24 +250,40 @@ static void take_incoming(ploop *k) {
             log_error("session %s: cannot watch the poll's connection: %s", q->p.sid, strerror(errno));
             polling_abandon(k->srv, &q->p);
             park_free(k, q);
-        } else if ((q->p.gen == gen || step(k, q)) && q->deadline < k->next_due) {
-            k->next_due = q->deadline; /* (stepped when the store changed since the worker looked) */
+        } else {
+            if (q->claim || q->p.gen != gen) q->deadline = 0;
+            if (q->deadline < k->next_due) k->next_due = q->deadline;
         }
         q = next;
     }
 }
 
 /* Steps every waiting poll that has something to look at (the store changed
- * since its last look, or its deadline passed), and finds the next deadline. */
+ * since its last look, or its deadline passed), all in one batch, and finds
+ * the next deadline. */
 static void pass(ploop *k, int64_t now) {
     uint64_t gen = notify_sub_gen(k->srv->sub);
-    int64_t due = INT64_MAX;
-    for (parked *q = k->list, *next; q; q = next) {
-        next = q->next; /* step may free q */
-        if (q->writing) continue;
-        int waits = q->p.gen != gen || q->deadline <= now ? step(k, q) : 1;
-        if (waits && q->deadline < due) due = q->deadline;
+    size_t n = 0, total = 0;
+    for (parked *q = k->list; q; q = q->next) total++;
+    if (batch_room(k, total) == 0) {
+        for (parked *q = k->list; q; q = q->next)
+            if (q->claim) k->batch[n++] = q;
+        if (n) step_batch(k, n, 1);
+        n = 0;
+        for (parked *q = k->list; q; q = q->next)
+            if (!q->writing && !q->claim && (q->p.gen != gen || q->deadline <= now)) k->batch[n++] = q;
+        if (n) step_batch(k, n, 0);
+    } else { /* out of memory for the batch: one at a time */
+        for (parked *q = k->list, *next; q; q = next) {
+            next = q->next;
+            if (q->writing || (!q->claim && q->p.gen == gen && q->deadline > now) || batch_room(k, 1)) continue;
+            k->batch[0] = q;
+            step_batch(k, 1, q->claim);
+        }
     }
+    int64_t due = INT64_MAX;
+    for (parked *q = k->list; q; q = q->next)
+        if (!q->writing && q->deadline < due) due = q->deadline;
     k->next_due = due;
 }
 
@@ -294,7 +367,8 @@ int fpark_start(server *srv, fpark **out) {
     return 0;
 }
 
-void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, int64_t deadline_ms) {
+void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, int claim, buf *head,
+               int64_t deadline_ms) {
     ploop *k = &pk->loops[atomic_fetch_add(&pk->next, 1) % (unsigned)pk->n];
     parked *q = calloc(1, sizeof *q);
     if (!q) {
@@ -302,11 +376,15 @@ void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, int64_t 
         polling_req copy = *p;
         polling_abandon(k->srv, &copy);
         close(fd);
+        buf_free(head);
         return;
     }
     q->fd = fd;
     q->request_id = request_id;
     q->p = *p;
+    q->claim = claim;
+    q->head = *head;
+    *head = (buf)BUF_INIT;
     q->deadline = deadline_ms;
     pthread_mutex_lock(&k->mu);
     q->next = k->incoming;

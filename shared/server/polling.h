@@ -37,12 +37,25 @@ enum {
     POLLING_DONE = 0,      /* resp is ready */
     POLLING_READ_BODY = 1, /* a POST: read at most max_http_buffer_size bytes, then polling_post */
     POLLING_WAIT = 2,      /* a GET is held: wait (notify or deadline), then polling_step */
+    POLLING_CLAIM = 3,     /* polling_begin_deferred: a GET to claim with polling_claim_many */
 };
 
 /* Validates a polling request and starts it.  Returns POLLING_DONE with
  * resp filled (handshake, error), POLLING_READ_BODY, or POLLING_WAIT (a GET
  * now held: call polling_step at once, it may have packets ready). */
 int polling_begin(server *srv, const http_req *req, polling_req *p, http_resp *resp);
+/* As polling_begin, except that a GET of a live session is only checked
+ * (a read transaction): POLLING_CLAIM, and polling_claim_many claims it
+ * later, together with others. */
+int polling_begin_deferred(server *srv, const http_req *req, polling_req *p, http_resp *resp);
+/* Claims n GETs (polling_begin_deferred said POLLING_CLAIM) in one write
+ * transaction, answering at once those that have packets queued (or a ping
+ * due): each gets POLLING_DONE with resps[i] filled, or POLLING_WAIT (held,
+ * as after polling_begin: wait for a wake or deadlines[i], then
+ * polling_step).  resps[i] keeps the headers polling_begin_deferred put in
+ * it.  After a store error each is claimed again on its own. */
+void polling_claim_many(server *srv, polling_req *const *ps, size_t n, http_resp *resps, int *rcs,
+                        int64_t *deadlines);
 /* Handles a POST body (len bytes, writable: it is decoded in place).
  * too_big: the body exceeded the limit (answered 413).  Always fills resp. */
 void polling_post(server *srv, polling_req *p, uint8_t *body, size_t len, int too_big,
@@ -50,6 +63,14 @@ void polling_post(server *srv, polling_req *p, uint8_t *body, size_t len, int to
 /* Looks at a held GET again.  POLLING_DONE with resp filled, or POLLING_WAIT
  * with *deadline_ms set: wait for notify_sub_wait(gen) or the deadline. */
 int polling_step(server *srv, polling_req *p, http_resp *resp, int64_t *deadline_ms);
+/* Looks at n held GETs at once, each as polling_step would (rcs[i],
+ * resps[i], deadlines[i]), with one read transaction for all their looks
+ * and one write transaction for all the answers they find (a wake that
+ * makes many polls answerable takes the store's writer lock once, not once
+ * per poll).  A request whose session changed between the two, or any
+ * store error, is stepped again on its own. */
+void polling_step_many(server *srv, polling_req *const *ps, size_t n, http_resp *resps, int *rcs,
+                       int64_t *deadlines);
 /* The held GET went away without an answer (the server is stopping):
  * releases it; the session lives on. */
 void polling_abandon(server *srv, polling_req *p);
