@@ -43,6 +43,7 @@ typedef struct gateway {
     pthread_cond_t cv;
     int *q;
     size_t qhead, qlen, qcap;
+    int idle; /* workers waiting on cv */
 } gateway;
 
 static void write_resp(FCGX_Request *r, const http_resp *resp) {
@@ -203,15 +204,22 @@ static void *acceptor(void *arg) {
             g->q = q, g->qcap = cap, g->qhead = 0;
         }
         g->q[(g->qhead + g->qlen++) % g->qcap] = fd;
-        pthread_cond_signal(&g->cv);
+        /* a worker busy now takes it when done: wake one only if one waits
+         * for it, and after unlocking (it needs the lock to go on) */
+        int wake = g->idle > 0 && g->qlen <= (size_t)g->idle;
         pthread_mutex_unlock(&g->mu);
+        if (wake) pthread_cond_signal(&g->cv);
     }
     return NULL;
 }
 
 static int next_connection(gateway *g) {
     pthread_mutex_lock(&g->mu);
-    while (!g->qlen) pthread_cond_wait(&g->cv, &g->mu);
+    while (!g->qlen) {
+        g->idle++;
+        pthread_cond_wait(&g->cv, &g->mu);
+        g->idle--;
+    }
     int fd = g->q[g->qhead];
     g->qhead = (g->qhead + 1) % g->qcap;
     g->qlen--;

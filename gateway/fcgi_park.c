@@ -156,6 +156,7 @@ static void flush(ploop *k, parked *q) {
         } else {
             log_info("session %s: the web server's connection failed while answering its poll: %s", q->p.sid,
                      strerror(errno));
+            polling_answer_lost(k->srv, &q->p);
             break;
         }
     }

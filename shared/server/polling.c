@@ -2,6 +2,7 @@
 #include "server/polling.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,29 @@
 
 #define UPGRADE_GET_WAIT_MS 100 /* a GET during an upgrade waits this long for the '5' */
 #define CLOSE_GET_GRACE_MS 1000 /* a GET that the client's own close overtook */
+
+/* This process's id, asked once (a system call each time otherwise, and a
+ * look at a held GET compares it).  The gateways do not fork after their
+ * start without exec'ing. */
+static int self_pid(void) {
+    static _Atomic int pid;
+    int v = atomic_load_explicit(&pid, memory_order_relaxed);
+    if (!v) atomic_store_explicit(&pid, v = (int)getpid(), memory_order_relaxed);
+    return v;
+}
+
+/* A token for a GET this process claims: from a random start (a restarted
+ * process that got the same pid does not take the old one's tokens for its
+ * own), then counting by two (no system call; odd, so never 0). */
+static uint32_t next_token(void) {
+    static _Atomic uint32_t last;
+    uint32_t v = atomic_load(&last);
+    if (!v) {
+        uint32_t seed = util_random_u32() | 1;
+        if (atomic_compare_exchange_strong(&last, &v, seed)) v = seed;
+    }
+    return atomic_fetch_add(&last, 2) + 2; /* odd: never 0 */
+}
 
 /* ---- handshake ---------------------------------------------------------------- */
 
@@ -311,7 +335,7 @@ static void release_holder(server *srv, polling_req *p, int delete_session) {
     if (store_begin(srv->st, 1, &t)) return;
     store_session s;
     if (store_session_get(t, p->sid, &s) == 0 && s.poll_token == p->token &&
-        s.poll_pid == getpid()) {
+        s.poll_pid == self_pid()) {
         if (delete_session) {
             store_session_del(t, p->sid);
         } else {
@@ -330,10 +354,9 @@ void polling_abandon(server *srv, polling_req *p) {
     if (p->held) release_holder(srv, p, 0);
 }
 
-void polling_dropped(server *srv, polling_req *p) {
-    int held = p->held;
-    polling_abandon(srv, p);
-    if (!held) return;
+/* The client's poll of session sid broke off: the session closes, as Node
+ * closes it ("transport error"). */
+static void close_dropped(server *srv, polling_req *p) {
     store_txn *t;
     if (store_begin(srv->st, 1, &t)) return;
     store_session s;
@@ -345,6 +368,14 @@ void polling_dropped(server *srv, polling_req *p) {
     }
     store_abort(t);
 }
+
+void polling_dropped(server *srv, polling_req *p) {
+    int held = p->held;
+    polling_abandon(srv, p);
+    if (held) close_dropped(srv, p);
+}
+
+void polling_answer_lost(server *srv, polling_req *p) { close_dropped(srv, p); }
 
 /* A GET that arrived while the session was upgrading (not its holder). */
 static int upgrade_wait_step(server *srv, polling_req *p, http_resp *resp, int64_t *deadline_ms) {
@@ -404,7 +435,7 @@ static int look_in(server *srv, store_txn *t, polling_req *p, look *l, int64_t n
     if (rc) return rc;
     store_session *s = &l->s;
     if (s->state == STORE_S_CLOSED) l->end = LOOK_CLOSED;
-    else if (s->poll_pid != getpid() || s->poll_token != p->token) l->end = LOOK_TAKEN;
+    else if (s->poll_pid != self_pid() || s->poll_token != p->token) l->end = LOOK_TAKEN;
     else if (s->state == STORE_S_UPGRADING || s->transport != STORE_T_POLLING) l->end = LOOK_UPGRADED;
     return l->end ? 0 : look_log(srv, t, p, l, now);
 }
@@ -681,8 +712,8 @@ static int claim_in(server *srv, store_txn *t, polling_req *p, int64_t now, look
     }
     store_session w = *s;
     w.acked = w.cursor; /* a client sends its next GET once it has read the last answer */
-    p->token = util_random_u32() | 1;
-    w.poll_pid = getpid();
+    p->token = next_token();
+    w.poll_pid = self_pid();
     w.poll_token = p->token;
     w.poll_since_ms = now;
     /* what is queued for it already: read in t itself */

@@ -77,6 +77,12 @@ void polling_abandon(server *srv, polling_req *p);
 /* The client dropped its held GET: releases it and closes the session, as
  * Node does ("transport error"). */
 void polling_dropped(server *srv, polling_req *p);
+/* The answer polling_step (or _many, or polling_claim_many) gave p could
+ * not be written (the web server's connection broke): the session closes
+ * as for a dropped GET, so that no later GET of it goes on past packets
+ * the client never got (they stay after its acked cursor: connection state
+ * recovery replays them). */
+void polling_answer_lost(server *srv, polling_req *p);
 
 /* The POST of p (polling_begin said POLLING_READ_BODY) will not be read:
  * the client went away in the middle of its body, or a second POST for the
