@@ -4,9 +4,10 @@
  * http_req and writes the answer.  One thread accepts connections on the
  * listening socket and queues them; a few worker threads read each request
  * (libfcgi's FCGX_Accept_r on the accepted connection) and answer handshakes,
- * POSTs and GETs that have something at once; a GET that must wait is
- * handed to the parking loops (fcgi_park.h), which hold any number of them
- * without a thread each (never in a store transaction).
+ * POSTs and bad requests; a GET of a live session is handed to the parking
+ * loops (fcgi_park.h), which claim the GETs of one turn together, answer
+ * those with packets queued at once and hold the others, any number of
+ * them without a thread each (never in a store transaction).
  *
  * Where the socket comes from:
  *   - spawned by the web server (lighttpd bin-path, Apache mod_fcgid): fd 0;

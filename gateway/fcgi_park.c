@@ -1,11 +1,15 @@
 /* fcgi_park: sio-fcgi's held polls in a few epoll loops (see fcgi_park.h).
  *
- * Polls are spread over a few loops (two per CPU, 2 to 16), so that the
- * store reads of a wake run side by side while one loop waits for the
- * store's write lock.  Each loop thread owns its parked polls; workers only
- * append to a loop's incoming list (under its mu) and kick its in_fd.  Loop
- * 0 reads the notify eventfd and kicks the others' wake_fd.  A parked poll
- * is either waiting (its fd watched for the web server closing it) or
+ * Polls are spread over a few loops (two per CPU, 2 to 16).  Each loop
+ * thread owns its parked polls; workers only append to a loop's incoming
+ * list (under its mu) and kick its in_fd.  Loop 0 reads the notify eventfd
+ * and kicks the others' wake_fd.  A loop's turn works in batches: the GETs
+ * handed over since its last turn are claimed together (one store write,
+ * polling_claim_many), then every waiting poll with something to look at
+ * is stepped together (one store read and one write for all the answers,
+ * polling_step_many): a wake that makes a thousand polls answerable takes
+ * the store's writer lock once per loop, not a thousand times.  A parked
+ * poll is either waiting (its fd watched for the web server closing it) or
  * writing its answer (fd watched for room to write). */
 #include <errno.h>
 #include <pthread.h>
@@ -49,6 +53,7 @@ typedef struct ploop {
     pthread_mutex_t mu;
     parked *incoming; /* under mu */
     parked *list;     /* loop thread only */
+    size_t count;     /* in list */
     int64_t next_due; /* earliest deadline in list, INT64_MAX: none */
     /* a pass's batch (loop thread only): the polls stepped together, and
      * polling_step_many's arrays for them */
@@ -124,12 +129,14 @@ static void list_add(ploop *k, parked *q) {
     q->next = k->list;
     if (k->list) k->list->prev = q;
     k->list = q;
+    k->count++;
 }
 
 static void list_del(ploop *k, parked *q) {
     if (q->prev) q->prev->next = q->next;
     else k->list = q->next;
     if (q->next) q->next->prev = q->prev;
+    k->count--;
 }
 
 static void park_free(ploop *k, parked *q) {
@@ -211,6 +218,7 @@ static void step_batch(ploop *k, size_t n, int claim) {
         q->claim = 0;
         if (k->rcs[i] == POLLING_WAIT) {
             q->deadline = k->dues[i];
+            if (q->deadline < k->next_due) k->next_due = q->deadline;
             q->head = k->resps[i].headers;
             k->resps[i].headers = (buf)BUF_INIT;
             http_resp_free(&k->resps[i]);
@@ -231,9 +239,9 @@ static void peer_event(ploop *k, parked *q) {
     park_free(k, q);
 }
 
-/* The polls handed over since the last turn join the list; those that
- * missed a store change since their worker looked are due at once (this
- * turn's pass steps them with the rest). */
+/* The polls handed over since the last turn join the list: the GETs to
+ * claim are claimed together at once; a held poll that missed a store
+ * change since its worker looked is due at once (this turn's pass). */
 static void take_incoming(ploop *k) {
     uint64_t v;
     ssize_t r = read(k->in_fd, &v, sizeof v);
@@ -243,6 +251,9 @@ static void take_incoming(ploop *k) {
     k->incoming = NULL;
     pthread_mutex_unlock(&k->mu);
     uint64_t gen = notify_sub_gen(k->srv->sub);
+    size_t n = 0, room = 0;
+    for (parked *c = q; c; c = c->next) room++;
+    if (batch_room(k, room)) room = 0; /* out of memory: the pass claims them one at a time */
     while (q) {
         parked *next = q->next;
         list_add(k, q);
@@ -251,12 +262,15 @@ static void take_incoming(ploop *k) {
             log_error("session %s: cannot watch the poll's connection: %s", q->p.sid, strerror(errno));
             polling_abandon(k->srv, &q->p);
             park_free(k, q);
+        } else if (q->claim && room) {
+            k->batch[n++] = q;
         } else {
             if (q->claim || q->p.gen != gen) q->deadline = 0;
             if (q->deadline < k->next_due) k->next_due = q->deadline;
         }
         q = next;
     }
+    if (n) step_batch(k, n, 1);
 }
 
 /* Steps every waiting poll that has something to look at (the store changed
@@ -264,9 +278,8 @@ static void take_incoming(ploop *k) {
  * the next deadline. */
 static void pass(ploop *k, int64_t now) {
     uint64_t gen = notify_sub_gen(k->srv->sub);
-    size_t n = 0, total = 0;
-    for (parked *q = k->list; q; q = q->next) total++;
-    if (batch_room(k, total) == 0) {
+    size_t n = 0;
+    if (batch_room(k, k->count) == 0) {
         for (parked *q = k->list; q; q = q->next)
             if (q->claim) k->batch[n++] = q;
         if (n) step_batch(k, n, 1);

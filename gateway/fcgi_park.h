@@ -1,17 +1,19 @@
-/* fcgi_park: sio-fcgi's held polls, parked in a few event loops instead of
- * one thread each.
+/* fcgi_park: sio-fcgi's GETs, claimed and held in a few event loops
+ * instead of one thread each.
  *
- * A worker thread that accepted a GET which must wait (polling_step said
- * POLLING_WAIT) hands over the web server's connection: only its fd, the
- * FastCGI request id and the polling state are kept (libfcgi's request
- * object, its buffers and the parameters are freed by the worker), a few
- * hundred bytes per held poll.  A few loop threads (two per CPU) each wait
- * in epoll on the notify wake-ups, their parked connections and their
- * earliest deadline; each steps its polls again when the store changed or
- * a deadline passed, and writes the answer as FastCGI records itself
- * (STDOUT, END_REQUEST) without blocking, then closes the connection.  A connection the web server closes (its client
- * went away) or aborts is dropped as Node drops a broken poll
- * (polling_dropped). */
+ * A worker thread that accepted a GET of a live session hands over the web
+ * server's connection (polling_begin_deferred said POLLING_CLAIM): only
+ * its fd, the FastCGI request id and the polling state are kept (libfcgi's
+ * request object, its buffers and the parameters are freed by the worker),
+ * a few hundred bytes per held poll.  A few loop threads (two per CPU) each
+ * wait in epoll on the notify wake-ups, their parked connections and their
+ * earliest deadline; each claims the GETs handed to it and steps its polls
+ * again when the store changed or a deadline passed, in batches (one store
+ * transaction for many polls), and writes the answers as FastCGI records
+ * itself (STDOUT, END_REQUEST) without blocking, then closes the
+ * connection.  A connection the web server closes (its client went away)
+ * or aborts is dropped as Node drops a broken poll (polling_dropped); an
+ * answer it cannot take closes the session (polling_answer_lost). */
 #ifndef SIO_FCGI_PARK_H
 #define SIO_FCGI_PARK_H
 
