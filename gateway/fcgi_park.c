@@ -7,8 +7,9 @@
  * handed over since its last turn are claimed together (one store write,
  * polling_claim_many), then every waiting poll with something to look at
  * is stepped together (one store read and one write for all the answers,
- * polling_step_many): a wake that makes a thousand polls answerable takes
- * the store's writer lock once per loop, not a thousand times.  A parked
+ * polling_step_many), PARK_BATCH polls at a time: a wake that makes a
+ * thousand polls answerable takes the store's writer lock a few times, not
+ * a thousand.  A parked
  * poll is either waiting (its fd watched for the web server closing it) or
  * writing its answer (fd watched for room to write). */
 #include <errno.h>
@@ -35,13 +36,19 @@ typedef struct parked {
     int fd;
     int request_id;
     int writing;      /* the answer is being written */
-    int claim;        /* not claimed yet (polling_begin_deferred): the next pass claims it */
+    int claim;        /* not claimed yet (polling_begin_deferred): the loop claims it as it takes it */
     int64_t deadline; /* wall clock (util_now_ms): step again by then */
     polling_req p;
     buf head;   /* headers for the answer (CORS), kept while it waits */
     buf out;    /* the answer's records (writing) */
     size_t off; /* written so far */
 } parked;
+
+/* Polls stepped (or claimed) together in one store transaction, at most:
+ * enough to take the writer lock rarely, few enough that the first answers
+ * of a wake go out while the loop looks at the rest, and that a read
+ * snapshot stays short. */
+#define PARK_BATCH 64
 
 typedef struct ploop {
     server *srv;
@@ -53,16 +60,14 @@ typedef struct ploop {
     pthread_mutex_t mu;
     parked *incoming; /* under mu */
     parked *list;     /* loop thread only */
-    size_t count;     /* in list */
     int64_t next_due; /* earliest deadline in list, INT64_MAX: none */
-    /* a pass's batch (loop thread only): the polls stepped together, and
+    /* a batch (loop thread only): the polls stepped together, and
      * polling_step_many's arrays for them */
-    size_t cap;
-    parked **batch;
-    polling_req **reqs;
-    http_resp *resps;
-    int *rcs;
-    int64_t *dues;
+    parked *batch[PARK_BATCH];
+    polling_req *reqs[PARK_BATCH];
+    http_resp resps[PARK_BATCH];
+    int rcs[PARK_BATCH];
+    int64_t dues[PARK_BATCH];
 } ploop;
 
 #define PARK_MAX_LOOPS 16
@@ -129,14 +134,12 @@ static void list_add(ploop *k, parked *q) {
     q->next = k->list;
     if (k->list) k->list->prev = q;
     k->list = q;
-    k->count++;
 }
 
 static void list_del(ploop *k, parked *q) {
     if (q->prev) q->prev->next = q->next;
     else k->list = q->next;
     if (q->next) q->next->prev = q->prev;
-    k->count--;
 }
 
 static void park_free(ploop *k, parked *q) {
@@ -177,26 +180,6 @@ static void answer(ploop *k, parked *q, http_resp *resp) {
     http_resp_free(resp);
     q->writing = 1;
     flush(k, q);
-}
-
-/* Room for n polls in k's batch arrays; 0 or -ENOMEM. */
-static int batch_room(ploop *k, size_t n) {
-    if (n <= k->cap) return 0;
-    size_t cap = k->cap ? k->cap : 64;
-    while (cap < n) cap *= 2;
-    parked **b = realloc(k->batch, cap * sizeof *b);
-    if (b) k->batch = b;
-    polling_req **r = realloc(k->reqs, cap * sizeof *r);
-    if (r) k->reqs = r;
-    http_resp *h = realloc(k->resps, cap * sizeof *h);
-    if (h) k->resps = h;
-    int *c = realloc(k->rcs, cap * sizeof *c);
-    if (c) k->rcs = c;
-    int64_t *d = realloc(k->dues, cap * sizeof *d);
-    if (d) k->dues = d;
-    if (!b || !r || !h || !c || !d) return -ENOMEM;
-    k->cap = cap;
-    return 0;
 }
 
 /* Looks at the n waiting polls of k's batch again, together (one store
@@ -251,9 +234,7 @@ static void take_incoming(ploop *k) {
     k->incoming = NULL;
     pthread_mutex_unlock(&k->mu);
     uint64_t gen = notify_sub_gen(k->srv->sub);
-    size_t n = 0, room = 0;
-    for (parked *c = q; c; c = c->next) room++;
-    if (batch_room(k, room)) room = 0; /* out of memory: the pass claims them one at a time */
+    size_t n = 0;
     while (q) {
         parked *next = q->next;
         list_add(k, q);
@@ -262,10 +243,14 @@ static void take_incoming(ploop *k) {
             log_error("session %s: cannot watch the poll's connection: %s", q->p.sid, strerror(errno));
             polling_abandon(k->srv, &q->p);
             park_free(k, q);
-        } else if (q->claim && room) {
+        } else if (q->claim) {
             k->batch[n++] = q;
+            if (n == PARK_BATCH) {
+                step_batch(k, n, 1);
+                n = 0;
+            }
         } else {
-            if (q->claim || q->p.gen != gen) q->deadline = 0;
+            if (q->p.gen != gen) q->deadline = 0;
             if (q->deadline < k->next_due) k->next_due = q->deadline;
         }
         q = next;
@@ -274,27 +259,21 @@ static void take_incoming(ploop *k) {
 }
 
 /* Steps every waiting poll that has something to look at (the store changed
- * since its last look, or its deadline passed), all in one batch, and finds
- * the next deadline. */
+ * since its last look, or its deadline passed), PARK_BATCH at a time, and
+ * finds the next deadline. */
 static void pass(ploop *k, int64_t now) {
     uint64_t gen = notify_sub_gen(k->srv->sub);
     size_t n = 0;
-    if (batch_room(k, k->count) == 0) {
-        for (parked *q = k->list; q; q = q->next)
-            if (q->claim) k->batch[n++] = q;
-        if (n) step_batch(k, n, 1);
-        n = 0;
-        for (parked *q = k->list; q; q = q->next)
-            if (!q->writing && !q->claim && (q->p.gen != gen || q->deadline <= now)) k->batch[n++] = q;
-        if (n) step_batch(k, n, 0);
-    } else { /* out of memory for the batch: one at a time */
-        for (parked *q = k->list, *next; q; q = next) {
-            next = q->next;
-            if (q->writing || (!q->claim && q->p.gen == gen && q->deadline > now) || batch_room(k, 1)) continue;
-            k->batch[0] = q;
-            step_batch(k, 1, q->claim);
+    for (parked *q = k->list, *next; q; q = next) {
+        next = q->next; /* (step_batch frees the polls of the batch it answers, never next) */
+        if (q->writing || (q->p.gen == gen && q->deadline > now)) continue;
+        k->batch[n++] = q;
+        if (n == PARK_BATCH) {
+            step_batch(k, n, 0);
+            n = 0;
         }
     }
+    if (n) step_batch(k, n, 0);
     int64_t due = INT64_MAX;
     for (parked *q = k->list; q; q = q->next)
         if (!q->writing && q->deadline < due) due = q->deadline;
@@ -401,10 +380,13 @@ void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, int clai
     *head = (buf)BUF_INIT;
     q->deadline = deadline_ms;
     pthread_mutex_lock(&k->mu);
+    int kick = k->incoming == NULL; /* else the loop has a kick for the list still to take */
     q->next = k->incoming;
     k->incoming = q;
     pthread_mutex_unlock(&k->mu);
-    uint64_t one = 1;
-    ssize_t r = write(k->in_fd, &one, sizeof one);
-    (void)r;
+    if (kick) {
+        uint64_t one = 1;
+        ssize_t r = write(k->in_fd, &one, sizeof one);
+        (void)r;
+    }
 }

@@ -127,52 +127,45 @@ static int close_overtook(const store_session *s, int64_t now) {
            !session_holder_alive(s) && now - s->closed_ms < CLOSE_GET_GRACE_MS;
 }
 
-/* A request for session p->sid: look it up (a read transaction) and go on
- * as its method says.  A POST is only validated here and written by
- * polling_post; a GET of a live session is checked here and claimed by
- * polling_claim_many (at once, or later with others when defer is set:
- * POLLING_CLAIM), so neither takes the writer lock twice. */
+/* A request for session p->sid.  A GET goes to its claim (at once, or
+ * later with others when defer is set: POLLING_CLAIM), which checks the
+ * session in the write transaction that claims it; a POST is looked up and
+ * validated here (a read transaction) and written by polling_post, so
+ * neither takes the writer lock twice. */
 static int begin_session(server *srv, const http_req *req, const http_query *q, polling_req *p,
                          http_resp *resp, int defer) {
-    int is_post = !strcmp(req->method, "POST"), is_get = !strcmp(req->method, "GET");
+    if (!strcmp(req->method, "GET")) {
+        p->bare = req->bare ? 1 : 0;
+        p->bad_query = strcmp(q->transport, "polling") || !http_query_v4(q);
+        if (defer) return POLLING_CLAIM;
+        polling_req *one = p;
+        int rc = 0;
+        int64_t deadline = 0;
+        polling_claim_many(srv, &one, 1, resp, &rc, &deadline);
+        return rc;
+    }
     store_txn *t;
     int rc = store_begin(srv->st, 0, &t);
     if (rc) goto fail;
     store_session s;
     rc = store_session_get(t, p->sid, &s);
-    int64_t now = util_now_ms();
-    if (rc == STORE_NOTFOUND ||
-        (rc == 0 && s.state == STORE_S_CLOSED && !(is_get && close_overtook(&s, now)))) {
+    if (rc == STORE_NOTFOUND || (rc == 0 && (s.state == STORE_S_CLOSED || session_expired(srv, &s, util_now_ms())))) {
+        /* (an expired one: stated's reaper closes it within a second) */
         store_abort(t);
         http_resp_error(resp, 1);
         return POLLING_DONE;
     }
     if (rc) { store_abort(t); goto fail; }
-    int why = s.state == STORE_S_CLOSED ? 0 : session_expired(srv, &s, now);
-    if (why && is_post) { /* stated's reaper closes it within a second */
-        store_abort(t);
-        http_resp_error(resp, 1);
-        return POLLING_DONE;
-    }
-    /* (a GET of an expired session: the claim closes it, answering error 1) */
-    if (s.state != STORE_S_CLOSED && !why &&
-        (strcmp(q->transport, "polling") || s.transport != STORE_T_POLLING || !http_query_v4(q) ||
-         s.bare != (req->bare ? 1 : 0))) {
+    if (strcmp(q->transport, "polling") || s.transport != STORE_T_POLLING || !http_query_v4(q) ||
+        s.bare != (req->bare ? 1 : 0)) {
         store_abort(t);
         http_resp_error(resp, 3);
         return POLLING_DONE;
     }
-    if (is_post) return begin_post(srv, req, p, t, resp);
+    if (!strcmp(req->method, "POST")) return begin_post(srv, req, p, t, resp);
     store_abort(t);
-    if (!is_get) {
-        http_resp_set(resp, 500, NULL, "", 0);
-        return POLLING_DONE;
-    }
-    if (defer) return POLLING_CLAIM;
-    polling_req *one = p;
-    int64_t deadline = 0;
-    polling_claim_many(srv, &one, 1, resp, &rc, &deadline);
-    return rc;
+    http_resp_set(resp, 500, NULL, "", 0);
+    return POLLING_DONE;
 fail:
     request_failed("a request", p->sid, rc, resp);
     return POLLING_DONE;
@@ -662,8 +655,8 @@ void polling_step_many(server *srv, polling_req *const *ps, size_t n, http_resp 
 
 enum { CLAIM_ANSWER = 3 }; /* claim_in: settled, answered once t commits */
 
-/* One GET's claim in t (a write transaction): what begin_session checked,
- * again, now that it takes the writer lock; then the session's poll is
+/* One GET's claim in t (a write transaction): the session is looked up
+ * and checked as Node checks a GET; then the session's poll is
  * claimed, or, when something is queued for it already (or a ping is due),
  * answered at once in the same transaction.  POLLING_DONE (resp filled),
  * POLLING_WAIT (held, or waiting out an upgrade: *deadline_ms),
@@ -691,7 +684,7 @@ static int claim_in(server *srv, store_txn *t, polling_req *p, int64_t now, look
         http_resp_error(resp, 1);
         return POLLING_DONE;
     }
-    if (s->transport != STORE_T_POLLING) { /* upgraded since begin_session looked */
+    if (p->bad_query || s->transport != STORE_T_POLLING || s->bare != p->bare) {
         http_resp_error(resp, 3);
         return POLLING_DONE;
     }

@@ -26,6 +26,8 @@
 /* The state of one polling request between calls. */
 typedef struct polling_req {
     char sid[UTIL_ID_LEN + 1];
+    uint8_t bare;         /* a GET: at engine_path (a bare Engine.IO session's) */
+    uint8_t bad_query;    /* a GET: not transport=polling, or not EIO=4 */
     uint32_t token;       /* identifies this held GET in the session record */
     int held;             /* the session records us as its pending GET */
     uint64_t gen;         /* notify generation seen at the last look */
@@ -44,9 +46,9 @@ enum {
  * resp filled (handshake, error), POLLING_READ_BODY, or POLLING_WAIT (a GET
  * now held: call polling_step at once, it may have packets ready). */
 int polling_begin(server *srv, const http_req *req, polling_req *p, http_resp *resp);
-/* As polling_begin, except that a GET of a live session is only checked
- * (a read transaction): POLLING_CLAIM, and polling_claim_many claims it
- * later, together with others. */
+/* As polling_begin, except that a GET of a session is not looked up yet
+ * (no store access): POLLING_CLAIM, and polling_claim_many checks and
+ * claims it later, together with others. */
 int polling_begin_deferred(server *srv, const http_req *req, polling_req *p, http_resp *resp);
 /* Claims n GETs (polling_begin_deferred said POLLING_CLAIM) in one write
  * transaction, answering at once those that have packets queued (or a ping
