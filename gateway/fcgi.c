@@ -4,9 +4,10 @@
  * http_req and writes the answer.  One thread accepts connections on the
  * listening socket and queues them; a few worker threads read each request
  * (libfcgi's FCGX_Accept_r on the accepted connection) and answer handshakes,
- * POSTs and GETs that have something at once; a GET that must wait is
- * handed to the parking loops (fcgi_park.h), which hold any number of them
- * without a thread each (never in a store transaction).
+ * POSTs and bad requests; a GET of a live session is handed to the parking
+ * loops (fcgi_park.h), which claim the GETs of one turn together, answer
+ * those with packets queued at once and hold the others, any number of
+ * them without a thread each (never in a store transaction).
  *
  * Where the socket comes from:
  *   - spawned by the web server (lighttpd bin-path, Apache mod_fcgid): fd 0;
@@ -43,6 +44,7 @@ typedef struct gateway {
     pthread_cond_t cv;
     int *q;
     size_t qhead, qlen, qcap;
+    int idle; /* workers waiting on cv */
 } gateway;
 
 static void write_resp(FCGX_Request *r, const http_resp *resp) {
@@ -110,18 +112,19 @@ static void post(server *srv, FCGX_Request *r, polling_req *p, http_resp *resp) 
     buf_free(&body);
 }
 
-/* Hands a held GET over to the parking loop: its input is read to the end
- * (the empty STDIN record follows the parameters at once), then only the
- * connection is kept and r is made ready for the next accept.  0 when
- * parked; -1 when the connection broke (the caller finishes r). */
-static int park(gateway *g, FCGX_Request *r, polling_req *p, int64_t deadline) {
+/* Hands a GET over to the parking loop, which claims it (with the others
+ * of its turn) and holds it: its input is read to the end (the empty STDIN
+ * record follows the parameters at once), then only the connection is
+ * kept and r is made ready for the next accept.  0 when parked; -1 when
+ * the connection broke (the caller finishes r). */
+static int park(gateway *g, FCGX_Request *r, polling_req *p, http_resp *resp) {
     char chunk[512];
     while (FCGX_GetStr(chunk, sizeof chunk, r->in) > 0) {}
     if (FCGX_GetError(r->in)) return -1;
     int fd = r->ipcFd, id = r->requestId;
     FCGX_Free(r, 0); /* the streams and parameters; the connection stays open */
     FCGX_InitRequest(r, g->listen_fd, 0);
-    fpark_add(g->park, fd, id, p, deadline);
+    fpark_add(g->park, fd, id, p, 1, &resp->headers, 0);
     return 0;
 }
 
@@ -150,17 +153,16 @@ static int handle(gateway *g, FCGX_Request *r) {
         return 0;
     }
     polling_req p;
-    int rc = polling_begin(srv, &req, &p, &resp);
+    int rc = polling_begin_deferred(srv, &req, &p, &resp);
     if (rc == POLLING_READ_BODY) {
         post(srv, r, &p, &resp);
-    } else if (rc == POLLING_WAIT) {
-        int64_t deadline = util_now_ms() + 1000; /* polling_step may leave it (very busy) */
-        if (polling_step(srv, &p, &resp, &deadline) == POLLING_WAIT) {
-            if (park(g, r, &p, deadline) == 0) return 1;
-            polling_dropped(srv, &p); /* no one to answer */
+    } else if (rc == POLLING_CLAIM) {
+        if (park(g, r, &p, &resp) == 0) {
             http_resp_free(&resp);
-            return 0;
+            return 1;
         }
+        http_resp_free(&resp); /* broken before it was claimed: nothing to release */
+        return 0;
     }
     write_resp(r, &resp);
     http_resp_free(&resp);
@@ -203,15 +205,22 @@ static void *acceptor(void *arg) {
             g->q = q, g->qcap = cap, g->qhead = 0;
         }
         g->q[(g->qhead + g->qlen++) % g->qcap] = fd;
-        pthread_cond_signal(&g->cv);
+        /* a worker busy now takes it when done: wake one only if one waits
+         * for it, and after unlocking (it needs the lock to go on) */
+        int wake = g->idle > 0 && g->qlen <= (size_t)g->idle;
         pthread_mutex_unlock(&g->mu);
+        if (wake) pthread_cond_signal(&g->cv);
     }
     return NULL;
 }
 
 static int next_connection(gateway *g) {
     pthread_mutex_lock(&g->mu);
-    while (!g->qlen) pthread_cond_wait(&g->cv, &g->mu);
+    while (!g->qlen) {
+        g->idle++;
+        pthread_cond_wait(&g->cv, &g->mu);
+        g->idle--;
+    }
     int fd = g->q[g->qhead];
     g->qhead = (g->qhead + 1) % g->qcap;
     g->qlen--;

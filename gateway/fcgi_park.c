@@ -1,11 +1,16 @@
 /* fcgi_park: sio-fcgi's held polls in a few epoll loops (see fcgi_park.h).
  *
- * Polls are spread over a few loops (two per CPU, 2 to 16), so that the
- * store reads of a wake run side by side while one loop waits for the
- * store's write lock.  Each loop thread owns its parked polls; workers only
- * append to a loop's incoming list (under its mu) and kick its in_fd.  Loop
- * 0 reads the notify eventfd and kicks the others' wake_fd.  A parked poll
- * is either waiting (its fd watched for the web server closing it) or
+ * Polls are spread over a few loops (two per CPU, 2 to 16).  Each loop
+ * thread owns its parked polls; workers only append to a loop's incoming
+ * list (under its mu) and kick its in_fd.  Loop 0 reads the notify eventfd
+ * and kicks the others' wake_fd.  A loop's turn works in batches: the GETs
+ * handed over since its last turn are claimed together (one store write,
+ * polling_claim_many), then every waiting poll with something to look at
+ * is stepped together (one store read and one write for all the answers,
+ * polling_step_many), PARK_BATCH polls at a time: a wake that makes a
+ * thousand polls answerable takes the store's writer lock a few times, not
+ * a thousand.  A parked
+ * poll is either waiting (its fd watched for the web server closing it) or
  * writing its answer (fd watched for room to write). */
 #include <errno.h>
 #include <pthread.h>
@@ -31,11 +36,19 @@ typedef struct parked {
     int fd;
     int request_id;
     int writing;      /* the answer is being written */
+    int claim;        /* not claimed yet (polling_begin_deferred): the loop claims it as it takes it */
     int64_t deadline; /* wall clock (util_now_ms): step again by then */
     polling_req p;
+    buf head;   /* headers for the answer (CORS), kept while it waits */
     buf out;    /* the answer's records (writing) */
     size_t off; /* written so far */
 } parked;
+
+/* Polls stepped (or claimed) together in one store transaction, at most:
+ * enough to take the writer lock rarely, few enough that the first answers
+ * of a wake go out while the loop looks at the rest, and that a read
+ * snapshot stays short. */
+#define PARK_BATCH 64
 
 typedef struct ploop {
     server *srv;
@@ -48,6 +61,13 @@ typedef struct ploop {
     parked *incoming; /* under mu */
     parked *list;     /* loop thread only */
     int64_t next_due; /* earliest deadline in list, INT64_MAX: none */
+    /* a batch (loop thread only): the polls stepped together, and
+     * polling_step_many's arrays for them */
+    parked *batch[PARK_BATCH];
+    polling_req *reqs[PARK_BATCH];
+    http_resp resps[PARK_BATCH];
+    int rcs[PARK_BATCH];
+    int64_t dues[PARK_BATCH];
 } ploop;
 
 #define PARK_MAX_LOOPS 16
@@ -125,6 +145,7 @@ static void list_del(ploop *k, parked *q) {
 static void park_free(ploop *k, parked *q) {
     list_del(k, q);
     close(q->fd); /* also takes it out of the epoll set */
+    buf_free(&q->head);
     buf_free(&q->out);
     free(q);
 }
@@ -145,23 +166,49 @@ static void flush(ploop *k, parked *q) {
         } else {
             log_info("session %s: the web server's connection failed while answering its poll: %s", q->p.sid,
                      strerror(errno));
+            polling_answer_lost(k->srv, &q->p);
             break;
         }
     }
     park_free(k, q);
 }
 
-/* Looks at a waiting poll again: 1 when it still waits, 0 when its answer
- * is being written (q may be freed already). */
-static int step(ploop *k, parked *q) {
-    http_resp resp = {0};
-    q->deadline = util_now_ms() + 1000; /* polling_step may leave it (very busy) */
-    if (polling_step(k->srv, &q->p, &resp, &q->deadline) == POLLING_WAIT) return 1;
-    encode(&resp, q->request_id, &q->out);
-    http_resp_free(&resp);
+/* The answer polling_step found for q goes out (resp is freed; q may be
+ * freed too once it is written). */
+static void answer(ploop *k, parked *q, http_resp *resp) {
+    encode(resp, q->request_id, &q->out);
+    http_resp_free(resp);
     q->writing = 1;
     flush(k, q);
-    return 0;
+}
+
+/* Looks at the n waiting polls of k's batch again, together (one store
+ * read and one write for all of them: polling_step_many), or, with claim,
+ * claims the n new ones together (one write: polling_claim_many); those
+ * answered go out, the others get their new deadline. */
+static void step_batch(ploop *k, size_t n, int claim) {
+    for (size_t i = 0; i < n; i++) {
+        parked *q = k->batch[i];
+        k->reqs[i] = &q->p;
+        k->resps[i] = (http_resp){.headers = q->head};
+        q->head = (buf)BUF_INIT;
+        k->dues[i] = util_now_ms() + 1000; /* polling_step may leave it (very busy) */
+    }
+    if (claim) polling_claim_many(k->srv, k->reqs, n, k->resps, k->rcs, k->dues);
+    else polling_step_many(k->srv, k->reqs, n, k->resps, k->rcs, k->dues);
+    for (size_t i = 0; i < n; i++) {
+        parked *q = k->batch[i];
+        q->claim = 0;
+        if (k->rcs[i] == POLLING_WAIT) {
+            q->deadline = k->dues[i];
+            if (q->deadline < k->next_due) k->next_due = q->deadline;
+            q->head = k->resps[i].headers;
+            k->resps[i].headers = (buf)BUF_INIT;
+            http_resp_free(&k->resps[i]);
+        } else {
+            answer(k, q, &k->resps[i]);
+        }
+    }
 }
 
 /* The web server closed the connection of a waiting poll, or sent on it
@@ -175,7 +222,9 @@ static void peer_event(ploop *k, parked *q) {
     park_free(k, q);
 }
 
-/* The polls handed over since the last turn join the list. */
+/* The polls handed over since the last turn join the list: the GETs to
+ * claim are claimed together at once; a held poll that missed a store
+ * change since its worker looked is due at once (this turn's pass). */
 static void take_incoming(ploop *k) {
     uint64_t v;
     ssize_t r = read(k->in_fd, &v, sizeof v);
@@ -185,6 +234,7 @@ static void take_incoming(ploop *k) {
     k->incoming = NULL;
     pthread_mutex_unlock(&k->mu);
     uint64_t gen = notify_sub_gen(k->srv->sub);
+    size_t n = 0;
     while (q) {
         parked *next = q->next;
         list_add(k, q);
@@ -193,24 +243,40 @@ static void take_incoming(ploop *k) {
             log_error("session %s: cannot watch the poll's connection: %s", q->p.sid, strerror(errno));
             polling_abandon(k->srv, &q->p);
             park_free(k, q);
-        } else if ((q->p.gen == gen || step(k, q)) && q->deadline < k->next_due) {
-            k->next_due = q->deadline; /* (stepped when the store changed since the worker looked) */
+        } else if (q->claim) {
+            k->batch[n++] = q;
+            if (n == PARK_BATCH) {
+                step_batch(k, n, 1);
+                n = 0;
+            }
+        } else {
+            if (q->p.gen != gen) q->deadline = 0;
+            if (q->deadline < k->next_due) k->next_due = q->deadline;
         }
         q = next;
     }
+    if (n) step_batch(k, n, 1);
 }
 
 /* Steps every waiting poll that has something to look at (the store changed
- * since its last look, or its deadline passed), and finds the next deadline. */
+ * since its last look, or its deadline passed), PARK_BATCH at a time, and
+ * finds the next deadline. */
 static void pass(ploop *k, int64_t now) {
     uint64_t gen = notify_sub_gen(k->srv->sub);
-    int64_t due = INT64_MAX;
+    size_t n = 0;
     for (parked *q = k->list, *next; q; q = next) {
-        next = q->next; /* step may free q */
-        if (q->writing) continue;
-        int waits = q->p.gen != gen || q->deadline <= now ? step(k, q) : 1;
-        if (waits && q->deadline < due) due = q->deadline;
+        next = q->next; /* (step_batch frees the polls of the batch it answers, never next) */
+        if (q->writing || (q->p.gen == gen && q->deadline > now)) continue;
+        k->batch[n++] = q;
+        if (n == PARK_BATCH) {
+            step_batch(k, n, 0);
+            n = 0;
+        }
     }
+    if (n) step_batch(k, n, 0);
+    int64_t due = INT64_MAX;
+    for (parked *q = k->list; q; q = q->next)
+        if (!q->writing && q->deadline < due) due = q->deadline;
     k->next_due = due;
 }
 
@@ -294,7 +360,8 @@ int fpark_start(server *srv, fpark **out) {
     return 0;
 }
 
-void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, int64_t deadline_ms) {
+void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, int claim, buf *head,
+               int64_t deadline_ms) {
     ploop *k = &pk->loops[atomic_fetch_add(&pk->next, 1) % (unsigned)pk->n];
     parked *q = calloc(1, sizeof *q);
     if (!q) {
@@ -302,17 +369,24 @@ void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, int64_t 
         polling_req copy = *p;
         polling_abandon(k->srv, &copy);
         close(fd);
+        buf_free(head);
         return;
     }
     q->fd = fd;
     q->request_id = request_id;
     q->p = *p;
+    q->claim = claim;
+    q->head = *head;
+    *head = (buf)BUF_INIT;
     q->deadline = deadline_ms;
     pthread_mutex_lock(&k->mu);
+    int kick = k->incoming == NULL; /* else the loop has a kick for the list still to take */
     q->next = k->incoming;
     k->incoming = q;
     pthread_mutex_unlock(&k->mu);
-    uint64_t one = 1;
-    ssize_t r = write(k->in_fd, &one, sizeof one);
-    (void)r;
+    if (kick) {
+        uint64_t one = 1;
+        ssize_t r = write(k->in_fd, &one, sizeof one);
+        (void)r;
+    }
 }

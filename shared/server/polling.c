@@ -2,7 +2,9 @@
 #include "server/polling.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,6 +17,29 @@
 
 #define UPGRADE_GET_WAIT_MS 100 /* a GET during an upgrade waits this long for the '5' */
 #define CLOSE_GET_GRACE_MS 1000 /* a GET that the client's own close overtook */
+
+/* This process's id, asked once (a system call each time otherwise, and a
+ * look at a held GET compares it).  The gateways do not fork after their
+ * start without exec'ing. */
+static int self_pid(void) {
+    static _Atomic int pid;
+    int v = atomic_load_explicit(&pid, memory_order_relaxed);
+    if (!v) atomic_store_explicit(&pid, v = (int)getpid(), memory_order_relaxed);
+    return v;
+}
+
+/* A token for a GET this process claims: from a random start (a restarted
+ * process that got the same pid does not take the old one's tokens for its
+ * own), then counting by two (no system call; odd, so never 0). */
+static uint32_t next_token(void) {
+    static _Atomic uint32_t last;
+    uint32_t v = atomic_load(&last);
+    if (!v) {
+        uint32_t seed = util_random_u32() | 1;
+        if (atomic_compare_exchange_strong(&last, &v, seed)) v = seed;
+    }
+    return atomic_fetch_add(&last, 2) + 2; /* odd: never 0 */
+}
 
 /* ---- handshake ---------------------------------------------------------------- */
 
@@ -95,89 +120,49 @@ static int begin_post(server *srv, const http_req *req, polling_req *p, store_tx
     return POLLING_READ_BODY;
 }
 
-/* A GET of a session that exists: it claims the session's poll (t is a
- * write transaction, ended here). */
-static int begin_get(server *srv, polling_req *p, store_txn *t, store_session *s, int64_t now,
-                     http_resp *resp) {
-    int rc;
-    if (s->state == STORE_S_UPGRADING) {
-        /* The client may have sent '5' on its WebSocket already, through
-         * another process: wait a moment for that to land (then 400, as for
-         * any poll after the upgrade), else release it with a noop. */
-        store_abort(t);
-        p->upgrade_wait = now + UPGRADE_GET_WAIT_MS;
-        return POLLING_WAIT;
-    }
-    if (session_holder_alive(s)) {
-        /* overlapping polls: Node answers 400, closes, and the held GET gets '1' */
-        if ((rc = close_and_commit(srv, t, p->sid, s, SESSION_CLOSE_OVERLAP))) goto fail;
-        http_resp_set(resp, 400, NULL, "", 0);
-        return POLLING_DONE;
-    }
-    s->acked = s->cursor; /* a client sends its next GET once it has read the last answer */
-    s->poll_pid = getpid();
-    s->poll_token = util_random_u32() | 1;
-    s->poll_since_ms = now;
-    rc = store_session_put(t, p->sid, s);
-    if (!rc) rc = store_commit(t); else store_abort(t);
-    if (rc) goto fail;
-    p->token = s->poll_token;
-    p->held = 1;
-    resp->status = 0;
-    return POLLING_WAIT;
-fail:
-    request_failed("a GET", p->sid, rc, resp);
-    return POLLING_DONE;
+/* The client's '1' overtook the GET it sent with it (another worker served
+ * it first): that GET gets the noop it would have got. */
+static int close_overtook(const store_session *s, int64_t now) {
+    return s->state == STORE_S_CLOSED && s->close_reason == SESSION_CLOSE_CLIENT && !s->close_sent &&
+           !session_holder_alive(s) && now - s->closed_ms < CLOSE_GET_GRACE_MS;
 }
 
-/* A request for session p->sid: look it up and go on as its method says.
- * A GET claims the session's poll (a write); a POST is only validated here
- * and written by polling_post, so it does not take the writer lock twice. */
+/* A request for session p->sid.  A GET goes to its claim (at once, or
+ * later with others when defer is set: POLLING_CLAIM), which checks the
+ * session in the write transaction that claims it; a POST is looked up and
+ * validated here (a read transaction) and written by polling_post, so
+ * neither takes the writer lock twice. */
 static int begin_session(server *srv, const http_req *req, const http_query *q, polling_req *p,
-                         http_resp *resp) {
-    int is_post = !strcmp(req->method, "POST"), is_get = !strcmp(req->method, "GET");
+                         http_resp *resp, int defer) {
+    if (!strcmp(req->method, "GET")) {
+        p->bare = req->bare ? 1 : 0;
+        p->bad_query = strcmp(q->transport, "polling") || !http_query_v4(q);
+        if (defer) return POLLING_CLAIM;
+        polling_req *one = p;
+        int rc = 0;
+        int64_t deadline = 0;
+        polling_claim_many(srv, &one, 1, resp, &rc, &deadline);
+        return rc;
+    }
     store_txn *t;
-    int rc = store_begin(srv->st, !is_post, &t);
+    int rc = store_begin(srv->st, 0, &t);
     if (rc) goto fail;
     store_session s;
     rc = store_session_get(t, p->sid, &s);
-    int64_t now = util_now_ms();
-    if (rc == 0 && s.state == STORE_S_CLOSED && is_get && s.close_reason == SESSION_CLOSE_CLIENT &&
-        !s.close_sent && !session_holder_alive(&s) && now - s.closed_ms < CLOSE_GET_GRACE_MS) {
-        /* The client's '1' overtook the GET it sent with it (another worker
-         * served it first): that GET gets the noop it would have got. */
-        s.close_sent = 1;
-        rc = store_session_put(t, p->sid, &s);
-        if (!rc) rc = store_commit(t); else store_abort(t);
-        if (rc) goto fail;
-        http_resp_text(resp, "6");
-        return POLLING_DONE;
-    }
-    if (rc == STORE_NOTFOUND || (rc == 0 && s.state == STORE_S_CLOSED)) {
+    if (rc == STORE_NOTFOUND || (rc == 0 && (s.state == STORE_S_CLOSED || session_expired(srv, &s, util_now_ms())))) {
+        /* (an expired one: stated's reaper closes it within a second) */
         store_abort(t);
         http_resp_error(resp, 1);
         return POLLING_DONE;
     }
     if (rc) { store_abort(t); goto fail; }
-    int why = session_expired(srv, &s, now);
-    if (why && is_post) { /* stated's reaper closes it within a second */
-        store_abort(t);
-        http_resp_error(resp, 1);
-        return POLLING_DONE;
-    }
-    if (why) {
-        if ((rc = close_and_commit(srv, t, p->sid, &s, why))) goto fail;
-        http_resp_error(resp, 1);
-        return POLLING_DONE;
-    }
     if (strcmp(q->transport, "polling") || s.transport != STORE_T_POLLING || !http_query_v4(q) ||
         s.bare != (req->bare ? 1 : 0)) {
         store_abort(t);
         http_resp_error(resp, 3);
         return POLLING_DONE;
     }
-    if (is_post) return begin_post(srv, req, p, t, resp);
-    if (is_get) return begin_get(srv, p, t, &s, now, resp);
+    if (!strcmp(req->method, "POST")) return begin_post(srv, req, p, t, resp);
     store_abort(t);
     http_resp_set(resp, 500, NULL, "", 0);
     return POLLING_DONE;
@@ -213,7 +198,7 @@ static void upgrade_other(server *srv, const http_req *req, const http_query *q,
     buf_puts(&resp->headers, "Connection: close\r\n");
 }
 
-int polling_begin(server *srv, const http_req *req, polling_req *p, http_resp *resp) {
+static int begin(server *srv, const http_req *req, polling_req *p, http_resp *resp, int defer) {
     memset(p, 0, sizeof *p);
     http_query q;
     http_parse_query(req->query, &q);
@@ -247,7 +232,15 @@ int polling_begin(server *srv, const http_req *req, polling_req *p, http_resp *r
         return POLLING_DONE;
     }
     strcpy(p->sid, q.sid);
-    return begin_session(srv, req, &q, p, resp);
+    return begin_session(srv, req, &q, p, resp, defer);
+}
+
+int polling_begin(server *srv, const http_req *req, polling_req *p, http_resp *resp) {
+    return begin(srv, req, p, resp, 0);
+}
+
+int polling_begin_deferred(server *srv, const http_req *req, polling_req *p, http_resp *resp) {
+    return begin(srv, req, p, resp, 1);
 }
 
 /* ---- POST ------------------------------------------------------------------------ */
@@ -335,7 +328,7 @@ static void release_holder(server *srv, polling_req *p, int delete_session) {
     if (store_begin(srv->st, 1, &t)) return;
     store_session s;
     if (store_session_get(t, p->sid, &s) == 0 && s.poll_token == p->token &&
-        s.poll_pid == getpid()) {
+        s.poll_pid == self_pid()) {
         if (delete_session) {
             store_session_del(t, p->sid);
         } else {
@@ -354,10 +347,9 @@ void polling_abandon(server *srv, polling_req *p) {
     if (p->held) release_holder(srv, p, 0);
 }
 
-void polling_dropped(server *srv, polling_req *p) {
-    int held = p->held;
-    polling_abandon(srv, p);
-    if (!held) return;
+/* The client's poll of session sid broke off: the session closes, as Node
+ * closes it ("transport error"). */
+static void close_dropped(server *srv, polling_req *p) {
     store_txn *t;
     if (store_begin(srv->st, 1, &t)) return;
     store_session s;
@@ -369,6 +361,14 @@ void polling_dropped(server *srv, polling_req *p) {
     }
     store_abort(t);
 }
+
+void polling_dropped(server *srv, polling_req *p) {
+    int held = p->held;
+    polling_abandon(srv, p);
+    if (held) close_dropped(srv, p);
+}
+
+void polling_answer_lost(server *srv, polling_req *p) { close_dropped(srv, p); }
 
 /* A GET that arrived while the session was upgrading (not its holder). */
 static int upgrade_wait_step(server *srv, polling_req *p, http_resp *resp, int64_t *deadline_ms) {
@@ -399,47 +399,45 @@ static int upgrade_wait_step(server *srv, polling_req *p, http_resp *resp, int64
 /* What a look at the held GET found, in a read transaction. */
 typedef struct look {
     store_session s;  /* the session as read */
+    int end;          /* LOOK_* other than LOOK_GO: the request is over (see look_end) */
     int why;          /* a close reason it reached */
     int ping;         /* a ping is due */
     buf out;          /* the payload collected */
     uint64_t upto;    /* the cursor after it */
 } look;
 
-/* Reads the session and what is queued for it.  POLLING_DONE with resp
- * filled when the request is over without a write, 1 to go on, <0 on a
- * store error. */
-static int look_at(server *srv, polling_req *p, look *l, http_resp *resp) {
-    int64_t now = util_now_ms();
-    store_txn *t;
-    int rc = store_begin(srv->st, 0, &t);
+enum {
+    LOOK_GO = 0,       /* held and open: answer or wait (why, ping, out) */
+    LOOK_GONE = 1,     /* reaped under us: '1' */
+    LOOK_CLOSED = 2,   /* closed: '6' or '1', and the record goes */
+    LOOK_TAKEN = 3,    /* another request took over the session: '6' */
+    LOOK_UPGRADED = 4, /* upgrading or upgraded: '6', and the hold is released */
+};
+
+static int look_log(server *srv, store_txn *t, polling_req *p, look *l, int64_t now);
+
+/* Reads the session and what is queued for it in t (a read transaction).
+ * 0 with l filled (l->end says whether the request is over), <0 on a store
+ * error.  Writes nothing. */
+static int look_in(server *srv, store_txn *t, polling_req *p, look *l, int64_t now) {
+    int rc = store_session_get(t, p->sid, &l->s);
+    if (rc == STORE_NOTFOUND) {
+        l->end = LOOK_GONE;
+        return 0;
+    }
     if (rc) return rc;
-    rc = store_session_get(t, p->sid, &l->s);
-    if (rc == STORE_NOTFOUND) { /* reaped under us */
-        store_abort(t);
-        p->held = 0;
-        http_resp_text(resp, "1");
-        return POLLING_DONE;
-    }
-    if (rc) { store_abort(t); return rc; }
     store_session *s = &l->s;
-    if (s->state == STORE_S_CLOSED) {
-        store_abort(t);
-        http_resp_text(resp, s->close_reason == SESSION_CLOSE_CLIENT ? "6" : "1");
-        release_holder(srv, p, 1);
-        return POLLING_DONE;
-    }
-    if (s->poll_pid != getpid() || s->poll_token != p->token) {
-        store_abort(t); /* another request took over the session: stand down */
-        p->held = 0;
-        http_resp_text(resp, "6");
-        return POLLING_DONE;
-    }
-    if (s->state == STORE_S_UPGRADING || s->transport != STORE_T_POLLING) {
-        store_abort(t);
-        http_resp_text(resp, "6");
-        release_holder(srv, p, 0);
-        return POLLING_DONE;
-    }
+    if (s->state == STORE_S_CLOSED) l->end = LOOK_CLOSED;
+    else if (s->poll_pid != self_pid() || s->poll_token != p->token) l->end = LOOK_TAKEN;
+    else if (s->state == STORE_S_UPGRADING || s->transport != STORE_T_POLLING) l->end = LOOK_UPGRADED;
+    return l->end ? 0 : look_log(srv, t, p, l, now);
+}
+
+/* look_in's second half, on the session in l->s: its close reason, what is
+ * queued for it, a ping due. */
+static int look_log(server *srv, store_txn *t, polling_req *p, look *l, int64_t now) {
+    store_session *s = &l->s;
+    int rc = 0;
     l->why = session_expired(srv, s, now);
     uint64_t first = 0, head = 0;
     if (!l->why) rc = store_log_bounds(t, &first, &head);
@@ -451,9 +449,45 @@ static int look_at(server *srv, polling_req *p, look *l, http_resp *resp) {
     if (!rc && !l->why && head > from)
         rc = reader_collect(t, p->sid, from, UINT64_MAX, (size_t)srv->cfg.max_http_buffer_size,
                             payload_frame_cb, &l->out, &l->upto);
-    store_abort(t);
     l->ping = !l->why && now >= s->ping_at_ms && s->ping_sent_ms != s->ping_at_ms;
-    return rc < 0 ? rc : 1;
+    return rc < 0 ? rc : 0;
+}
+
+/* A look that found the request over (l->end): its answer, and what that
+ * releases in the store (its own write transaction; no transaction open). */
+static int look_end(server *srv, polling_req *p, look *l, http_resp *resp) {
+    switch (l->end) {
+    case LOOK_GONE:
+        p->held = 0;
+        http_resp_text(resp, "1");
+        break;
+    case LOOK_CLOSED:
+        http_resp_text(resp, l->s.close_reason == SESSION_CLOSE_CLIENT ? "6" : "1");
+        release_holder(srv, p, 1);
+        break;
+    case LOOK_TAKEN: /* stand down */
+        p->held = 0;
+        http_resp_text(resp, "6");
+        break;
+    default:
+        http_resp_text(resp, "6");
+        release_holder(srv, p, 0);
+        break;
+    }
+    return POLLING_DONE;
+}
+
+/* Reads the session and what is queued for it.  POLLING_DONE with resp
+ * filled when the request is over without a write, 1 to go on, <0 on a
+ * store error. */
+static int look_at(server *srv, polling_req *p, look *l, http_resp *resp) {
+    store_txn *t;
+    int rc = store_begin(srv->st, 0, &t);
+    if (rc) return rc;
+    rc = look_in(srv, t, p, l, util_now_ms());
+    store_abort(t);
+    if (rc) return rc;
+    return l->end ? look_end(srv, p, l, resp) : 1;
 }
 
 /* Counts the packets of a payload going out (separated by 0x1e, which
@@ -467,46 +501,65 @@ static void count_out(const buf *payload) {
     stats_add(STATS_BYTES_OUT + STATS_T_POLLING, payload->len);
 }
 
-/* Records what the look found and answers.  POLLING_DONE, 1 when the
- * session changed meanwhile (look again), <0 on a store error. */
-static int answer(server *srv, polling_req *p, look *l, http_resp *resp) {
-    store_txn *t;
-    int rc = store_begin(srv->st, 1, &t);
-    if (rc) return rc;
-    store_session w;
-    rc = store_session_get(t, p->sid, &w);
-    if (rc || w.poll_token != p->token || w.state != STORE_S_OPEN || w.cursor != l->s.cursor ||
-        w.ping_at_ms != l->s.ping_at_ms) {
-        store_abort(t); /* changed meanwhile: look again */
-        return 1;
-    }
+/* Records in t what the look found, on w (the session as t has it, not
+ * held by anyone now): 0 or <0 on a store error. */
+static int settle(store_txn *t, polling_req *p, store_session *w, look *l) {
     if (l->why) {
-        rc = session_close(t, p->sid, &w, l->why);
-        if (!rc) rc = store_session_del(t, p->sid);
-        if (!rc) rc = store_commit(t); else store_abort(t);
-        if (rc) return rc;
-        server_notify(srv, 0);
-        p->held = 0;
-        http_resp_text(resp, "1");
-        return POLLING_DONE;
+        int rc = session_close(t, p->sid, w, l->why);
+        return rc ? rc : store_session_del(t, p->sid);
     }
     if (l->ping) {
         eio_payload_add(&l->out, EIO_PING, 0, NULL, 0);
-        w.ping_sent_ms = w.ping_at_ms;
+        w->ping_sent_ms = w->ping_at_ms;
     }
-    w.cursor = l->upto;
-    w.poll_pid = 0;
-    w.poll_token = 0;
-    rc = store_session_put(t, p->sid, &w);
-    if (!rc) rc = store_commit(t); else store_abort(t);
-    if (rc) return rc;
+    w->cursor = l->upto;
+    w->poll_pid = 0;
+    w->poll_token = 0;
+    return store_session_put(t, p->sid, w);
+}
+
+/* Records in t (a write transaction) what the look found: 0 when written
+ * (answered once t commits: answered()), 1 when the session changed
+ * meanwhile (look again), <0 on a store error. */
+static int answer_in(store_txn *t, polling_req *p, look *l) {
+    store_session w;
+    int rc = store_session_get(t, p->sid, &w);
+    if (rc || w.poll_token != p->token || w.state != STORE_S_OPEN || w.cursor != l->s.cursor ||
+        w.ping_at_ms != l->s.ping_at_ms)
+        return 1; /* changed meanwhile: look again */
+    return settle(t, p, &w, l);
+}
+
+/* What answer_in wrote is committed: the answer (the payload moves from l
+ * to resp). */
+static void answered(polling_req *p, look *l, http_resp *resp) {
     p->held = 0;
+    if (l->why) {
+        http_resp_text(resp, "1");
+        return;
+    }
     count_out(&l->out);
     resp->status = 200;
     resp->content_type = "text/plain; charset=UTF-8";
     buf_free(&resp->body);
     resp->body = l->out;
     l->out = (buf)BUF_INIT;
+}
+
+/* Records what the look found and answers.  POLLING_DONE, 1 when the
+ * session changed meanwhile (look again), <0 on a store error. */
+static int answer(server *srv, polling_req *p, look *l, http_resp *resp) {
+    store_txn *t;
+    int rc = store_begin(srv->st, 1, &t);
+    if (rc) return rc;
+    rc = answer_in(t, p, l);
+    if (rc) {
+        store_abort(t);
+        return rc;
+    }
+    if ((rc = store_commit(t))) return rc;
+    if (l->why) server_notify(srv, 0);
+    answered(p, l, resp);
     return POLLING_DONE;
 }
 
@@ -531,4 +584,185 @@ int polling_step(server *srv, polling_req *p, http_resp *resp, int64_t *deadline
         return POLLING_DONE;
     }
     return POLLING_WAIT; /* very busy: try again after a wake */
+}
+
+/* polling_step_many's marks for a request between its passes */
+enum { MANY_ALONE = -1, MANY_END = -2, MANY_ANSWER = -3 };
+
+void polling_step_many(server *srv, polling_req *const *ps, size_t n, http_resp *resps, int *rcs,
+                       int64_t *deadlines) {
+    look *ls = n ? calloc(n, sizeof *ls) : NULL; /* zeroed: empty payloads (BUF_INIT) */
+    /* the generation before the snapshot: a commit after it wakes us again */
+    uint64_t gen = srv->sub ? notify_sub_gen(srv->sub) : 0;
+    store_txn *t = NULL;
+    int rc = ls ? store_begin(srv->st, 0, &t) : -ENOMEM;
+    int64_t now = util_now_ms();
+    size_t nanswer = 0;
+    for (size_t i = 0; i < n; i++) {
+        polling_req *p = ps[i];
+        rcs[i] = MANY_ALONE;
+        if (rc || p->upgrade_wait) continue;
+        p->gen = gen;
+        look *l = &ls[i];
+        if (look_in(srv, t, p, l, now)) { /* a store error: on its own, below */
+            buf_free(&l->out);
+            memset(l, 0, sizeof *l);
+        } else if (l->end) {
+            rcs[i] = MANY_END;
+        } else if (!l->why && !l->ping && l->out.len == 0) {
+            p->scanned = l->upto;
+            deadlines[i] = session_deadline(srv, &l->s);
+            rcs[i] = POLLING_WAIT;
+        } else {
+            rcs[i] = MANY_ANSWER;
+            nanswer++;
+        }
+    }
+    if (t) store_abort(t);
+    /* the answers, in one write transaction: all of them or none */
+    if (nanswer) {
+        int wrc = store_begin(srv->st, 1, &t);
+        for (size_t i = 0; i < n && !wrc; i++) {
+            if (rcs[i] != MANY_ANSWER) continue;
+            int r = answer_in(t, ps[i], &ls[i]);
+            if (r == 1) rcs[i] = MANY_ALONE; /* changed meanwhile: looked at again below */
+            else if (r) wrc = r;
+        }
+        if (!wrc) wrc = store_commit(t);
+        else store_abort(t);
+        int notify = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (rcs[i] != MANY_ANSWER) continue;
+            if (wrc) { /* nothing was written: each on its own, below */
+                rcs[i] = MANY_ALONE;
+                continue;
+            }
+            notify |= ls[i].why != 0;
+            answered(ps[i], &ls[i], &resps[i]);
+            rcs[i] = POLLING_DONE;
+        }
+        if (notify) server_notify(srv, 0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rcs[i] == MANY_END) rcs[i] = look_end(srv, ps[i], &ls[i], &resps[i]);
+        else if (rcs[i] == MANY_ALONE) rcs[i] = polling_step(srv, ps[i], &resps[i], &deadlines[i]);
+        if (ls) buf_free(&ls[i].out);
+    }
+    free(ls);
+}
+
+/* ---- claims ------------------------------------------------------------------------- */
+
+enum { CLAIM_ANSWER = 3 }; /* claim_in: settled, answered once t commits */
+
+/* One GET's claim in t (a write transaction): the session is looked up
+ * and checked as Node checks a GET; then the session's poll is
+ * claimed, or, when something is queued for it already (or a ping is due),
+ * answered at once in the same transaction.  POLLING_DONE (resp filled),
+ * POLLING_WAIT (held, or waiting out an upgrade: *deadline_ms),
+ * CLAIM_ANSWER (l holds the answer) or <0 on a store error; *notify is set
+ * when what it wrote must wake readers. */
+static int claim_in(server *srv, store_txn *t, polling_req *p, int64_t now, look *l, http_resp *resp,
+                    int64_t *deadline_ms, int *notify) {
+    store_session *s = &l->s;
+    int rc = store_session_get(t, p->sid, s);
+    if (rc == STORE_NOTFOUND || (rc == 0 && s->state == STORE_S_CLOSED && !close_overtook(s, now))) {
+        http_resp_error(resp, 1);
+        return POLLING_DONE;
+    }
+    if (rc) return rc;
+    if (s->state == STORE_S_CLOSED) {
+        s->close_sent = 1;
+        if ((rc = store_session_put(t, p->sid, s))) return rc;
+        http_resp_text(resp, "6");
+        return POLLING_DONE;
+    }
+    int why = session_expired(srv, s, now);
+    if (why) {
+        if ((rc = session_close(t, p->sid, s, why))) return rc;
+        *notify = 1;
+        http_resp_error(resp, 1);
+        return POLLING_DONE;
+    }
+    if (p->bad_query || s->transport != STORE_T_POLLING || s->bare != p->bare) {
+        http_resp_error(resp, 3);
+        return POLLING_DONE;
+    }
+    if (s->state == STORE_S_UPGRADING) {
+        /* The client may have sent '5' on its WebSocket already, through
+         * another process: wait a moment for that to land (then 400, as for
+         * any poll after the upgrade), else release it with a noop. */
+        p->upgrade_wait = now + UPGRADE_GET_WAIT_MS;
+        *deadline_ms = p->upgrade_wait;
+        return POLLING_WAIT;
+    }
+    if (session_holder_alive(s)) {
+        /* overlapping polls: Node answers 400, closes, and the held GET gets '1' */
+        if ((rc = session_close(t, p->sid, s, SESSION_CLOSE_OVERLAP))) return rc;
+        *notify = 1;
+        http_resp_set(resp, 400, NULL, "", 0);
+        return POLLING_DONE;
+    }
+    store_session w = *s;
+    w.acked = w.cursor; /* a client sends its next GET once it has read the last answer */
+    p->token = next_token();
+    w.poll_pid = self_pid();
+    w.poll_token = p->token;
+    w.poll_since_ms = now;
+    /* what is queued for it already: read in t itself */
+    if ((rc = look_log(srv, t, p, l, now))) return rc;
+    if (l->why || l->ping || l->out.len) {
+        if (l->why) *notify = 1;
+        return (rc = settle(t, p, &w, l)) ? rc : CLAIM_ANSWER;
+    }
+    p->scanned = l->upto;
+    *deadline_ms = session_deadline(srv, &w);
+    return (rc = store_session_put(t, p->sid, &w)) ? rc : POLLING_WAIT;
+}
+
+void polling_claim_many(server *srv, polling_req *const *ps, size_t n, http_resp *resps, int *rcs,
+                        int64_t *deadlines) {
+    look one, *ls = n > 1 ? calloc(n, sizeof *ls) : &one;
+    if (!ls) { /* one at a time */
+        for (size_t i = 0; i < n; i++) polling_claim_many(srv, &ps[i], 1, &resps[i], &rcs[i], &deadlines[i]);
+        return;
+    }
+    memset(ls, 0, n * sizeof *ls);
+    /* the generation before the transaction: a commit after it wakes us again */
+    uint64_t gen = srv->sub ? notify_sub_gen(srv->sub) : 0;
+    store_txn *t;
+    int rc = store_begin(srv->st, 1, &t), notify = 0, begun = rc == 0;
+    int64_t now = util_now_ms();
+    for (size_t i = 0; i < n && !rc; i++) {
+        ps[i]->gen = gen;
+        rcs[i] = claim_in(srv, t, ps[i], now, &ls[i], &resps[i], &deadlines[i], &notify);
+        if (rcs[i] < 0) rc = rcs[i];
+    }
+    if (!rc) rc = store_commit(t);
+    else if (begun) store_abort(t);
+    if (rc && n > 1) { /* nothing was written: each on its own, so that one failure fails one GET */
+        for (size_t i = 0; i < n; i++) {
+            buf_free(&ls[i].out);
+            ps[i]->upgrade_wait = 0;
+            polling_claim_many(srv, &ps[i], 1, &resps[i], &rcs[i], &deadlines[i]);
+        }
+        free(ls);
+        return;
+    }
+    if (rc) {
+        rcs[0] = POLLING_DONE;
+        ps[0]->token = 0;
+        ps[0]->upgrade_wait = 0;
+        request_failed("a GET", ps[0]->sid, rc, &resps[0]);
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (rcs[i] == POLLING_WAIT) ps[i]->held = ps[i]->upgrade_wait == 0;
+        if (rcs[i] == CLAIM_ANSWER) {
+            answered(ps[i], &ls[i], &resps[i]);
+            rcs[i] = POLLING_DONE;
+        }
+    }
+    if (!rc && notify) server_notify(srv, 0);
+    for (size_t i = 0; i < n; i++) buf_free(&ls[i].out);
+    if (ls != &one) free(ls);
 }

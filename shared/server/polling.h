@@ -26,6 +26,8 @@
 /* The state of one polling request between calls. */
 typedef struct polling_req {
     char sid[UTIL_ID_LEN + 1];
+    uint8_t bare;         /* a GET: at engine_path (a bare Engine.IO session's) */
+    uint8_t bad_query;    /* a GET: not transport=polling, or not EIO=4 */
     uint32_t token;       /* identifies this held GET in the session record */
     int held;             /* the session records us as its pending GET */
     uint64_t gen;         /* notify generation seen at the last look */
@@ -37,12 +39,25 @@ enum {
     POLLING_DONE = 0,      /* resp is ready */
     POLLING_READ_BODY = 1, /* a POST: read at most max_http_buffer_size bytes, then polling_post */
     POLLING_WAIT = 2,      /* a GET is held: wait (notify or deadline), then polling_step */
+    POLLING_CLAIM = 3,     /* polling_begin_deferred: a GET to claim with polling_claim_many */
 };
 
 /* Validates a polling request and starts it.  Returns POLLING_DONE with
  * resp filled (handshake, error), POLLING_READ_BODY, or POLLING_WAIT (a GET
  * now held: call polling_step at once, it may have packets ready). */
 int polling_begin(server *srv, const http_req *req, polling_req *p, http_resp *resp);
+/* As polling_begin, except that a GET of a session is not looked up yet
+ * (no store access): POLLING_CLAIM, and polling_claim_many checks and
+ * claims it later, together with others. */
+int polling_begin_deferred(server *srv, const http_req *req, polling_req *p, http_resp *resp);
+/* Claims n GETs (polling_begin_deferred said POLLING_CLAIM) in one write
+ * transaction, answering at once those that have packets queued (or a ping
+ * due): each gets POLLING_DONE with resps[i] filled, or POLLING_WAIT (held,
+ * as after polling_begin: wait for a wake or deadlines[i], then
+ * polling_step).  resps[i] keeps the headers polling_begin_deferred put in
+ * it.  After a store error each is claimed again on its own. */
+void polling_claim_many(server *srv, polling_req *const *ps, size_t n, http_resp *resps, int *rcs,
+                        int64_t *deadlines);
 /* Handles a POST body (len bytes, writable: it is decoded in place).
  * too_big: the body exceeded the limit (answered 413).  Always fills resp. */
 void polling_post(server *srv, polling_req *p, uint8_t *body, size_t len, int too_big,
@@ -50,12 +65,26 @@ void polling_post(server *srv, polling_req *p, uint8_t *body, size_t len, int to
 /* Looks at a held GET again.  POLLING_DONE with resp filled, or POLLING_WAIT
  * with *deadline_ms set: wait for notify_sub_wait(gen) or the deadline. */
 int polling_step(server *srv, polling_req *p, http_resp *resp, int64_t *deadline_ms);
+/* Looks at n held GETs at once, each as polling_step would (rcs[i],
+ * resps[i], deadlines[i]), with one read transaction for all their looks
+ * and one write transaction for all the answers they find (a wake that
+ * makes many polls answerable takes the store's writer lock once, not once
+ * per poll).  A request whose session changed between the two, or any
+ * store error, is stepped again on its own. */
+void polling_step_many(server *srv, polling_req *const *ps, size_t n, http_resp *resps, int *rcs,
+                       int64_t *deadlines);
 /* The held GET went away without an answer (the server is stopping):
  * releases it; the session lives on. */
 void polling_abandon(server *srv, polling_req *p);
 /* The client dropped its held GET: releases it and closes the session, as
  * Node does ("transport error"). */
 void polling_dropped(server *srv, polling_req *p);
+/* The answer polling_step (or _many, or polling_claim_many) gave p could
+ * not be written (the web server's connection broke): the session closes
+ * as for a dropped GET, so that no later GET of it goes on past packets
+ * the client never got (they stay after its acked cursor: connection state
+ * recovery replays them). */
+void polling_answer_lost(server *srv, polling_req *p);
 
 /* The POST of p (polling_begin said POLLING_READ_BODY) will not be read:
  * the client went away in the middle of its body, or a second POST for the

@@ -109,6 +109,37 @@ for (const kind of ["embedded", "lighttpd"]) {
     assert.equal(preBad.headers["access-control-allow-origin"], undefined);
   });
 
+  test(`${kind}: a listed Origin's CORS headers come with GETs answered after waiting, not only with the handshake`, async () => {
+    const o = { Origin: "http://good.example" };
+    const h = await raw(hs(stack().url), o);
+    assert.equal(h.status, 200, h.body);
+    const sid = JSON.parse(h.body.slice(1)).sid;
+    const cors = (r, what) => {
+      assert.equal(r.status, 200, `${what}: ${r.body}`);
+      assert.equal(r.headers["access-control-allow-origin"], "http://good.example", what);
+      assert.equal(r.headers["access-control-allow-credentials"], "true", what);
+      assert.match(r.headers.vary || "", /Origin/, what);
+    };
+    const post = (body) => new Promise((resolve, reject) => {
+      const req = nodeHttp.request(hs(stack().url, `&sid=${sid}`), { method: "POST", headers: { ...o, "Content-Type": "text/plain;charset=UTF-8" } }, (res) => {
+        let b = "";
+        res.on("data", (d) => (b += d));
+        res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: b }));
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
+    cors(await post("40"), "the POST");
+    const first = await raw(hs(stack().url, `&sid=${sid}`), o); // the CONNECT answer is queued: answered at once
+    assert.match(first.body, /^40\{"sid":/);
+    cors(first, "a GET answered at once");
+    const held = raw(hs(stack().url, `&sid=${sid}`), o); // nothing queued: it waits
+    cors(await post("1"), "the closing POST");
+    const closed = await held; // the close answers it ('6', or '1')
+    assert.match(closed.body, /^[16]$/);
+    cors(closed, "a GET answered after waiting");
+  });
+
   test(`${kind}: allow_request allows (exit 0) and refuses (403 {"code":4,"message":"Forbidden"}) polling handshakes`, async () => {
     const ok = await raw(hs(stack().url), { Origin: "http://good.example" });
     assert.equal(ok.status, 200);
