@@ -47,6 +47,13 @@ typedef struct fconns {
     /* Called when a queue shrinks to a quarter of the limit or less. */
     void (*drained)(void *arg, ws_conn *c);
     void *drained_arg;
+    /* direct: a queue that becomes non-empty is listed here, and the loop
+     * writes it at the end of the turn (ws_flush) without waiting for a
+     * poll() turn to say the socket is writable; else lws is asked for a
+     * writeable callback.  Entries may be NULL (conn_forget). */
+    int direct;
+    ws_conn **pending;
+    size_t npending, cappending;
 } fconns;
 
 enum {
@@ -115,5 +122,7 @@ int conn_queue_own(ws_conn *c, fmsg *m);
 void conn_pop(ws_conn *c);
 /* Drops everything queued. */
 void conn_clear(ws_conn *c);
+/* Takes c out of the pool's pending writes (it is being freed). */
+void conn_forget(ws_conn *c);
 
 #endif

@@ -215,11 +215,14 @@ struct notify_sub {
     pthread_t thread;
 };
 
-static void sub_bump(notify_sub *s) {
+/* A wake-up: the generation for threads, the eventfd for the event loop
+ * (unless loop is 0: the loop itself published and delivers its own). */
+static void sub_bump(notify_sub *s, int loop) {
     pthread_mutex_lock(&s->mu);
     s->gen++;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    if (!loop) return;
     uint64_t one = 1;
     ssize_t w = write(s->evfd, &one, sizeof one);
     (void)w;
@@ -241,7 +244,7 @@ static void *sub_main(void *arg) {
         pthread_mutex_lock(&s->mu);
         s->fd = fd;
         pthread_mutex_unlock(&s->mu);
-        sub_bump(s); /* anything may have happened while we were away */
+        sub_bump(s, 1); /* anything may have happened while we were away */
         for (;;) {
             struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = s->stop_fd, .events = POLLIN}};
             if (poll(p, 2, -1) < 0) {
@@ -255,7 +258,7 @@ static void *sub_main(void *arg) {
             if (r <= 0) break; /* hub went away */
             while (recv(fd, &m, sizeof m, MSG_DONTWAIT) > 0) {
             }
-            sub_bump(s);
+            sub_bump(s, 1);
         }
         pthread_mutex_lock(&s->mu);
         s->fd = -1;
@@ -303,7 +306,7 @@ void notify_sub_stop(notify_sub *s) {
     free(s);
 }
 
-void notify_sub_publish(notify_sub *s, uint64_t seq) {
+static void publish(notify_sub *s, uint64_t seq, int loop) {
     notify_msg m = {.seq = seq};
     pthread_mutex_lock(&s->mu);
     int fd = s->fd, sent = 0;
@@ -312,8 +315,12 @@ void notify_sub_publish(notify_sub *s, uint64_t seq) {
     /* Not connected yet (or the socket is full): a one-shot connection, so
      * that a wake-up is never lost. */
     if (!sent) notify_send(s->dir, seq);
-    sub_bump(s);
+    sub_bump(s, loop);
 }
+
+void notify_sub_publish(notify_sub *s, uint64_t seq) { publish(s, seq, 1); }
+
+void notify_sub_publish_own(notify_sub *s, uint64_t seq) { publish(s, seq, 0); }
 
 uint64_t notify_sub_gen(notify_sub *s) {
     pthread_mutex_lock(&s->mu);

@@ -41,6 +41,12 @@ void notify_sub_stop(notify_sub *s);
 /* Publishes through the subscriber's connection and wakes local waiters at
  * once.  Never fails: a lost message only delays waiters to their deadline. */
 void notify_sub_publish(notify_sub *s, uint64_t seq);
+/* The same for an event loop that delivers its own commits itself, in the
+ * turn that made them: the generation moves (threads waiting in
+ * notify_sub_wait wake) but the eventfd is not written, so the loop does
+ * not wake a second time for its own news.  The hub does not send a lone
+ * publisher's message back to it either (see hub_main). */
+void notify_sub_publish_own(notify_sub *s, uint64_t seq);
 /* The current generation. */
 uint64_t notify_sub_gen(notify_sub *s);
 /* Waits until the generation differs from seen or until deadline_ms (wall

@@ -188,14 +188,20 @@ void server_notify(server *s, uint64_t seq) {
     else notify_send(s->dir, seq);
 }
 
-void server_notify_flush(server *s) {
-    if (!s->defer_pending) return;
+static int flush(server *s, int own) {
+    if (!s->defer_pending) return 0;
     s->defer_pending = 0;
     uint64_t seq = s->defer_seq;
     s->defer_seq = 0;
-    if (s->sub) notify_sub_publish(s->sub, seq);
+    if (s->sub && own) notify_sub_publish_own(s->sub, seq);
+    else if (s->sub) notify_sub_publish(s->sub, seq);
     else notify_send(s->dir, seq);
+    return 1;
 }
+
+void server_notify_flush(server *s) { flush(s, 0); }
+
+int server_notify_flush_own(server *s) { return flush(s, 1); }
 
 void server_warn_full(const char *what, int rc) {
     static _Atomic int64_t last_ms;

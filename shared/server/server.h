@@ -80,6 +80,11 @@ void server_close(server *s);
 void server_notify(server *s, uint64_t seq);
 /* Publishes the wake-up deferred by defer_hook, if any. */
 void server_notify_flush(server *s);
+/* The same for a loop that then reads its own commits at once (front.c):
+ * other processes are woken, this one's eventfd is not
+ * (notify_sub_publish_own).  1 when there was a wake-up to publish: the
+ * caller delivers it now. */
+int server_notify_flush_own(server *s);
 
 /* Why a session closed. */
 enum {
