@@ -702,7 +702,7 @@ void ws_flush(ws_front *w) {
     for (size_t i = 0; i < p->npending; i++) {
         ws_conn *c = p->pending[i];
         if (!c || !c->qlen) continue;
-        if (c->state == WS_CLOSING || c->close_code || c->close_frame || c->close_sent ||
+        if (c->state == WS_CLOSING || c->close_code || c->close_frame || c->close_sent || c->peer_closed ||
             lws_partial_buffered(c->wsi)) {
             lws_callback_on_writable(c->wsi);
             continue;
