@@ -82,6 +82,7 @@ typedef struct front {
     ws_front *ws;
     fhttp *http;
     int evfd, sigfd, listenfd;
+    int notified; /* the hub woke us: read the log at the end of the turn */
     /* the opaque user data of the adopted descriptors: what each one is */
     int tag_notify, tag_signal, tag_listen;
     char www[PATH_MAX], client_js[PATH_MAX + 64], admin_ui[PATH_MAX + 64];
@@ -195,8 +196,7 @@ static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     front *f = front_of(wsi);
     if (*tag == OBJ_RAW_NOTIFY) {
         notify_sub_ack(f->srv.sub);
-        deliver_scan(f->dl);
-        fhttp_wake(f->http);
+        f->notified = 1; /* turn_end reads, outside lws_service: writes go out at once */
     } else if (*tag == OBJ_RAW_LISTEN) {
         accept_all(f);
     } else if (*tag == OBJ_RAW_SIGNAL) {
@@ -573,7 +573,8 @@ static int signal_fd(void) {
  * for the WebSocket connections, the held polls, then the writes. */
 static void turn_end(front *f) {
     fguard_flush(guard_close);
-    for (int i = 0; i < OWN_PASSES && server_notify_flush_own(&f->srv); i++) {
+    for (int i = 0; i < OWN_PASSES && (server_notify_flush_own(&f->srv) || f->notified); i++) {
+        f->notified = 0;
         deliver_scan(f->dl);
         fhttp_wake(f->http);
     }
@@ -586,7 +587,10 @@ static void run(front *f) {
     deliver_scan(f->dl);
     f->srv.defer_hook = defer_noop;
     while (!f->stopping || (ws_count(f->ws) > 0 && util_now_ms() < f->stop_deadline)) {
-        if (lws_service(f->ctx, 0) < 0) break;
+        f->conns.in_service = 1;
+        int rc = lws_service(f->ctx, 0);
+        f->conns.in_service = 0;
+        if (rc < 0) break;
         turn_end(f);
     }
     server_notify_flush(&f->srv);

@@ -82,7 +82,8 @@ int conn_queue(ws_conn *c, fmsg *m) {
     account(c);
     if (c->established && c->qlen == 1) {
         fconns *p = c->pool;
-        if (!p->direct || util_grow(&p->pending, &p->cappending, p->npending, sizeof *p->pending, 64))
+        if (!p->direct || p->in_service ||
+            util_grow(&p->pending, &p->cappending, p->npending, sizeof *p->pending, 64))
             lws_callback_on_writable(c->wsi);
         else
             p->pending[p->npending++] = c;

@@ -47,11 +47,14 @@ typedef struct fconns {
     /* Called when a queue shrinks to a quarter of the limit or less. */
     void (*drained)(void *arg, ws_conn *c);
     void *drained_arg;
-    /* direct: a queue that becomes non-empty is listed here, and the loop
-     * writes it at the end of the turn (ws_flush) without waiting for a
-     * poll() turn to say the socket is writable; else lws is asked for a
-     * writeable callback.  Entries may be NULL (conn_forget). */
-    int direct;
+    /* direct: a queue that becomes non-empty outside lws_service (the end
+     * of a loop turn: the front's own delivery, front.c) is listed here, and
+     * the loop writes it before the next poll() (ws_flush) instead of
+     * waiting for a poll() turn to say the socket is writable.  Inside
+     * lws_service (in_service) lws is asked for a writeable callback: a
+     * timer runs there before lws's poll(), which would block with the
+     * message unsent.  Entries may be NULL (conn_forget). */
+    int direct, in_service;
     ws_conn **pending;
     size_t npending, cappending;
 } fconns;
