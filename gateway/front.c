@@ -82,6 +82,7 @@ typedef struct front {
     ws_front *ws;
     fhttp *http;
     int evfd, sigfd, listenfd;
+    int notified; /* the hub woke us: read the log at the end of the turn */
     /* the opaque user data of the adopted descriptors: what each one is */
     int tag_notify, tag_signal, tag_listen;
     char www[PATH_MAX], client_js[PATH_MAX + 64], admin_ui[PATH_MAX + 64];
@@ -195,8 +196,7 @@ static int raw_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     front *f = front_of(wsi);
     if (*tag == OBJ_RAW_NOTIFY) {
         notify_sub_ack(f->srv.sub);
-        deliver_scan(f->dl);
-        fhttp_wake(f->http);
+        f->notified = 1; /* turn_end reads, outside lws_service: writes go out at once */
     } else if (*tag == OBJ_RAW_LISTEN) {
         accept_all(f);
     } else if (*tag == OBJ_RAW_SIGNAL) {
@@ -562,18 +562,39 @@ static int signal_fd(void) {
     return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/* Serves until a signal, then gives connections STOP_GRACE_MS to close.
- * One wake-up per loop turn for everything the turn committed: readers
- * (the dispatcher, other fronts, held polls) then take whole batches. */
+/* Passes of own delivery per turn: a pass may commit again (a held poll
+ * takes its packets); what is left then wakes the loop through the eventfd. */
+#define OWN_PASSES 4
+
+/* The end of a loop turn: one wake-up for everything the turn committed
+ * (readers elsewhere, the dispatcher, other fronts, other processes' held
+ * polls, take whole batches), and this front's own readers served at once
+ * instead of on a later turn through the hub or its eventfd: the log scan
+ * for the WebSocket connections, the held polls, then the writes. */
+static void turn_end(front *f) {
+    fguard_flush(guard_close);
+    for (int i = 0; i < OWN_PASSES && (server_notify_flush_own(&f->srv) || f->notified); i++) {
+        f->notified = 0;
+        deliver_scan(f->dl);
+        fhttp_wake(f->http);
+    }
+    server_notify_flush(&f->srv);
+    ws_flush(f->ws);
+}
+
+/* Serves until a signal, then gives connections STOP_GRACE_MS to close. */
 static void run(front *f) {
     deliver_scan(f->dl);
     f->srv.defer_hook = defer_noop;
     while (!f->stopping || (ws_count(f->ws) > 0 && util_now_ms() < f->stop_deadline)) {
-        if (lws_service(f->ctx, 0) < 0) break;
-        fguard_flush(guard_close);
-        server_notify_flush(&f->srv);
+        f->conns.in_service = 1;
+        int rc = lws_service(f->ctx, 0);
+        f->conns.in_service = 0;
+        if (rc < 0) break;
+        turn_end(f);
     }
     server_notify_flush(&f->srv);
+    ws_flush(f->ws);
     f->srv.defer_hook = NULL;
 }
 

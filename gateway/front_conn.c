@@ -89,8 +89,21 @@ int conn_queue(ws_conn *c, fmsg *m) {
     c->qlen++;
     c->qbytes += m->len;
     account(c);
-    if (c->established && c->qlen == 1) lws_callback_on_writable(c->wsi);
+    if (c->established && c->qlen == 1) {
+        fconns *p = c->pool;
+        if (!p->direct || p->in_service ||
+            util_grow(&p->pending, &p->cappending, p->npending, sizeof *p->pending, 64))
+            lws_callback_on_writable(c->wsi);
+        else
+            p->pending[p->npending++] = c;
+    }
     return 0;
+}
+
+void conn_forget(ws_conn *c) {
+    fconns *p = c->pool;
+    for (size_t i = 0; i < p->npending; i++)
+        if (p->pending[i] == c) p->pending[i] = NULL;
 }
 
 int conn_queue_own(ws_conn *c, fmsg *m) {

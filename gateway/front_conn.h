@@ -56,6 +56,16 @@ typedef struct fconns {
     /* Called when a queue stops being busy. */
     void (*drained)(void *arg, ws_conn *c);
     void *drained_arg;
+    /* direct: a queue that becomes non-empty outside lws_service (the end
+     * of a loop turn: the front's own delivery, front.c) is listed here, and
+     * the loop writes it before the next poll() (ws_flush) instead of
+     * waiting for a poll() turn to say the socket is writable.  Inside
+     * lws_service (in_service) lws is asked for a writeable callback: a
+     * timer runs there before lws's poll(), which would block with the
+     * message unsent.  Entries may be NULL (conn_forget). */
+    int direct, in_service;
+    ws_conn **pending;
+    size_t npending, cappending;
 } fconns;
 
 enum {
@@ -129,5 +139,7 @@ int conn_queue_own(ws_conn *c, fmsg *m);
 void conn_pop(ws_conn *c);
 /* Drops everything queued. */
 void conn_clear(ws_conn *c);
+/* Takes c out of the pool's pending writes (it is being freed). */
+void conn_forget(ws_conn *c);
 
 #endif

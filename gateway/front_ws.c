@@ -103,6 +103,7 @@ ws_front *ws_new(server *srv, ftimers *timers, deliver *dl, fconns *pool, int de
     w->dl = dl;
     w->pool = pool;
     w->deflate = deflate;
+    pool->direct = !deflate; /* compressed writes stay in lws's writeable callback */
     w->ping = (fmsg){UINT32_MAX, 0, 1, w->ping_buf + LWS_PRE};
     w->ping.data[0] = '2';
     if (srv->cfg.connection_state_recovery) ftimer_set(timers, &w->t_acked, acked_cb, ACKED_SAVE_MS);
@@ -113,6 +114,9 @@ void ws_free(ws_front *w) {
     if (!w) return;
     ftimer_cancel(w->timers, &w->t_acked);
     ftimer_cancel(w->timers, &w->t_pend);
+    free(w->pool->pending);
+    w->pool->pending = NULL;
+    w->pool->npending = w->pool->cappending = 0;
     free(w->pend);
     free(w);
 }
@@ -213,6 +217,7 @@ void ws_destroy(ws_conn *c) {
         release(c, c->peer_closed ? SESSION_CLOSE_CLIENT : SESSION_CLOSE_TRANSPORT);
     }
     conn_clear(c);
+    conn_forget(c);
     free(c->q);
     buf_free(&c->rx);
     free(c->socks);
@@ -683,6 +688,30 @@ static size_t frame_header(unsigned char *h, int binary, size_t len) {
 int ws_peer_close(ws_conn *c) {
     c->peer_closed = 1;
     return c->close_sent ? -1 : 0; /* our close was first: this is the answer */
+}
+
+/* Writes what this loop turn queued, now: one poll() turn less per
+ * message than waiting for lws's writeable callback.  A connection whose
+ * socket still holds an unsent part (lws_partial_buffered) or that is
+ * closing goes through the callback as before; so does what is left over
+ * after one writeable's budget (ws_writeable asks for it).  Outside any lws
+ * callback: a failed write kills the connection asynchronously. */
+void ws_flush(ws_front *w) {
+    fconns *p = w->pool;
+    for (size_t i = 0; i < p->npending; i++) {
+        ws_conn *c = p->pending[i];
+        if (!c || !c->qlen) continue;
+        if (c->state == WS_CLOSING || c->close_code || c->close_frame || c->close_sent || c->peer_closed ||
+            lws_partial_buffered(c->wsi)) {
+            lws_callback_on_writable(c->wsi);
+            continue;
+        }
+        if (ws_writeable(c->wsi, c) < 0) {
+            conn_clear(c);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+    }
+    p->npending = 0;
 }
 
 int ws_writeable(struct lws *wsi, ws_conn *c) {

@@ -33,6 +33,9 @@ int ws_confirm_upgrade(ws_front *w, struct lws *wsi);
 int ws_established(struct lws *wsi, ws_conn *c);
 int ws_receive(struct lws *wsi, ws_conn *c, const void *in, size_t len);
 int ws_writeable(struct lws *wsi, ws_conn *c);
+/* Writes what was queued during this loop turn (fconns.direct), outside
+ * any lws callback: called by the loop at the end of each turn. */
+void ws_flush(ws_front *w);
 /* The client sent a close frame. */
 int ws_peer_close(ws_conn *c);
 /* The wsi is going: frees c. */

@@ -1602,7 +1602,9 @@ int dispatch_start(server *srv, const dispatch_opts *opts, dispatch **out) {
         d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (d->stop_fd < 0) rc = -errno;
     }
-    if (!rc) rc = notify_sub_start(srv->dir, &d->sub);
+    /* It reads only the inbox: the hub leaves it asleep for commits that
+     * appended nothing there (a plugin's answer, deliveries). */
+    if (!rc) rc = notify_sub_start_for(srv->dir, NOTIFY_SUB_INBOX, &d->sub);
     if (!rc) {
         int prc = pthread_create(&d->th, NULL, loop, d);
         if (prc) rc = -prc;

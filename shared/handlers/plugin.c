@@ -104,8 +104,8 @@ void plugin_unload(server *srv) {
 }
 
 /* Applies the plugin's output (JSON lines) in t. */
-static int apply(server *srv, store_txn *t, const char *out, size_t len, const char *self,
-                 uint64_t *seq) {
+static int apply_lines(server *srv, store_txn *t, const char *out, size_t len, const char *self,
+                       uint64_t *seq) {
     char err[256], esc[320];
     while (len) {
         const char *nl = memchr(out, '\n', len);
@@ -123,6 +123,26 @@ static int apply(server *srv, store_txn *t, const char *out, size_t len, const c
         len -= n + (nl ? 1 : 0);
     }
     return 0;
+}
+
+/* Applies the plugin's output in t, in the order of its calls: the JSON
+ * lines, and between them the acks sioh kept as they are. */
+static int apply(server *srv, store_txn *t, const char *out, size_t len, const char *self,
+                 uint64_t *seq) {
+    size_t done = 0;
+    const sioh_hosted_ack *a;
+    for (size_t i = 0; (a = sioh_host_ack(i)) != NULL; i++) {
+        int rc = apply_lines(srv, t, out + done, a->at - done, self, seq);
+        if (rc < 0) return rc;
+        done = a->at;
+        char err[256];
+        uint64_t s = 0;
+        rc = actions_ack(t, a->socket, a->id, a->args, &s, err, sizeof err);
+        if (rc < 0) return rc;
+        if (rc) log_warn("plugin action refused (%s): ack %lld", err, a->id);
+        if (s && seq) *seq = s;
+    }
+    return apply_lines(srv, t, out + done, len - done, self, seq);
 }
 
 static int run(void *arg, server *srv, store_txn *t, const char *type, const store_socket *so,

@@ -26,6 +26,47 @@ static struct {
 static buf out = BUF_INIT;
 static int hosted; /* inside sioh_host_begin/end: keep the output */
 
+/* Hosted: the acks kept as they are (sioh_host_ack), with their sockets. */
+#define HOSTED_SOCKET_MAX 64
+static struct {
+    sioh_hosted_ack *a;
+    char (*socks)[HOSTED_SOCKET_MAX + 1];
+    size_t n, cap;
+} kept;
+
+static void kept_clear(void) {
+    for (size_t i = 0; i < kept.n; i++) cJSON_Delete((cJSON *)kept.a[i].args);
+    kept.n = 0;
+}
+
+/* 0 when kept, 1 when it must go as a line, <0 on ENOMEM. */
+static int keep_ack(const char *socket, long long id, const cJSON *args) {
+    size_t sl = strlen(socket);
+    if (!hosted || sl > HOSTED_SOCKET_MAX) return 1;
+    if (kept.n == kept.cap) {
+        size_t cap = kept.cap ? kept.cap * 2 : 4;
+        sioh_hosted_ack *a = realloc(kept.a, cap * sizeof *a);
+        if (!a) return -ENOMEM;
+        kept.a = a;
+        char (*s)[HOSTED_SOCKET_MAX + 1] = realloc(kept.socks, cap * sizeof *s);
+        if (!s) return -ENOMEM;
+        kept.socks = s;
+        kept.cap = cap;
+    }
+    cJSON *copy = args ? cJSON_Duplicate(args, 1) : cJSON_CreateArray();
+    if (!copy) return -ENOMEM;
+    memcpy(kept.socks[kept.n], socket, sl + 1);
+    kept.a[kept.n] = (sioh_hosted_ack){out.len, NULL, id, copy};
+    kept.n++;
+    return 0;
+}
+
+const sioh_hosted_ack *sioh_host_ack(size_t i) {
+    if (i >= kept.n) return NULL;
+    kept.a[i].socket = kept.socks[i]; /* the array may have moved since */
+    return &kept.a[i];
+}
+
 /* ---- output ------------------------------------------------------------------ */
 
 int sioh_flush(void) {
@@ -64,6 +105,7 @@ static int end_line(buf *b, size_t start) {
 
 void sioh_host_begin(void) {
     buf_reset(&out);
+    kept_clear();
     hosted = 1;
 }
 
@@ -169,6 +211,8 @@ int sioh_leave(const char *socket, const char *room) { return room_line("leave",
 
 int sioh_ack(const char *socket, long long ack_id, const cJSON *args) {
     if (!socket || ack_id < 0 || (args && !cJSON_IsArray(args))) return -EINVAL;
+    int k = keep_ack(socket, ack_id, args);
+    if (k <= 0) return k;
     size_t start = out.len;
     int rc = begin("ack");
     if (!rc) rc = put_str(&out, "socket", socket);

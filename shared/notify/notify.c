@@ -22,9 +22,13 @@
 
 typedef struct notify_msg {
     uint64_t seq;
-    uint32_t flags;
-    uint32_t reserved;
+    uint32_t flags; /* NOTIFY_NO_INBOX, or MSG_REGISTER */
+    uint32_t reserved; /* MSG_REGISTER: the interest (NOTIFY_SUB_*) */
 } notify_msg;
+
+/* Not a publication: a subscriber tells the hub what wakes it. */
+#define MSG_REGISTER 0x80000000u
+#define MSG_SENT_FLAGS NOTIFY_NO_INBOX
 
 static int sock_addr(const char *dir, struct sockaddr_un *a) {
     memset(a, 0, sizeof *a);
@@ -58,17 +62,25 @@ struct notify_hub {
     pthread_t thread;
     int npeers;
     int *peers; /* fds, unordered */
+    unsigned *want; /* each peer's interest (NOTIFY_SUB_*), same index */
     char path[PATH_MAX];
 };
 
 static void hub_drop(notify_hub *h, int fd) {
     for (int i = 0; i < h->npeers; i++)
         if (h->peers[i] == fd) {
-            h->peers[i] = h->peers[--h->npeers];
+            h->npeers--;
+            h->peers[i] = h->peers[h->npeers];
+            h->want[i] = h->want[h->npeers];
             break;
         }
     epoll_ctl(h->ep, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
+}
+
+static void hub_register(notify_hub *h, int fd, unsigned want) {
+    for (int i = 0; i < h->npeers; i++)
+        if (h->peers[i] == fd) h->want[i] = want;
 }
 
 static void *hub_main(void *arg) {
@@ -82,7 +94,7 @@ static void *hub_main(void *arg) {
             break;
         }
         uint64_t top = 0;
-        int any = 0, sender = -1; /* the one peer that sent this turn, -2: several */
+        int any = 0, inbox = 0, sender = -1; /* the one peer that sent this turn, -2: several */
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             if (fd == h->stop_fd) return NULL;
@@ -96,6 +108,7 @@ static void *hub_main(void *arg) {
                     }
                     struct epoll_event ev = {.events = EPOLLIN, .data.fd = c};
                     epoll_ctl(h->ep, EPOLL_CTL_ADD, c, &ev);
+                    h->want[h->npeers] = NOTIFY_SUB_ALL;
                     h->peers[h->npeers++] = c;
                 }
                 continue;
@@ -103,8 +116,13 @@ static void *hub_main(void *arg) {
             for (;;) {
                 notify_msg m;
                 ssize_t r = recv(fd, &m, sizeof m, MSG_DONTWAIT);
+                if (r == (ssize_t)sizeof m && (m.flags & MSG_REGISTER)) {
+                    hub_register(h, fd, m.reserved);
+                    continue;
+                }
                 if (r == (ssize_t)sizeof m) {
                     if (m.seq > top) top = m.seq;
+                    if (!(m.flags & NOTIFY_NO_INBOX)) inbox = 1;
                     any = 1;
                     sender = sender == -1 || sender == fd ? fd : -2;
                     continue;
@@ -120,9 +138,9 @@ static void *hub_main(void *arg) {
         /* A lone sender is not told its own news: notify_sub_publish has
          * woken that connection's waiters already (one wake-up less per
          * write, e.g. a front answering its own clients). */
-        notify_msg out = {.seq = top};
+        notify_msg out = {.seq = top, .flags = inbox ? 0 : NOTIFY_NO_INBOX};
         for (int i = 0; i < h->npeers; i++)
-            if (h->peers[i] != sender &&
+            if (h->peers[i] != sender && (inbox || !(h->want[i] & NOTIFY_SUB_INBOX)) &&
                 send(h->peers[i], &out, sizeof out, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
                 errno != EAGAIN) {
                 /* dead peer: epoll will report the hang-up */
@@ -135,7 +153,8 @@ int notify_hub_start(const char *dir, notify_hub **out) {
     notify_hub *h = calloc(1, sizeof *h);
     if (!h) return -ENOMEM;
     h->peers = calloc(HUB_MAX_PEERS, sizeof *h->peers);
-    if (!h->peers) { free(h); return -ENOMEM; }
+    h->want = calloc(HUB_MAX_PEERS, sizeof *h->want);
+    if (!h->peers || !h->want) { free(h->peers); free(h->want); free(h); return -ENOMEM; }
     struct sockaddr_un a;
     int rc = sock_addr(dir, &a);
     if (rc) goto fail;
@@ -162,6 +181,7 @@ int notify_hub_start(const char *dir, notify_hub **out) {
     return 0;
 fail:
     free(h->peers);
+    free(h->want);
     free(h);
     return rc;
 }
@@ -178,6 +198,7 @@ void notify_hub_stop(notify_hub *h) {
     close(h->stop_fd);
     unlink(h->path);
     free(h->peers);
+    free(h->want);
     free(h);
 }
 
@@ -212,14 +233,18 @@ struct notify_sub {
     int evfd;     /* eventfd for event loops */
     int stop_fd;  /* eventfd that stops the thread */
     int stopping;
+    unsigned interest; /* NOTIFY_SUB_*: told to the hub at each connect */
     pthread_t thread;
 };
 
-static void sub_bump(notify_sub *s) {
+/* A wake-up: the generation for threads, the eventfd for the event loop
+ * (unless loop is 0: the loop itself published and delivers its own). */
+static void sub_bump(notify_sub *s, int loop) {
     pthread_mutex_lock(&s->mu);
     s->gen++;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
+    if (!loop) return;
     uint64_t one = 1;
     ssize_t w = write(s->evfd, &one, sizeof one);
     (void)w;
@@ -238,10 +263,17 @@ static void *sub_main(void *arg) {
             continue;
         }
         backoff = 50;
+        if (s->interest != NOTIFY_SUB_ALL) {
+            notify_msg reg = {.flags = MSG_REGISTER, .reserved = s->interest};
+            if (send(fd, &reg, sizeof reg, MSG_NOSIGNAL) != (ssize_t)sizeof reg) {
+                close(fd);
+                continue;
+            }
+        }
         pthread_mutex_lock(&s->mu);
         s->fd = fd;
         pthread_mutex_unlock(&s->mu);
-        sub_bump(s); /* anything may have happened while we were away */
+        sub_bump(s, 1); /* anything may have happened while we were away */
         for (;;) {
             struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = s->stop_fd, .events = POLLIN}};
             if (poll(p, 2, -1) < 0) {
@@ -255,7 +287,7 @@ static void *sub_main(void *arg) {
             if (r <= 0) break; /* hub went away */
             while (recv(fd, &m, sizeof m, MSG_DONTWAIT) > 0) {
             }
-            sub_bump(s);
+            sub_bump(s, 1);
         }
         pthread_mutex_lock(&s->mu);
         s->fd = -1;
@@ -266,8 +298,13 @@ static void *sub_main(void *arg) {
 }
 
 int notify_sub_start(const char *dir, notify_sub **out) {
+    return notify_sub_start_for(dir, NOTIFY_SUB_ALL, out);
+}
+
+int notify_sub_start_for(const char *dir, unsigned interest, notify_sub **out) {
     notify_sub *s = calloc(1, sizeof *s);
     if (!s) return -ENOMEM;
+    s->interest = interest;
     snprintf(s->dir, sizeof s->dir, "%s", dir);
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca;
@@ -303,8 +340,8 @@ void notify_sub_stop(notify_sub *s) {
     free(s);
 }
 
-void notify_sub_publish(notify_sub *s, uint64_t seq) {
-    notify_msg m = {.seq = seq};
+void notify_sub_publish_as(notify_sub *s, uint64_t seq, unsigned flags) {
+    notify_msg m = {.seq = seq, .flags = flags & MSG_SENT_FLAGS};
     pthread_mutex_lock(&s->mu);
     int fd = s->fd, sent = 0;
     if (fd >= 0) sent = send(fd, &m, sizeof m, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof m;
@@ -312,8 +349,10 @@ void notify_sub_publish(notify_sub *s, uint64_t seq) {
     /* Not connected yet (or the socket is full): a one-shot connection, so
      * that a wake-up is never lost. */
     if (!sent) notify_send(s->dir, seq);
-    sub_bump(s);
+    sub_bump(s, !(flags & NOTIFY_OWN));
 }
+
+void notify_sub_publish(notify_sub *s, uint64_t seq) { notify_sub_publish_as(s, seq, 0); }
 
 uint64_t notify_sub_gen(notify_sub *s) {
     pthread_mutex_lock(&s->mu);

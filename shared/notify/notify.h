@@ -9,13 +9,27 @@
  * A reader process starts one subscriber (notify_sub): a thread that holds the
  * hub connection and bumps a generation counter under a condition variable,
  * so any number of waiting threads wake at once.  Waiters never hold a store
- * transaction while waiting. */
+ * transaction while waiting.
+ *
+ * A message may say what its commits did not touch (NOTIFY_NO_INBOX), and a
+ * subscriber may say it reads only the inbox (NOTIFY_SUB_INBOX: stated's
+ * dispatcher); the hub then does not wake it for commits that appended
+ * nothing there (a plugin's answer, a delivery).  A message without the
+ * flag (an older or one-shot publisher) wakes everyone. */
 #ifndef SIO_NOTIFY_H
 #define SIO_NOTIFY_H
 
 #include <stdint.h>
 
 #define NOTIFY_SOCK "notify.sock"
+
+/* Publishing flags. */
+#define NOTIFY_NO_INBOX 1u  /* the commits appended nothing to the inbox */
+#define NOTIFY_OWN 2u       /* not sent: the publisher's own eventfd is not written
+                             * (notify_sub_publish_as) */
+/* Subscriber interests (notify_sub_start_for). */
+#define NOTIFY_SUB_ALL 0u
+#define NOTIFY_SUB_INBOX 1u /* wake only for commits that may have appended to the inbox */
 
 /* ---- hub (stated) ------------------------------------------------------ */
 typedef struct notify_hub notify_hub;
@@ -37,10 +51,19 @@ typedef struct notify_sub notify_sub;
 /* Starts the subscriber thread (it reconnects by itself when stated restarts,
  * and bumps the generation when it does, since messages may have been lost). */
 int notify_sub_start(const char *dir, notify_sub **out);
+/* The same with an interest (NOTIFY_SUB_*), told to the hub at each connect. */
+int notify_sub_start_for(const char *dir, unsigned interest, notify_sub **out);
 void notify_sub_stop(notify_sub *s);
 /* Publishes through the subscriber's connection and wakes local waiters at
  * once.  Never fails: a lost message only delays waiters to their deadline. */
 void notify_sub_publish(notify_sub *s, uint64_t seq);
+/* The same with flags: NOTIFY_NO_INBOX (sent to the hub), NOTIFY_OWN for an
+ * event loop that delivers its own commits itself, in the turn that made
+ * them: the generation moves (threads waiting in notify_sub_wait wake) but
+ * the eventfd is not written, so the loop does not wake a second time for
+ * its own news.  The hub does not send a lone publisher's message back to
+ * it either (see hub_main). */
+void notify_sub_publish_as(notify_sub *s, uint64_t seq, unsigned flags);
 /* The current generation. */
 uint64_t notify_sub_gen(notify_sub *s);
 /* Waits until the generation differs from seen or until deadline_ms (wall

@@ -175,6 +175,19 @@ void server_close(server *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* Publishes, saying whether the inbox may have grown since the last
+ * wake-up this process published (the dispatcher sleeps through the rest).
+ * Any thread: whoever publishes after an inbox commit returned says so. */
+static void publish(server *s, uint64_t seq, unsigned flags) {
+    if (!s->sub) { /* one-shot: says nothing, wakes everyone */
+        notify_send(s->dir, seq);
+        return;
+    }
+    uint64_t n = store_inbox_commits(s->st);
+    if (atomic_exchange(&s->inbox_told, n) == n) flags |= NOTIFY_NO_INBOX;
+    notify_sub_publish_as(s->sub, seq, flags);
+}
+
 void server_notify(server *s, uint64_t seq) {
     if (s->defer_hook) {
         if (seq > s->defer_seq) s->defer_seq = seq;
@@ -184,18 +197,21 @@ void server_notify(server *s, uint64_t seq) {
         }
         return;
     }
-    if (s->sub) notify_sub_publish(s->sub, seq);
-    else notify_send(s->dir, seq);
+    publish(s, seq, 0);
 }
 
-void server_notify_flush(server *s) {
-    if (!s->defer_pending) return;
+static int flush(server *s, int own) {
+    if (!s->defer_pending) return 0;
     s->defer_pending = 0;
     uint64_t seq = s->defer_seq;
     s->defer_seq = 0;
-    if (s->sub) notify_sub_publish(s->sub, seq);
-    else notify_send(s->dir, seq);
+    publish(s, seq, own ? NOTIFY_OWN : 0);
+    return 1;
 }
+
+void server_notify_flush(server *s) { flush(s, 0); }
+
+int server_notify_flush_own(server *s) { return flush(s, 1); }
 
 void server_warn_full(const char *what, int rc) {
     static _Atomic int64_t last_ms;

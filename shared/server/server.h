@@ -52,6 +52,7 @@ struct server {
     void *defer_arg;
     int defer_pending;
     uint64_t defer_seq;
+    _Atomic uint64_t inbox_told; /* store_inbox_commits at the last wake-up */
     /* Registered by plugin_load; fn NULL: none. */
     server_event_hook on_event;
     void *on_event_arg;
@@ -80,6 +81,10 @@ void server_close(server *s);
 void server_notify(server *s, uint64_t seq);
 /* Publishes the wake-up deferred by defer_hook, if any. */
 void server_notify_flush(server *s);
+/* The same for a loop that then reads its own commits at once (front.c):
+ * other processes are woken, this one's eventfd is not (NOTIFY_OWN).  1
+ * when there was a wake-up to publish: the caller delivers it now. */
+int server_notify_flush_own(server *s);
 
 /* Why a session closed. */
 enum {

@@ -201,8 +201,13 @@ typedef struct ws_pkt_arg {
 
 static int do_packet(server *srv, store_txn *t, const char *sid, store_session *s, void *arg) {
     ws_pkt_arg *a = arg;
+    store_session before = *s;
     int rc = session_packet(srv, t, sid, s, a->pk, &a->seq);
     if (rc < 0) return rc;
+    /* Most messages leave the record as it was (or as the handler's actions
+     * wrote it, which s was reloaded from): writing it again would dirty the
+     * sessions tree's pages in every commit for nothing. */
+    if (!memcmp(&before, s, sizeof before)) return rc;
     int c = store_session_put(t, sid, s);
     return c ? c : rc;
 }

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,13 +26,15 @@ struct store {
     int mode;       /* STORE_MODE_* */
     int keeper;     /* stated (opened with create): may use the reserve */
     char note[320]; /* why fast mode runs without the map */
-    pthread_mutex_t map_lock; /* the map does not move during store_release_pages */
+    _Atomic uint64_t inbox_commits; /* store_inbox_commits */
+    pthread_mutex_t map_lock;       /* the map does not move during store_release_pages */
 };
 
 struct store_txn {
     store *s;
     MDB_txn *txn;
     int write;
+    int inbox; /* appended to the inbox */
 };
 
 static int rc_of(int rc) {
@@ -435,6 +438,7 @@ int store_begin(store *s, int write, store_txn **out) {
     if (!t) return -ENOMEM;
     t->s = s;
     t->write = write;
+    t->inbox = 0;
     int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
     if (rc == MDB_MAP_RESIZED) {
         pthread_mutex_lock(&s->map_lock);
@@ -453,9 +457,12 @@ int store_begin(store *s, int write, store_txn **out) {
 
 int store_commit(store_txn *t) {
     int rc = t->write ? mdb_txn_commit(t->txn) : (mdb_txn_abort(t->txn), 0);
+    if (!rc && t->inbox) atomic_fetch_add(&t->s->inbox_commits, 1);
     free(t);
     return rc_of(rc);
 }
+
+uint64_t store_inbox_commits(store *s) { return atomic_load(&s->inbox_commits); }
 
 void store_abort(store_txn *t) {
     if (!t) return;
@@ -1214,6 +1221,7 @@ int store_log_trim(store_txn *t, uint64_t upto, size_t *freed) {
 int store_log_size(store_txn *t, uint64_t *bytes) { return meta_u64(t, "log_bytes", bytes); }
 
 int store_inbox_append(store_txn *t, const void *rec, size_t len, uint64_t *seq) {
+    t->inbox = 1;
     return log_append(t, in_log(t), rec, len, seq);
 }
 int store_inbox_bounds(store_txn *t, uint64_t *first, uint64_t *head) {

@@ -299,6 +299,10 @@ int store_log_size(store_txn *t, uint64_t *bytes);
 /* ---- inbox --------------------------------------------------------------- */
 /* The same operations for the inbox (a second log, of JSON events). */
 int store_inbox_append(store_txn *t, const void *rec, size_t len, uint64_t *seq);
+/* How many commits through s appended to the inbox (counted once each
+ * commit has returned; any thread): a publisher that saw no change since its
+ * last wake-up tells the hub so (notify.h, NOTIFY_NO_INBOX). */
+uint64_t store_inbox_commits(store *s);
 int store_inbox_bounds(store_txn *t, uint64_t *first, uint64_t *head);
 int store_inbox_scan(store_txn *t, uint64_t after, uint64_t until,
                      int (*cb)(void *arg, uint64_t seq, const void *rec, size_t len), void *arg);

@@ -7,7 +7,8 @@
  * that applies (ack, emit, broadcast, join, accept and refuse, send of the
  * message's text or bytes), output kept in the host buffer: each call adds
  * exactly one line or none (an error), and every line is one the
- * dispatcher takes as an action (dispatch_action_line). */
+ * dispatcher takes as an action (dispatch_action_line); an ack is kept as it
+ * is instead (sioh_host_ack: a socket and an array of arguments). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -49,7 +50,12 @@ static size_t out_lines(void) {
         n++;
         s = nl + 1;
     }
-    sioh_host_begin(); /* empties the buffer */
+    const sioh_hosted_ack *k;
+    for (size_t i = 0; (k = sioh_host_ack(i)) != NULL; i++, n++) {
+        CHECK(k->socket && k->id >= 0 && k->at <= len);
+        CHECK(cJSON_IsArray(k->args));
+    }
+    sioh_host_begin(); /* empties the buffer and the kept acks */
     return n;
 }
 

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import {
   BIN, assert, test, before, after, startStack, connect, connected, record, eventually, run,
+  startStated, startProcess, freePort, eioSession,
 } from "./lib.mjs";
 import { app } from "./handlers_util.mjs";
 
@@ -41,6 +42,53 @@ test("websocket: the plugin answers inside sio-front, and passes the rest on to 
   s.emit("message", "hello", 3);
   await eventually(() => assert.deepEqual(ev.filter((e) => e[0] === "message-back"), [["message-back", "hello", 3]]));
 });
+
+// sio-front delivers what its own loop turn committed (here the plugin's
+// acks) in that same turn: the hub does not send a lone publisher its own
+// news back, and the front's eventfd is not written for it.  Its WebSocket
+// and polling clients get their answers that way; another front serving the
+// same session's held poll is woken by the hub as before.
+test("two fronts on one store: a front's own commits reach its WebSocket and held polls, and the other front's held poll", async () => {
+  const stated = await startStated({ config: A.config });
+  const fronts = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const port = await freePort();
+      const proc = await startProcess(path.join(BIN, "sio-front"),
+        ["--port", String(port), "--state", stated.stateDir, "--config", A.config],
+        { ready: /listening on http/, name: `sio-front-${i}:${port}` });
+      fronts.push({ proc, url: `http://127.0.0.1:${port}` });
+    }
+    const [f1, f2] = fronts;
+    const ws = await connected(connect(f1.url, "/", { transports: ["websocket"] }));
+    const poll = await connected(connect(f1.url, "/", { transports: ["polling"] }));
+    for (let i = 0; i < 20; i++) {
+      assert.deepEqual(await ask(ws, "echo", i), [i]);
+      assert.deepEqual(await ask(poll, "echo", "p", i), ["p", i]);
+    }
+    const both = await Promise.all([0, 1, 2, 3].map((i) => ask(i % 2 ? poll : ws, "echo", { i })));
+    assert.deepEqual(both, [0, 1, 2, 3].map((i) => [{ i }]));
+    // One Engine.IO session over both fronts: its GET held by front 2, its
+    // event posted to front 1 (the plugin answers there)
+    const e = await eioSession(f2.url);
+    assert.equal((await e.post("40")).status, 200);
+    assert.match((await e.get()).body, /^40\{"sid":/);
+    for (let i = 0; i < 5; i++) {
+      const held = e.get();
+      const via1 = e.url.replace(f2.url, f1.url);
+      const r = await fetch(via1, { method: "POST", body: `42${i}["echo","x${i}"]`, headers: { "content-type": "text/plain;charset=UTF-8" } });
+      assert.equal(r.status, 200, await r.text());
+      const got = await held;
+      assert.equal(got.status, 200);
+      assert.equal(got.body, `43${i}["x${i}"]`);
+    }
+    ws.disconnect();
+    poll.disconnect();
+  } finally {
+    for (const f of fronts) await f.proc.stop();
+    await stated.stop();
+  }
+}, { timeout: 40000 });
 
 test("polling behind lighttpd: sio-fcgi loads the plugin and runs it too", async () => {
   const s = await connected(connect(stacks.lighttpd.url, "/", { transports: ["polling"] }));

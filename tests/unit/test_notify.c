@@ -128,4 +128,68 @@ TEST(a_lone_sender_is_not_told_its_own_news) {
     rmdir(d);
 }
 
+/* The hub's wire message (notify.c): seq, flags, and for a subscriber's
+ * registration (flags bit 31) its interest. */
+typedef struct wire {
+    uint64_t seq;
+    uint32_t flags, reserved;
+} wire;
+
+TEST(an_inbox_subscriber_sleeps_through_commits_that_left_the_inbox_alone) {
+    char *d = tmpdir();
+    notify_hub *h;
+    notify_sub *b, *p;
+    hub_and_sub(d, &h, &b);
+    ASSERT_EQ_INT(notify_sub_start(d, &p), 0);
+    wait_connected(p);
+    int r = raw_peer(d); /* reads only the inbox */
+    wire reg = {0, 0x80000000u, NOTIFY_SUB_INBOX}, m = {5, 0, 0};
+    ASSERT_EQ_INT((int)send(r, &reg, sizeof reg, 0), (int)sizeof reg);
+    uint64_t g = notify_sub_gen(b);
+    ASSERT_EQ_INT((int)send(r, &m, sizeof m, 0), (int)sizeof m);
+    /* b heard of 5, sent after the registration: the hub has read both */
+    ASSERT_TRUE(notify_sub_wait(b, g, util_now_ms() + 2000) != g);
+    g = notify_sub_gen(b);
+    notify_sub_publish_as(p, 11, NOTIFY_NO_INBOX);
+    ASSERT_TRUE(notify_sub_wait(b, g, util_now_ms() + 2000) != g); /* b: woken */
+    g = notify_sub_gen(b);
+    notify_sub_publish(p, 12); /* may have appended to the inbox */
+    ASSERT_TRUE(notify_sub_wait(b, g, util_now_ms() + 2000) != g);
+    /* r was sent 12 only: 11 was relayed to b before 12 was read */
+    struct pollfd pf = {.fd = r, .events = POLLIN};
+    ASSERT_EQ_INT(poll(&pf, 1, 2000), 1);
+    ASSERT_EQ_INT((int)recv(r, &m, sizeof m, 0), (int)sizeof m);
+    ASSERT_EQ_INT((int)m.seq, 12);
+    ASSERT_EQ_INT((int)m.flags, 0);
+    close(r);
+    notify_sub_stop(p);
+    notify_sub_stop(b);
+    notify_hub_stop(h);
+    rmdir(d);
+}
+
+TEST(an_own_publish_moves_the_generation_but_not_the_eventfd) {
+    char *d = tmpdir();
+    notify_hub *h;
+    notify_sub *b, *p;
+    hub_and_sub(d, &h, &b);
+    ASSERT_EQ_INT(notify_sub_start(d, &p), 0);
+    wait_connected(p);
+    /* p's connect bump (written before it counted as connected) is drained */
+    struct pollfd pf = {.fd = notify_sub_eventfd(p), .events = POLLIN};
+    ASSERT_EQ_INT(poll(&pf, 1, 2000), 1);
+    notify_sub_ack(p);
+    uint64_t gb = notify_sub_gen(b), gp = notify_sub_gen(p);
+    notify_sub_publish_as(p, 3, NOTIFY_OWN);
+    ASSERT_TRUE(notify_sub_gen(p) != gp);        /* its threads see it */
+    ASSERT_EQ_INT(poll(&pf, 1, 0), 0);           /* its loop is not woken */
+    ASSERT_TRUE(notify_sub_wait(b, gb, util_now_ms() + 2000) != gb); /* the others are */
+    notify_sub_publish(p, 4);
+    ASSERT_EQ_INT(poll(&pf, 1, 0), 1);           /* a plain publish writes it */
+    notify_sub_stop(p);
+    notify_sub_stop(b);
+    notify_hub_stop(h);
+    rmdir(d);
+}
+
 UNIT_MAIN()

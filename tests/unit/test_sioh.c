@@ -115,14 +115,49 @@ TEST(room_ack_disconnect_lines) {
     ONE(sioh_join(NULL, "r"), -EINVAL, nul);
     ONE(sioh_leave(S1, NULL), -EINVAL, nul);
     cJSON *args = cJSON_Parse("[\"pong\",2]");
-    ONE(sioh_ack(S1, 7, args), 0, "{\"action\":\"ack\",\"socket\":\"" S1 "\",\"id\":7,\"args\":[\"pong\",2]}");
-    ONE(sioh_ack(S1, 0, NULL), 0, "{\"action\":\"ack\",\"socket\":\"" S1 "\",\"id\":0,\"args\":[]}");
+    /* hosted, a valid ack is kept as it is, not written (see below) */
+    ONE(sioh_ack(S1, 7, args), 0, nul);
     ONE(sioh_ack(S1, -1, args), -EINVAL, nul);
     ONE(sioh_ack(NULL, 1, args), -EINVAL, nul);
     cJSON_Delete(args);
     ONE(sioh_disconnect(S1, 0), 0, "{\"action\":\"disconnect\",\"socket\":\"" S1 "\"}");
     ONE(sioh_disconnect(S1, 1), 0, "{\"action\":\"disconnect\",\"socket\":\"" S1 "\",\"close\":true}");
     ONE(sioh_disconnect(NULL, 1), -EINVAL, nul);
+}
+
+/* Hosted, sioh_ack keeps its answer (a copy of the arguments) with the
+ * output offset it came at, so that the host applies everything in the
+ * order of the calls; a socket id too long to keep goes as a line. */
+TEST(hosted_acks_are_kept_in_order_between_the_lines) {
+    cJSON *args = cJSON_Parse("[\"pong\",{\"a\":[1]}]");
+    sioh_host_begin();
+    ASSERT_EQ_INT(sioh_ack(S1, 7, args), 0);
+    ASSERT_EQ_INT(sioh_join(S1, "r"), 0);
+    ASSERT_EQ_INT(sioh_ack(S1, 0, NULL), 0);
+    char longid[100];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = 0;
+    ASSERT_EQ_INT(sioh_ack(longid, 3, args), 0);
+    cJSON_Delete(args); /* the kept ack has its own copy */
+    lines l;
+    host_lines(&l);
+    ASSERT_EQ_INT((int)l.n, 2);
+    ASSERT_LINE(l.text[0], "{\"action\":\"join\",\"socket\":\"" S1 "\",\"rooms\":[\"r\"]}");
+    ASSERT_TRUE(strstr(l.text[1], "\"id\":3") != NULL);
+    const sioh_hosted_ack *a = sioh_host_ack(0), *b = sioh_host_ack(1);
+    ASSERT_TRUE(a && b && !sioh_host_ack(2));
+    ASSERT_EQ_INT((int)a->at, 0);
+    ASSERT_EQ_STR(a->socket, S1);
+    ASSERT_EQ_INT((int)a->id, 7);
+    cJSON *want = cJSON_Parse("[\"pong\",{\"a\":[1]}]");
+    ASSERT_TRUE(cJSON_Compare(a->args, want, 1));
+    cJSON_Delete(want);
+    ASSERT_EQ_INT((int)b->at, (int)strlen(l.text[0]) + 1); /* after the join's line */
+    ASSERT_EQ_INT((int)b->id, 0);
+    ASSERT_TRUE(cJSON_IsArray(b->args) && cJSON_GetArraySize(b->args) == 0);
+    sioh_host_begin(); /* a new call: nothing kept */
+    ASSERT_TRUE(sioh_host_ack(0) == NULL);
+    host_lines(&l);
 }
 
 TEST(accept_and_refuse_lines) {

@@ -153,6 +153,27 @@ TEST(log_append_scan_trim) {
     drop(s);
 }
 
+TEST(inbox_commits_counts_committed_inbox_appends_only) {
+    store *s = open_tmp();
+    store_txn *t;
+    uint64_t seq = 0;
+    ASSERT_EQ_INT((int)store_inbox_commits(s), 0);
+    ASSERT_EQ_INT(store_begin(s, 1, &t), 0); /* the log only */
+    ASSERT_EQ_INT(store_log_append(t, "a", 1, &seq), 0);
+    ASSERT_EQ_INT(store_commit(t), 0);
+    ASSERT_EQ_INT((int)store_inbox_commits(s), 0);
+    ASSERT_EQ_INT(store_begin(s, 1, &t), 0); /* the inbox, aborted */
+    ASSERT_EQ_INT(store_inbox_append(t, "b", 1, &seq), 0);
+    store_abort(t);
+    ASSERT_EQ_INT((int)store_inbox_commits(s), 0);
+    ASSERT_EQ_INT(store_begin(s, 1, &t), 0); /* two records, one commit */
+    ASSERT_EQ_INT(store_inbox_append(t, "c", 1, &seq), 0);
+    ASSERT_EQ_INT(store_inbox_append(t, "d", 1, &seq), 0);
+    ASSERT_EQ_INT(store_commit(t), 0);
+    ASSERT_EQ_INT((int)store_inbox_commits(s), 1);
+    drop(s);
+}
+
 /* ---- faults: a full map, durability modes ------------------------------------ */
 
 static store *open_dir(const char *dir, int create, size_t map, int durability) {
