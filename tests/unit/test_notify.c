@@ -33,6 +33,13 @@ static void hub_and_sub(const char *d, notify_hub **h, notify_sub **s) {
     wait_connected(*s);
 }
 
+/* The same with a second subscriber, p, connected too. */
+static void hub_and_two_subs(const char *d, notify_hub **h, notify_sub **s, notify_sub **p) {
+    hub_and_sub(d, h, s);
+    ASSERT_EQ_INT(notify_sub_start(d, p), 0);
+    wait_connected(*p);
+}
+
 TEST(a_publish_wakes_every_other_subscriber) {
     char *d = tmpdir();
     notify_hub *h;
@@ -139,9 +146,7 @@ TEST(an_inbox_subscriber_sleeps_through_commits_that_left_the_inbox_alone) {
     char *d = tmpdir();
     notify_hub *h;
     notify_sub *b, *p;
-    hub_and_sub(d, &h, &b);
-    ASSERT_EQ_INT(notify_sub_start(d, &p), 0);
-    wait_connected(p);
+    hub_and_two_subs(d, &h, &b, &p);
     int r = raw_peer(d); /* reads only the inbox */
     wire reg = {0, 0x80000000u, NOTIFY_SUB_INBOX}, m = {5, 0, 0};
     ASSERT_EQ_INT((int)send(r, &reg, sizeof reg, 0), (int)sizeof reg);
@@ -172,9 +177,7 @@ TEST(an_own_publish_moves_the_generation_but_not_the_eventfd) {
     char *d = tmpdir();
     notify_hub *h;
     notify_sub *b, *p;
-    hub_and_sub(d, &h, &b);
-    ASSERT_EQ_INT(notify_sub_start(d, &p), 0);
-    wait_connected(p);
+    hub_and_two_subs(d, &h, &b, &p);
     /* p's connect bump (written before it counted as connected) is drained */
     struct pollfd pf = {.fd = notify_sub_eventfd(p), .events = POLLIN};
     ASSERT_EQ_INT(poll(&pf, 1, 2000), 1);
