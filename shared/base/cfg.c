@@ -254,9 +254,11 @@ static int set_server_key(cfg *c, const char *key, const char *val, int line, ch
 
 /* glibc's regcomp copies the tree of a repeated expression once per
  * repetition it must spell out ("a{1,100}" is 100 copies, "a+" is "aa*"),
- * so nested repetitions ("a++++++++", "((a{99}){99}){99}") cost memory
- * exponential in their depth.  The product of the repetition counts bounds
- * that cost (generously: sequential ones only add up). */
+ * so nested repetitions ("a++++++++", "((a{99}){99}){99}") cost memory and
+ * time exponential in their depth.  The product of the repetition counts
+ * bounds that cost (generously: sequential ones only add up), for one
+ * pattern and for all of a config's patterns together (hundreds of
+ * patterns just under the bound took seconds to compile). */
 #define CFG_PATTERN_MAX 256
 #define CFG_PATTERN_COST_MAX 10000
 static double pattern_cost(const char *p) {
@@ -266,13 +268,21 @@ static double pattern_cost(const char *p) {
             cost *= 2;
         } else if (*p == '{') {
             char *end;
-            long lo = strtol(p + 1, &end, 10), hi = lo;
-            if (*end == ',') hi = end[1] == '}' ? lo + 1 : strtol(end + 1, &end, 10);
-            long m = lo > hi ? lo : hi;
-            cost *= (double)(m > 0 ? m : 0) + 1;
+            double lo = strtod(p + 1, &end), hi = lo; /* huge counts saturate, never overflow */
+            if (*end == ',') hi = end[1] == '}' ? lo + 1 : strtod(end + 1, &end);
+            double m = lo > hi ? lo : hi;
+            cost *= (m > 0 ? m : 0) + 1;
         }
     }
     return cost;
+}
+
+/* The cost of the patterns c holds so far. */
+static double patterns_cost(const cfg *c) {
+    double sum = 0;
+    for (size_t i = 0; i < c->nnsp; i++)
+        if (c->nsps[i].is_pattern) sum += pattern_cost(c->nsps[i].name);
+    return sum;
 }
 
 /* ---- [admin] ---------------------------------------------------------------- */
@@ -388,6 +398,8 @@ static int parse_section(cfg *c, char *s, int line, cfg_nsp **cur, int *sect, ch
     if (*name == '~') {
         if (strlen(name + 1) > CFG_PATTERN_MAX || pattern_cost(name + 1) > CFG_PATTERN_COST_MAX)
             return fail(err, errlen, line, "namespace pattern too long or too complex");
+        if (patterns_cost(c) + pattern_cost(name + 1) > CFG_PATTERN_COST_MAX)
+            return fail(err, errlen, line, "namespace patterns too complex together");
         add_nsp(c, name + 1, 1);
         *cur = &c->nsps[c->nnsp - 1];
         char full[512];

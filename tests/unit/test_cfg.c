@@ -138,10 +138,26 @@ TEST(namespace_patterns_bounded) {
     snprintf(text, sizeof text, "[namespace ~/%0300d]\n", 0);
     ASSERT_EQ_INT(parse(&c, text, err), -EINVAL);
     cfg_free(&c);
-    /* ordinary patterns still compile */
+    /* a count past LONG_MAX is refused, and counted without overflow (fuzz_cfg, UBSan) */
+    ASSERT_EQ_INT(parse(&c, "[namespace ~{9223372036854775808,}c]\n", err), -EINVAL);
+    ASSERT_TRUE(strstr(err, "line 1: namespace pattern too long or too complex") != NULL);
+    cfg_free(&c);
+    /* Found by fuzz_cfg (a timeout): 160 patterns each just under the bound
+     * took seconds to compile.  The bound holds for all patterns together. */
+    char many[8192] = "";
+    for (int i = 0; i < 160; i++) strcat(many, "[namespace ~(a{99}){99}]\n");
+    ASSERT_EQ_INT(parse(&c, many, err), -EINVAL);
+    ASSERT_TRUE(strstr(err, "line 2: namespace patterns too complex together") != NULL);
+    cfg_free(&c);
+    /* ordinary patterns still compile, many of them too */
     ASSERT_EQ_INT(parse(&c, "[namespace ~/[a-z]+-[0-9]{1,4}(/[a-z]+)?]\n[namespace ~/x{2,}]\n", err), 0);
     ASSERT_TRUE(cfg_nsp_find(&c, "/room-12/b") != NULL);
     ASSERT_TRUE(cfg_nsp_find(&c, "/xxx") != NULL);
+    cfg_free(&c);
+    many[0] = 0;
+    for (int i = 0; i < 200; i++) snprintf(many + strlen(many), sizeof many - strlen(many), "[namespace ~/r%d-[0-9]+]\n", i);
+    ASSERT_EQ_INT(parse(&c, many, err), 0);
+    ASSERT_TRUE(cfg_nsp_find(&c, "/r199-7") != NULL);
     cfg_free(&c);
 }
 
