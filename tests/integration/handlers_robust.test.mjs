@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import {
   REPO, BIN, assert, test, before, after, startStack, startProcess, startStated, freePort,
-  connect, connected, record, eventually, sleep, tmpDir,
+  connect, connected, record, eventually, sleep, tmpDir, startListen,
 } from "./lib.mjs";
 import { app, next, logMatch } from "./handlers_util.mjs";
 
@@ -189,14 +189,10 @@ test("a process handler that does not read its input holds nothing back", async 
 
 test("readers of dead `sioctl listen` processes are dropped and handled records trimmed", async () => {
   const env = { SIO_STATE_DIR: stack.stateDir };
-  const l = await startProcess(path.join(BIN, "sioctl"), ["listen"], { env, name: "listen" });
   const s = await connected(connect(stack.url, "/", ws));
-  // the listener starts at the inbox head once it has registered: emit until it sees one
-  await eventually(async () => {
-    s.emit("ping");
-    await sleep(150);
-    assert.match(l.output, new RegExp(`"socket":"${s.id}"`));
-  }, 8000, 0);
+  const l = await startListen(stack.stateDir, [], { name: "listen" });
+  s.emit("ping");
+  await eventually(() => assert.match(l.output, new RegExp(`"socket":"${s.id}"`)));
   const pid = l.child.pid;
   await l.stop("SIGKILL");
   await logMatch(stack, new RegExp(`removed the inbox reader in:listen-${pid} \\(its process is gone\\)`), 5000);

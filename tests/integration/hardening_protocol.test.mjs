@@ -10,7 +10,7 @@ import path from "node:path";
 import { readFileSync } from "node:fs";
 import {
   BIN, assert, test, before, after, startStated, startProcess, startStack, freePort, writeConfig,
-  connect, connected, record, eventually, sioctl, sleep, closeClients,
+  connect, connected, record, eventually, sioctl, sleep, closeClients, startListen,
 } from "./lib.mjs";
 
 // http_timeout is read back by the slow-client tests: the front closes what
@@ -213,11 +213,9 @@ test("1. an ACK whose id does not fit 64 bits is ignored, the session stays open
 
 // ---- 2. maxPayload exactly, and one byte more ------------------------------------------
 test("2. a WebSocket message of exactly maxPayload is delivered; one byte more gets close 1009", async () => {
-  const listen = await startProcess(path.join(BIN, "sioctl"), ["listen", "--from-start", "big"], {
-    env: { SIO_STATE_DIR: front.stateDir }, name: "sioctl listen",
-  });
+  const c = await wsConnected(front.port);
+  const listen = await startListen(front.stateDir, ["--from-start", "big"]);
   try {
-    const c = await wsConnected(front.port);
     const text = (n) => `42["big","${"a".repeat(n)}"]`; // n + 12 bytes
     assert.equal(Buffer.byteLength(text(MAX - 12)), MAX);
     c.sock.write(frame(1, text(MAX - 12)));

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
+import assert from "node:assert/strict";
 export { default as assert } from "node:assert/strict";
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -301,6 +302,25 @@ export function record(socket) {
   const events = [];
   socket.onAny((event, ...args) => events.push([event, ...args]));
   return events;
+}
+
+// Starts `sioctl listen ARGS...` on stateDir and resolves once `sioctl
+// status` shows it registered as an inbox reader.  From then on stated
+// cannot trim what it has not read; before, a record may be handled and
+// trimmed away (or, without --from-start, pass by) before it looks.
+export async function startListen(stateDir, args = [], { env = {}, name = "sioctl listen" } = {}) {
+  const l = await startProcess(path.join(BIN, "sioctl"), ["listen", ...args], { env: { SIO_STATE_DIR: stateDir, ...env }, name });
+  try {
+    await eventually(async () => {
+      const r = await sioctl(stateDir, env.SIO_CONFIG, "status", "--json");
+      const readers = JSON.parse(r.stdout).readers;
+      assert.ok(readers.some((x) => x.name === `in:listen-${l.child.pid}`), `${name} is not registered yet`);
+    }, 10000, 50);
+  } catch (e) {
+    await l.stop("SIGKILL");
+    throw e;
+  }
+  return l;
 }
 
 // Retries fn until it stops throwing.

@@ -5,10 +5,9 @@
 // when the log no longer holds what it missed; volatile and acked emits
 // are not replayed.  And a packet emitted to a room before a leave still
 // reaches the socket when it is read after the leave.
-import { spawn } from "node:child_process";
 import path from "node:path";
 import {
-  BIN, assert, test, after, writeConfig, connect, connected, once, eventually, sleep, pauseOutsideStoreLocks,
+  BIN, assert, test, after, writeConfig, connect, connected, once, eventually, sleep, pauseOutsideStoreLocks, startListen,
 } from "./lib.mjs";
 import { handStack, streamClients, allConnected, closeAll, emitter, checkStream, drained } from "./stream.mjs";
 
@@ -228,30 +227,22 @@ max_log_bytes = 65536
 
 test("handlers see the recovered connection: \"recovered\": true", async () => {
   const st = await stack();
-  const listen = spawn(path.join(BIN, "sioctl"), ["listen"], {
-    env: { ...process.env, SIO_STATE_DIR: st.stateDir }, stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  listen.stdout.on("data", (d) => (out += d));
+  const listen = await startListen(st.stateDir);
   try {
-    await eventually(async () => {
-      const r = JSON.parse((await st.sioctl("status", "--json")).stdout);
-      assert.ok(r.readers.some((x) => x.name.startsWith("in:listen-")), "listen not registered yet");
-    }, 10000, 50);
     const s = await offlineClient(st);
     await goOffline(s);
     await comeBack(s);
     await eventually(() => {
-      const recs = out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l))
+      const recs = listen.output.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
         .filter((r) => r.type === "connection");
-      assert.equal(recs.length, 2, out);
+      assert.equal(recs.length, 2, listen.output);
       assert.equal(recs[0].recovered, undefined);
       assert.equal(recs[1].recovered, true);
       assert.equal(recs[1].socket, recs[0].socket);
     });
     s.disconnect();
   } finally {
-    listen.kill();
+    await listen.stop();
   }
 }, { timeout: 30000 });
 

@@ -7,7 +7,7 @@ import path from "node:path";
 import {
   REPO, BIN, assert, test, before, after, tmpDir, freePort, startProcess, startStated, sioctl,
   connect, connected, record, eventually, eioSession, sleep, startFcgiOnSocket,
-  startLighttpdOnSocket,
+  startLighttpdOnSocket, startListen,
 } from "./lib.mjs";
 
 const CONFIG = path.join(REPO, "tests/integration/conf/core.conf");
@@ -103,13 +103,13 @@ test("a client that drops its held GET (the FastCGI connection closes) closes it
   const sock = fcgiRequest(path.join(dir, "fcgi.sock"), {
     REQUEST_METHOD: "GET", REQUEST_URI: "/socket.io/", QUERY_STRING: `EIO=4&transport=polling&sid=${e.sid}`,
   });
-  const listen = await startProcess(path.join(BIN, "sioctl"), ["listen"], { env: { SIO_STATE_DIR: stateDir } });
+  const listen = await startListen(stateDir);
   await sleep(300); // held by a gateway thread now
   sock.destroy();
   // closed for the dropped GET ("transport error"), before any ping timeout could
   // (pingInterval + pingTimeout = 2 s here) reap it with "ping timeout"
   await eventually(() => {
-    const ev = listen.output.split("\n").filter(Boolean).map((l) => JSON.parse(l))
+    const ev = listen.output.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
       .find((x) => x.type === "disconnect" && x.socket === id);
     assert.ok(ev, "no disconnect yet");
     assert.equal(ev.reason, "transport error");

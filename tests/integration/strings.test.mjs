@@ -3,10 +3,9 @@
 // through the codecs, the store, a process handler (sio-example-echo, the C
 // handler API), sioctl's arguments and `listen` output, over WebSocket and
 // long-polling, and in bare Engine.IO messages.
-import { spawn } from "node:child_process";
 import path from "node:path";
 import {
-  BIN, assert, test, before, after, startStack, connect, connected, closeClients, eventually, http,
+  BIN, assert, test, before, after, startStack, connect, connected, closeClients, eventually, http, startListen,
 } from "./lib.mjs";
 import { app, next } from "./handlers_util.mjs";
 
@@ -48,31 +47,23 @@ for (const transports of [["websocket"], ["polling"]]) {
 }
 
 test("sioctl listen prints them as JSON escapes", async () => {
-  const listen = spawn(path.join(BIN, "sioctl"), ["listen"], {
-    env: { ...process.env, SIO_STATE_DIR: stack.stateDir }, stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  listen.stdout.on("data", (d) => (out += d));
+  const listen = await startListen(stack.stateDir);
   try {
-    await eventually(async () => {
-      const st = JSON.parse((await stack.sioctl("status", "--json")).stdout);
-      assert.ok(st.readers.some((x) => x.name.startsWith("in:listen-")));
-    }, 10000, 50);
     const s = await connected(connect(stack.url, "/"));
     s.emit("message", ...ARGS);
     s.emit("e\u0000v\ud800", 1);
     await eventually(() => {
-      const recs = out.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+      const recs = listen.output.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
       const ev = recs.filter((r) => r.type === "event");
-      assert.equal(ev.length, 2, out);
+      assert.equal(ev.length, 2, listen.output);
       assert.deepEqual(ev[0].args, ARGS);
       assert.equal(ev[1].event, "e\u0000v\ud800");
     });
-    assert.match(out, /"a\\u0000b"/);
-    assert.match(out, /"\\ud800"/);
+    assert.match(listen.output, /"a\\u0000b"/);
+    assert.match(listen.output, /"\\ud800"/);
     s.disconnect();
   } finally {
-    listen.kill();
+    await listen.stop();
   }
 });
 

@@ -13,7 +13,7 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import {
   REPO, BIN, assert, test, before, after, startStack, startProcess, writeConfig, connect, connected,
-  once, record, eventually, http, run, sleep,
+  once, record, eventually, http, run, sleep, startListen,
 } from "./lib.mjs";
 
 const require = createRequire(path.join(REPO, "tests", "package.json"));
@@ -213,11 +213,9 @@ for (const kind of KINDS) {
     await eventually(() => assert.equal(ev[0]?.[1]?.length, big.length));
     assert.equal(ev[0][1], big);
     // client -> server: a 200 KB event, as `sioctl listen` sees it
+    const listen = await startListen(st().stateDir, ["upload"], { env: { SIO_CONFIG: CONFIG }, name: `listen:${kind}` });
     const tag = `up${Math.random().toString(36).slice(2)}`;
     s.emit("upload", tag, "y".repeat(200000));
-    const listen = await startProcess(path.join(BIN, "sioctl"), ["listen", "--from-start", "upload"], {
-      env: { SIO_STATE_DIR: st().stateDir, SIO_CONFIG: CONFIG }, name: `listen:${kind}`,
-    });
     try {
       await eventually(() => assert.match(listen.output, new RegExp(`"${tag}","y{200000}"`)), 8000, 100);
     } finally {
