@@ -100,11 +100,11 @@ test("a client that drops its held GET (the FastCGI connection closes) closes it
   const e = await eioSession(url);
   await e.post("40");
   const id = JSON.parse((await e.get()).body.slice(2)).sid;
+  const listen = await startListen(stateDir);
   const sock = fcgiRequest(path.join(dir, "fcgi.sock"), {
     REQUEST_METHOD: "GET", REQUEST_URI: "/socket.io/", QUERY_STRING: `EIO=4&transport=polling&sid=${e.sid}`,
   });
-  const listen = await startListen(stateDir);
-  await sleep(300); // held by a gateway thread now
+  await new Promise((r) => sock.write("", r)); // the request is with the gateway (held or not yet)
   sock.destroy();
   // closed for the dropped GET ("transport error"), before any ping timeout could
   // (pingInterval + pingTimeout = 2 s here) reap it with "ping timeout"
