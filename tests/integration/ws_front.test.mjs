@@ -414,7 +414,9 @@ test("an oversized message closes only that connection (1009), fragmented or not
   one.sock.on("error", () => {});
   one.send("4" + "x".repeat(1000000));
   assert.equal(await one.closed, 1009);
-  // the same in 64 KiB fragments, never finished: refused once past the limit
+  // the same in 64 KiB fragments, never finished: refused once past the
+  // limit, without waiting for an end that never comes.  The client sends
+  // just past the limit (16 x 64 KiB) and then nothing more.
   const frag = await rawConnected(st.port);
   frag.sock.on("error", () => {});
   let sent = 0, closed = false;
@@ -423,13 +425,11 @@ test("an oversized message closes only that connection (1009), fragmented or not
   sent = 65536;
   // (a client stops sending once the close frame is in: writing on would
   // race the server's hang-up and lose the frame to a reset)
-  while (!closed && frag.closeCode === null && sent < 4000000) {
+  while (!closed && frag.closeCode === null && sent <= 1000000) {
     await frag.sendFrame(0, "y".repeat(65536), false);
     sent += 65536;
-    await sleep(1);
   }
   assert.equal(await frag.closed, 1009);
-  assert.ok(sent < 2000000, `the server read ${sent} bytes before refusing`);
   assert.match(st.front.output, /message over max_http_buffer_size/);
   // the others are unaffected
   await ok(st.sioctl("emit", "after-big", "1"));
