@@ -13,7 +13,6 @@
 #include "front_deliver.h"
 
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,8 +220,7 @@ static void drained_cb(void *arg, ws_conn *c);
 static void release_cb(lws_sorted_usec_list_t *sul) {
     deliver *d = lws_container_of(sul, deliver, sul_release);
     if (d->stopping) return;
-    store_release_pages(d->srv->st);
-    malloc_trim(0);
+    server_release_memory(d->srv);
     lws_sul_schedule(d->ctx, 0, &d->sul_release, release_cb, RELEASE_EVERY_MS * LWS_US_PER_MS);
 }
 

@@ -8,7 +8,6 @@
  * One stated per state directory (a lock file enforces it).  Everything it
  * keeps is in the store, so a restart loses nothing. */
 #include <errno.h>
-#include <malloc.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -128,8 +127,7 @@ static void run(server *srv, int sfd) {
             if (rc < 0) log_error("inbox trim failed: %s", store_strerror(rc));
             room_make(srv, 0);
             store_sync(srv->st);
-            store_release_pages(srv->st); /* what the writer touched: in the page cache */
-            malloc_trim(0);               /* and the free pages of the heaps */
+            server_release_memory(srv);
             next_sync = now + 1000;
         }
         if (now >= next_check) {

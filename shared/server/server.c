@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,6 +213,11 @@ static int flush(server *s, int own) {
 void server_notify_flush(server *s) { flush(s, 0); }
 
 int server_notify_flush_own(server *s) { return flush(s, 1); }
+
+void server_release_memory(server *s) {
+    store_release_pages(s->st);
+    malloc_trim(0);
+}
 
 void server_warn_full(const char *what, int rc) {
     static _Atomic int64_t last_ms;

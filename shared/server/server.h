@@ -104,6 +104,12 @@ enum {
  * request, e.g. "a POST on session X". */
 void server_warn_full(const char *what, int rc);
 
+/* What a long-running process calls about once a second: the store pages
+ * it touched leave its resident memory (store_release_pages; the page cache
+ * keeps them once for all processes), and so do the free pages of its
+ * heaps (malloc_trim): a ramp's or a burst's memory is not kept. */
+void server_release_memory(server *s);
+
 /* The words for a close reason, for logs. */
 const char *server_close_reason(int reason);
 
