@@ -124,7 +124,7 @@ static int park(gateway *g, FCGX_Request *r, polling_req *p, http_resp *resp) {
     int fd = r->ipcFd, id = r->requestId;
     FCGX_Free(r, 0); /* the streams and parameters; the connection stays open */
     FCGX_InitRequest(r, g->listen_fd, 0);
-    fpark_add(g->park, fd, id, p, 1, &resp->headers, 0);
+    fpark_add(g->park, fd, id, p, &resp->headers);
     return 0;
 }
 

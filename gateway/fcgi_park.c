@@ -36,7 +36,6 @@ typedef struct parked {
     int fd;
     int request_id;
     int writing;      /* the answer is being written */
-    int claim;        /* not claimed yet (polling_begin_deferred): the loop claims it as it takes it */
     int64_t deadline; /* wall clock (util_now_ms): step again by then */
     polling_req p;
     buf head;   /* headers for the answer (CORS), kept while it waits */
@@ -198,7 +197,6 @@ static void step_batch(ploop *k, size_t n, int claim) {
     else polling_step_many(k->srv, k->reqs, n, k->resps, k->rcs, k->dues);
     for (size_t i = 0; i < n; i++) {
         parked *q = k->batch[i];
-        q->claim = 0;
         if (k->rcs[i] == POLLING_WAIT) {
             q->deadline = k->dues[i];
             if (q->deadline < k->next_due) k->next_due = q->deadline;
@@ -222,9 +220,8 @@ static void peer_event(ploop *k, parked *q) {
     park_free(k, q);
 }
 
-/* The polls handed over since the last turn join the list: the GETs to
- * claim are claimed together at once; a held poll that missed a store
- * change since its worker looked is due at once (this turn's pass). */
+/* The GETs handed over since the last turn join the list and are claimed
+ * together at once. */
 static void take_incoming(ploop *k) {
     uint64_t v;
     ssize_t r = read(k->in_fd, &v, sizeof v);
@@ -233,7 +230,6 @@ static void take_incoming(ploop *k) {
     parked *q = k->incoming;
     k->incoming = NULL;
     pthread_mutex_unlock(&k->mu);
-    uint64_t gen = notify_sub_gen(k->srv->sub);
     size_t n = 0;
     while (q) {
         parked *next = q->next;
@@ -243,15 +239,12 @@ static void take_incoming(ploop *k) {
             log_error("session %s: cannot watch the poll's connection: %s", q->p.sid, strerror(errno));
             polling_abandon(k->srv, &q->p);
             park_free(k, q);
-        } else if (q->claim) {
+        } else {
             k->batch[n++] = q;
             if (n == PARK_BATCH) {
                 step_batch(k, n, 1);
                 n = 0;
             }
-        } else {
-            if (q->p.gen != gen) q->deadline = 0;
-            if (q->deadline < k->next_due) k->next_due = q->deadline;
         }
         q = next;
     }
@@ -360,8 +353,7 @@ int fpark_start(server *srv, fpark **out) {
     return 0;
 }
 
-void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, int claim, buf *head,
-               int64_t deadline_ms) {
+void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, buf *head) {
     ploop *k = &pk->loops[atomic_fetch_add(&pk->next, 1) % (unsigned)pk->n];
     parked *q = calloc(1, sizeof *q);
     if (!q) {
@@ -375,10 +367,8 @@ void fpark_add(fpark *pk, int fd, int request_id, const polling_req *p, int clai
     q->fd = fd;
     q->request_id = request_id;
     q->p = *p;
-    q->claim = claim;
     q->head = *head;
     *head = (buf)BUF_INIT;
-    q->deadline = deadline_ms;
     pthread_mutex_lock(&k->mu);
     int kick = k->incoming == NULL; /* else the loop has a kick for the list still to take */
     q->next = k->incoming;

@@ -29,13 +29,11 @@ typedef struct fpark fpark;
 /* Starts the loop threads; 0 or -errno. */
 int fpark_start(server *srv, fpark **out);
 /* Takes over fd (a FastCGI connection whose request id is request_id and
- * whose input has been read to its end), p and head (the answer's extra
- * headers; emptied).  claim: p is a GET to claim (polling_begin_deferred
- * said POLLING_CLAIM), which the loop does for all the GETs that came in
- * one turn together; else p is held (deadline_ms as polling_step set it).
- * Any thread. */
-void fpark_add(fpark *k, int fd, int request_id, const polling_req *p, int claim, buf *head,
-               int64_t deadline_ms);
+ * whose input has been read to its end), p (a GET to claim:
+ * polling_begin_deferred said POLLING_CLAIM; the loop claims all the GETs
+ * that came in one turn together) and head (the answer's extra headers;
+ * emptied).  Any thread. */
+void fpark_add(fpark *k, int fd, int request_id, const polling_req *p, buf *head);
 /* The CGI-style head ("Status: ...", headers, blank line) and body of resp,
  * appended to out: what a FastCGI answer's STDOUT carries. */
 void fpark_format(const http_resp *resp, buf *out);
