@@ -65,7 +65,6 @@ int stats_reason_of(const char *name) {
 
 const char *stats_transport_name(int t) { return t == STATS_T_WEBSOCKET ? "websocket" : "polling"; }
 
-
 /* Moves slot s's counts into the base slot (file lock held). */
 static void fold(stats_slot *s) {
     atomic_fetch_add_explicit(&map->h.gen, 1, memory_order_acq_rel);

@@ -28,14 +28,17 @@ static int hosted; /* inside sioh_host_begin/end: keep the output */
 
 /* Hosted: the acks kept as they are (sioh_host_ack), with their sockets. */
 #define HOSTED_SOCKET_MAX 64
+typedef struct kept_ack {
+    sioh_hosted_ack a;
+    char socket[HOSTED_SOCKET_MAX + 1];
+} kept_ack;
 static struct {
-    sioh_hosted_ack *a;
-    char (*socks)[HOSTED_SOCKET_MAX + 1];
+    kept_ack *a;
     size_t n, cap;
 } kept;
 
 static void kept_clear(void) {
-    for (size_t i = 0; i < kept.n; i++) cJSON_Delete((cJSON *)kept.a[i].args);
+    for (size_t i = 0; i < kept.n; i++) cJSON_Delete((cJSON *)kept.a[i].a.args);
     kept.n = 0;
 }
 
@@ -43,28 +46,19 @@ static void kept_clear(void) {
 static int keep_ack(const char *socket, long long id, const cJSON *args) {
     size_t sl = strlen(socket);
     if (!hosted || sl > HOSTED_SOCKET_MAX) return 1;
-    if (kept.n == kept.cap) {
-        size_t cap = kept.cap ? kept.cap * 2 : 4;
-        sioh_hosted_ack *a = realloc(kept.a, cap * sizeof *a);
-        if (!a) return -ENOMEM;
-        kept.a = a;
-        char (*s)[HOSTED_SOCKET_MAX + 1] = realloc(kept.socks, cap * sizeof *s);
-        if (!s) return -ENOMEM;
-        kept.socks = s;
-        kept.cap = cap;
-    }
+    if (util_grow(&kept.a, &kept.cap, kept.n, sizeof *kept.a, 4)) return -ENOMEM;
     cJSON *copy = args ? cJSON_Duplicate(args, 1) : cJSON_CreateArray();
     if (!copy) return -ENOMEM;
-    memcpy(kept.socks[kept.n], socket, sl + 1);
-    kept.a[kept.n] = (sioh_hosted_ack){out.len, NULL, id, copy};
-    kept.n++;
+    kept_ack *k = &kept.a[kept.n++];
+    memcpy(k->socket, socket, sl + 1);
+    k->a = (sioh_hosted_ack){out.len, NULL, id, copy};
     return 0;
 }
 
 const sioh_hosted_ack *sioh_host_ack(size_t i) {
     if (i >= kept.n) return NULL;
-    kept.a[i].socket = kept.socks[i]; /* the array may have moved since */
-    return &kept.a[i];
+    kept.a[i].a.socket = kept.a[i].socket; /* the array may have moved since */
+    return &kept.a[i].a;
 }
 
 /* ---- output ------------------------------------------------------------------ */
